@@ -1,0 +1,185 @@
+//! Configures and starts an [`Engine`].
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Config, Engine, Shared};
+use crate::error::{Error, RegistryError};
+use crate::projection::runner::ProjectionHost;
+use crate::registry::Registry;
+use crate::store::{MemoryStore, Store};
+
+/// Builds an [`Engine`]: the store, the registry, services and limits.
+///
+/// # Examples
+///
+/// ```
+/// # use cqrs_core::prelude::*;
+/// # use std::time::Duration;
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// # pub struct Pinged;
+/// # #[derive(Command, Deserialize)]
+/// # #[command(aggregate = Probe)]
+/// # pub struct Ping { #[id] pub id: u32 }
+/// # #[derive(Aggregate, Default)]
+/// # #[aggregate(events(Pinged), commands(Ping), error = std::io::Error)]
+/// # pub struct Probe;
+/// # impl Apply<Pinged> for Probe { fn apply(&mut self, _: &Pinged) {} }
+/// # impl Handle<Ping> for Probe {
+/// #     fn handle(&self, _: &Ping) -> Result<Events<Self>, std::io::Error> { Ok(events![Pinged]) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cqrs_core::Error> {
+/// let engine = Engine::builder()
+///     .store(MemoryStore::new())
+///     .max_retries(10)
+///     .query_timeout(Duration::from_secs(2))
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "an EngineBuilder does nothing until `build` is awaited"]
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    registry: Option<Registry>,
+    services: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    config: Config,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self {
+            store: None,
+            registry: None,
+            services: HashMap::new(),
+            config: Config {
+                max_retries: 8,
+                cache_capacity: 10_000,
+                query_timeout: Duration::from_secs(5),
+                projection_batch: 512,
+                run_projections: true,
+            },
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// The event store (default: a new [`MemoryStore`]).
+    pub fn store<S: Store>(mut self, store: S) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// An event store shared with other owners.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The definitions to run (default: [`Registry::from_inventory`]).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Services handed to the handlers of every aggregate declaring
+    /// `services = T`.
+    pub fn services<T: Send + Sync + 'static>(mut self, services: T) -> Self {
+        self.services.insert(TypeId::of::<T>(), Arc::new(services));
+        self
+    }
+
+    /// How many times a command is retried after a concurrency conflict with
+    /// another writer (default 8).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.config.max_retries = retries;
+        self
+    }
+
+    /// How many loaded aggregates to keep between commands (default 10,000;
+    /// 0 reloads from the store every time).
+    pub fn cache_capacity(mut self, aggregates: usize) -> Self {
+        self.config.cache_capacity = aggregates;
+        self
+    }
+
+    /// How long [`QueryRequest::after`](crate::QueryRequest::after) waits by
+    /// default (5 s).
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.config.query_timeout = timeout;
+        self
+    }
+
+    /// How many events a projection reads per batch (default 512).
+    pub fn projection_batch_size(mut self, events: usize) -> Self {
+        self.config.projection_batch = events.max(1);
+        self
+    }
+
+    /// Do not run projections in this engine (a write-only process).
+    pub fn without_projections(mut self) -> Self {
+        self.config.run_projections = false;
+        self
+    }
+
+    /// Checks the registry and starts the projections.
+    ///
+    /// Must be called inside a Tokio runtime: projections run on its tasks.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError`] when the registry is empty or inconsistent, or an
+    /// aggregate's services are missing.
+    pub async fn build(self) -> Result<Engine, Error> {
+        let Self {
+            store,
+            registry,
+            services,
+            config,
+        } = self;
+        let registry = registry.unwrap_or_else(Registry::from_inventory);
+        registry.validate()?;
+        for aggregate in registry.aggregates() {
+            let needed = (aggregate.services_type_id)();
+            if needed != TypeId::of::<()>() && !services.contains_key(&needed) {
+                return Err(RegistryError::MissingServices {
+                    aggregate: aggregate.name,
+                    services: aggregate.services_type,
+                }
+                .into());
+            }
+        }
+        let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let host = ProjectionHost {
+            store: Arc::clone(&store),
+            shutdown: shutdown_rx,
+            batch_size: config.projection_batch,
+        };
+        let projections = if config.run_projections {
+            registry
+                .projections()
+                .iter()
+                .map(|p| (p.name, (p.start)(&host)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        Ok(Engine {
+            shared: Arc::new(Shared {
+                store,
+                registry,
+                services,
+                caches: Mutex::new(HashMap::new()),
+                projections,
+                config,
+                shutdown,
+            }),
+        })
+    }
+}

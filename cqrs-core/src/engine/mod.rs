@@ -1,0 +1,513 @@
+//! The engine: runs commands against aggregates, projections from the log,
+//! and queries against projections.
+
+mod builder;
+mod cache;
+mod query;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+pub use builder::EngineBuilder;
+pub use query::QueryRequest;
+
+use self::cache::{AggregateCache, Loaded};
+use crate::aggregate::Aggregate;
+use crate::command::{Command, Receipt};
+use crate::error::{CommandError, Error, StoreError};
+use crate::event::EventSet;
+use crate::projection::ProjectionStatus;
+use crate::projection::runner::RunningProjection;
+use crate::query::Query;
+use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
+use crate::registry::{Catalog, Registry};
+use crate::store::{ExpectedVersion, Snapshot, Store};
+
+/// Runs a domain: commands in, events stored, projections updated, queries
+/// answered. Cheap to clone; clones share everything.
+///
+/// # Examples
+///
+/// ```
+/// use cqrs_core::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// pub struct Incremented { pub by: u64 }
+///
+/// #[derive(Command, Deserialize)]
+/// #[command(aggregate = Counter)]
+/// pub struct Increment { #[id] pub counter: String, pub by: u64 }
+///
+/// #[derive(Aggregate, Default)]
+/// #[aggregate(name = "counter", events(Incremented), commands(Increment), error = std::io::Error)]
+/// pub struct Counter { value: u64 }
+///
+/// impl Apply<Incremented> for Counter {
+///     fn apply(&mut self, e: &Incremented) { self.value += e.by; }
+/// }
+/// impl Handle<Increment> for Counter {
+///     fn handle(&self, c: &Increment) -> Result<Events<Self>, std::io::Error> {
+///         Ok(events![Incremented { by: c.by }])
+///     }
+/// }
+///
+/// #[derive(Projection, Default)]
+/// #[projection(events(Incremented))]
+/// pub struct Totals { total: u64 }
+///
+/// impl Project<Incremented> for Totals {
+///     fn project(&mut self, e: &Envelope<Incremented>) { self.total += e.by; }
+/// }
+///
+/// #[derive(Query, Deserialize)]
+/// #[query(projection = Totals, output = u64)]
+/// pub struct Total;
+///
+/// impl Answer<Total> for Totals {
+///     fn answer(&self, _: &Total) -> u64 { self.total }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cqrs_core::Error> {
+/// let engine = Engine::builder().build().await?;
+/// let receipt = engine.execute(Increment { counter: "c-1".into(), by: 5 }).await?;
+/// assert_eq!(receipt.version, 1);
+/// assert_eq!(engine.query(Total).after(&receipt).await?, 5);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    store: Arc<dyn Store>,
+    registry: Registry,
+    services: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// One `AggregateCache<A>` per aggregate type, made on first use.
+    caches: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    projections: HashMap<&'static str, RunningProjection>,
+    config: Config,
+    shutdown: watch::Sender<bool>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    max_retries: u32,
+    cache_capacity: usize,
+    query_timeout: Duration,
+    projection_batch: usize,
+    run_projections: bool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl Engine {
+    /// Starts configuring an engine.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Runs a command with empty metadata (a fresh correlation id).
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::Domain`] with the aggregate's own error when the handler
+    /// refuses; [`CommandError::Engine`] when the store fails, a stored event
+    /// does not decode, or every retry met a concurrency conflict.
+    pub async fn execute<C: Command>(
+        &self,
+        command: C,
+    ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
+        self.execute_with(command, Metadata::new()).await
+    }
+
+    /// Runs a command; every event it appends carries `metadata` (a
+    /// correlation id is generated when it has none).
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub async fn execute_with<C: Command>(
+        &self,
+        command: C,
+        mut metadata: Metadata,
+    ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
+        let stream = StreamId::new(<C::Aggregate as Aggregate>::NAME, command.aggregate_id());
+        let span = tracing::info_span!(
+            "command",
+            aggregate = <C::Aggregate as Aggregate>::NAME,
+            id = %stream.id,
+            command = C::NAME,
+            version = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        metadata
+            .correlation_id
+            .get_or_insert_with(uuid::Uuid::new_v4);
+        let result = self
+            .run_command(&command, stream, metadata)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(receipt) => {
+                span.record("version", receipt.version);
+                span.record("outcome", "ok");
+            }
+            Err(CommandError::Domain(_)) => {
+                span.record("outcome", "refused");
+            }
+            Err(CommandError::Engine(_)) => {
+                span.record("outcome", "failed");
+            }
+        }
+        result
+    }
+
+    async fn run_command<C: Command>(
+        &self,
+        command: &C,
+        stream: StreamId,
+        metadata: Metadata,
+    ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
+        let services = self.services::<C::Aggregate>()?;
+        let cache = self.cache::<C::Aggregate>();
+        let slot = cache.slot(&stream.id);
+        let mut guard = slot.lock().await;
+        let mut attempt = 0;
+        loop {
+            let loaded = match guard.take() {
+                Some(loaded) => loaded,
+                None => self.load::<C::Aggregate>(&stream).await?,
+            };
+            let events = match C::dispatch(&loaded.state, command, services).await {
+                Ok(events) => events.into_vec(),
+                Err(refusal) => {
+                    if cache.keeps_state() {
+                        *guard = Some(loaded);
+                    }
+                    return Err(CommandError::Domain(refusal));
+                }
+            };
+            if events.is_empty() {
+                let version = loaded.version;
+                if cache.keeps_state() {
+                    *guard = Some(loaded);
+                }
+                return Ok(self.receipt::<C>(stream, version, None, 0, attempt));
+            }
+            let new_events = encode(&events, &metadata)?;
+            match self
+                .shared
+                .store
+                .append(&stream, ExpectedVersion::Exact(loaded.version), new_events)
+                .await
+            {
+                Ok(outcome) => {
+                    let Loaded {
+                        mut state,
+                        version: before,
+                    } = loaded;
+                    for event in &events {
+                        state.apply_event(event);
+                    }
+                    let loaded = Loaded {
+                        state,
+                        version: outcome.version,
+                    };
+                    self.maybe_snapshot(&stream, &loaded, before).await;
+                    if cache.keeps_state() {
+                        *guard = Some(loaded);
+                    }
+                    return Ok(self.receipt::<C>(
+                        stream,
+                        outcome.version,
+                        Some(outcome.last_position),
+                        events.len(),
+                        attempt,
+                    ));
+                }
+                Err(StoreError::Conflict { .. }) if attempt < self.shared.config.max_retries => {
+                    // Another process wrote to the stream: reload and decide again.
+                    attempt += 1;
+                    tracing::debug!(attempt, "concurrency conflict; retrying");
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(Error::TooManyConflicts {
+                        command: C::NAME,
+                        stream,
+                        attempts: attempt + 1,
+                    }
+                    .into());
+                }
+                // The cached state is dropped: whether the append landed is unknown.
+                Err(e) => return Err(Error::from(e).into()),
+            }
+        }
+    }
+
+    fn receipt<C: Command>(
+        &self,
+        stream: StreamId,
+        version: u64,
+        position: Option<u64>,
+        events: usize,
+        retries: u32,
+    ) -> Receipt {
+        Receipt {
+            aggregate: <C::Aggregate as Aggregate>::NAME,
+            id: stream.id,
+            version,
+            position,
+            events,
+            retries,
+        }
+    }
+
+    /// Loads an aggregate from its latest snapshot and the events after it.
+    async fn load<A: Aggregate>(&self, stream: &StreamId) -> Result<Loaded<A>, Error> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: 0,
+        };
+        if A::SNAPSHOT_EVERY.is_some()
+            && let Some(snapshot) = self.shared.store.load_snapshot(stream).await?
+        {
+            match A::decode_snapshot(&snapshot.state) {
+                Some(Ok(state)) => {
+                    loaded = Loaded {
+                        state,
+                        version: snapshot.version,
+                    }
+                }
+                // A snapshot is only a shortcut: replay from the start instead.
+                Some(Err(e)) => {
+                    tracing::warn!(%stream, error = %e, "snapshot does not decode; replaying")
+                }
+                None => {}
+            }
+        }
+        for record in self
+            .shared
+            .store
+            .read_stream(stream, loaded.version + 1)
+            .await?
+        {
+            let event =
+                A::Event::decode(&record.event_name, record.schema_version, &record.payload)
+                    .map_err(|e| e.at(&record))?;
+            loaded.state.apply_event(&event);
+            loaded.version = record.version;
+        }
+        Ok(loaded)
+    }
+
+    async fn maybe_snapshot<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &Loaded<A>,
+        before: u64,
+    ) {
+        let Some(every) = A::SNAPSHOT_EVERY.filter(|n| *n > 0) else {
+            return;
+        };
+        if before / every == loaded.version / every {
+            return;
+        }
+        match loaded.state.encode_snapshot() {
+            Some(Ok(state)) => {
+                let snapshot = Snapshot {
+                    version: loaded.version,
+                    state,
+                    taken_at: Timestamp::now(),
+                };
+                if let Err(e) = self.shared.store.save_snapshot(stream, snapshot).await {
+                    tracing::warn!(%stream, error = %e, "saving a snapshot failed");
+                }
+            }
+            Some(Err(e)) => tracing::warn!(%stream, error = %e, "encoding a snapshot failed"),
+            None => {}
+        }
+    }
+
+    fn services<A: Aggregate>(&self) -> Result<&A::Services, Error> {
+        static UNIT: () = ();
+        if let Some(unit) = (&UNIT as &dyn Any).downcast_ref::<A::Services>() {
+            return Ok(unit);
+        }
+        self.shared
+            .services
+            .get(&TypeId::of::<A::Services>())
+            .and_then(|s| s.downcast_ref::<A::Services>())
+            .ok_or_else(|| {
+                crate::error::RegistryError::MissingServices {
+                    aggregate: A::NAME,
+                    services: std::any::type_name::<A::Services>(),
+                }
+                .into()
+            })
+    }
+
+    fn cache<A: Aggregate>(&self) -> Arc<AggregateCache<A>> {
+        let mut caches = self
+            .shared
+            .caches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = caches.entry(TypeId::of::<A>()).or_insert_with(|| {
+            Arc::new(AggregateCache::<A>::new(self.shared.config.cache_capacity))
+        });
+        match Arc::clone(entry).downcast::<AggregateCache<A>>() {
+            Ok(cache) => cache,
+            // Keyed by `TypeId::of::<A>()`, so the entry is always an `AggregateCache<A>`.
+            Err(_) => Arc::new(AggregateCache::new(self.shared.config.cache_capacity)),
+        }
+    }
+
+    /// Runs the command named `name` with a JSON body (for HTTP or a CLI).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownCommand`], [`Error::InvalidBody`], or what
+    /// [`execute`](Self::execute) returns, the domain error boxed in
+    /// [`Error::Domain`].
+    pub async fn execute_json(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Result<Receipt, Error> {
+        self.execute_json_with(name, body, Metadata::new()).await
+    }
+
+    /// [`execute_json`](Self::execute_json) with metadata.
+    ///
+    /// # Errors
+    ///
+    /// As [`execute_json`](Self::execute_json).
+    pub async fn execute_json_with(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+        metadata: Metadata,
+    ) -> Result<Receipt, Error> {
+        let command = self
+            .shared
+            .registry
+            .command(name)
+            .ok_or_else(|| Error::UnknownCommand {
+                name: name.to_owned(),
+                known: self
+                    .shared
+                    .registry
+                    .commands()
+                    .iter()
+                    .map(|c| c.name)
+                    .collect(),
+            })?;
+        (command.execute_json)(self, body, metadata).await
+    }
+
+    /// Starts a query; `.await` it for the answer as of now, or chain
+    /// [`after`](QueryRequest::after) to read your own writes.
+    pub fn query<Q: Query>(&self, query: Q) -> QueryRequest<'_, Q> {
+        QueryRequest::new(self, query)
+    }
+
+    /// Answers the query named `name` with a JSON body, as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownQuery`], [`Error::InvalidBody`], or what the query
+    /// returns.
+    pub async fn query_json(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        let query = self
+            .shared
+            .registry
+            .query(name)
+            .ok_or_else(|| Error::UnknownQuery {
+                name: name.to_owned(),
+                known: self
+                    .shared
+                    .registry
+                    .queries()
+                    .iter()
+                    .map(|q| q.name)
+                    .collect(),
+            })?;
+        (query.query_json)(self, body).await
+    }
+
+    /// Where projection `name` is, and how far behind the log head.
+    pub fn projection_status(&self, name: &str) -> Option<ProjectionStatus> {
+        let running = self.shared.projections.get(name)?;
+        let mut status = running.status.borrow().clone();
+        status.head = status.head.max(*self.shared.store.watch_head().borrow());
+        Some(status)
+    }
+
+    /// The status of every projection this engine runs, by name.
+    pub fn projections(&self) -> Vec<ProjectionStatus> {
+        let mut names: Vec<_> = self.shared.projections.values().map(|p| p.name).collect();
+        names.sort_unstable();
+        names
+            .into_iter()
+            .filter_map(|n| self.projection_status(n))
+            .collect()
+    }
+
+    /// Everything registered, printable as a table.
+    pub fn catalog(&self) -> Catalog {
+        self.shared.registry.catalog()
+    }
+
+    /// The definitions this engine runs.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// The store this engine writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+
+    /// Stops the projection runners. Commands still work; queries answer from
+    /// the state the projections had.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+}
+
+fn encode<E: EventSet>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent>, Error> {
+    let timestamp = Timestamp::now();
+    events
+        .iter()
+        .map(|event| {
+            let payload = event.encode().map_err(|source| Error::EventEncode {
+                event: event.event_name(),
+                source,
+            })?;
+            Ok(NewEvent {
+                event_id: uuid::Uuid::new_v4(),
+                event_name: event.event_name().to_owned(),
+                schema_version: event.event_version(),
+                payload,
+                metadata: metadata.clone(),
+                timestamp,
+            })
+        })
+        .collect()
+}

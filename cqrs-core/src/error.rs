@@ -1,0 +1,336 @@
+//! Errors, one enum per area, joined in [`Error`].
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::record::{RecordedEvent, StreamId};
+
+/// Where in the log an event that failed to decode lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventLocation {
+    /// Its stream.
+    pub stream: StreamId,
+    /// Its version in the stream.
+    pub version: u64,
+    /// Its global position.
+    pub position: u64,
+}
+
+impl fmt::Display for EventLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stream {} version {} position {}",
+            self.stream, self.version, self.position
+        )
+    }
+}
+
+/// A stored event or snapshot that this build cannot read.
+#[derive(Debug, Error)]
+#[error("{kind}{}", at.as_ref().map(|at| format!(" (at {at})")).unwrap_or_default())]
+pub struct DecodeError {
+    /// What went wrong.
+    #[source]
+    pub kind: DecodeErrorKind,
+    /// Where the event is, when it came from the log.
+    pub at: Option<EventLocation>,
+}
+
+/// What kind of decoding failure a [`DecodeError`] is.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// No event type of this name is known where it was read.
+    #[error("unknown event `{name}`")]
+    UnknownEvent {
+        /// The stored name.
+        name: String,
+    },
+    /// The stored schema version is newer than this build reads.
+    #[error(
+        "event `{name}` has schema version {found}, newer than version {supported} this build reads"
+    )]
+    NewerVersion {
+        /// The stored name.
+        name: String,
+        /// The stored version.
+        found: u32,
+        /// The version the event type reads.
+        supported: u32,
+    },
+    /// The stored schema version is older and nothing upcasts it.
+    #[error(
+        "event `{name}` has schema version {found}, older than version {supported}, and no upcaster is registered for it"
+    )]
+    OlderVersion {
+        /// The stored name.
+        name: String,
+        /// The stored version.
+        found: u32,
+        /// The version the event type reads.
+        supported: u32,
+    },
+    /// The payload does not match the event type.
+    #[error("payload of event `{name}` version {version} does not decode")]
+    Payload {
+        /// The stored name.
+        name: String,
+        /// The stored version.
+        version: u32,
+        /// The decoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A snapshot does not decode into the aggregate.
+    #[error("snapshot of aggregate `{aggregate}` does not decode")]
+    Snapshot {
+        /// The aggregate name.
+        aggregate: &'static str,
+        /// The decoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl DecodeError {
+    pub(crate) fn new(kind: DecodeErrorKind) -> Self {
+        Self { kind, at: None }
+    }
+
+    /// Records where the undecodable event lives.
+    #[must_use]
+    pub fn at(mut self, record: &RecordedEvent) -> Self {
+        self.at = Some(EventLocation {
+            stream: record.stream.clone(),
+            version: record.version,
+            position: record.position,
+        });
+        self
+    }
+}
+
+/// A failure of the event store.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream moved since it was read: another writer appended first.
+    #[error("concurrency conflict on stream {stream}: expected version {expected}, found {actual}")]
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// The version the append expected.
+        expected: u64,
+        /// The version the stream has.
+        actual: u64,
+    },
+    /// The append was empty or otherwise malformed.
+    #[error("invalid append to stream {stream}: {reason}")]
+    InvalidAppend {
+        /// The stream.
+        stream: StreamId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backend failed (I/O, connection, database error).
+    #[error("event store backend failed: {message}")]
+    Backend {
+        /// What was being done.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// A problem with what the derives registered.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Nothing was registered: no derive linked into this binary.
+    #[error("the registry is empty: no aggregate, projection or query is linked into this program")]
+    Empty,
+    /// Two definitions claim one name.
+    #[error("{kind} name `{name}` is defined twice: by `{first}` and by `{second}`")]
+    Duplicate {
+        /// `"event"`, `"command"`, `"aggregate"`, `"projection"` or `"query"`.
+        kind: &'static str,
+        /// The contested name.
+        name: &'static str,
+        /// One definition (Rust path).
+        first: &'static str,
+        /// The other definition (Rust path).
+        second: &'static str,
+    },
+    /// A definition refers to a name nothing registered.
+    #[error(
+        "{kind} `{name}` (`{definition}`) refers to {missing_kind} `{missing}`, which is not registered"
+    )]
+    Dangling {
+        /// The kind of the referring definition.
+        kind: &'static str,
+        /// Its name.
+        name: &'static str,
+        /// Its Rust path.
+        definition: &'static str,
+        /// The kind of what is missing.
+        missing_kind: &'static str,
+        /// The missing name.
+        missing: &'static str,
+    },
+    /// An aggregate declares services the engine was not given.
+    #[error(
+        "aggregate `{aggregate}` needs services `{services}`: pass them with `EngineBuilder::services`"
+    )]
+    MissingServices {
+        /// The aggregate name.
+        aggregate: &'static str,
+        /// The services type.
+        services: &'static str,
+    },
+}
+
+/// The error of a typed [`Engine::execute`](crate::Engine::execute): the
+/// aggregate's own domain error, or a failure of the engine.
+#[derive(Debug, Error)]
+pub enum CommandError<E> {
+    /// The handler refused the command.
+    #[error("command refused: {0}")]
+    Domain(E),
+    /// The engine could not run the command.
+    #[error(transparent)]
+    Engine(#[from] Error),
+}
+
+impl<E> CommandError<E> {
+    /// The domain error, if the handler refused the command.
+    pub fn domain(&self) -> Option<&E> {
+        match self {
+            Self::Domain(e) => Some(e),
+            Self::Engine(_) => None,
+        }
+    }
+}
+
+/// Everything that can go wrong in `cqrs-core`.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The registry is inconsistent.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A handler refused a command (untyped, from dispatch by name or `?`).
+    #[error("command refused: {0}")]
+    Domain(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Every retry of a command met a concurrency conflict.
+    #[error(
+        "command `{command}` on stream {stream} gave up after {attempts} attempts: the stream kept changing"
+    )]
+    TooManyConflicts {
+        /// The command name.
+        command: &'static str,
+        /// The stream.
+        stream: StreamId,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// No command of this name is registered.
+    #[error("unknown command `{name}`{}", did_you_mean(.known))]
+    UnknownCommand {
+        /// The name asked for.
+        name: String,
+        /// Registered command names.
+        known: Vec<&'static str>,
+    },
+    /// No query of this name is registered.
+    #[error("unknown query `{name}`{}", did_you_mean(.known))]
+    UnknownQuery {
+        /// The name asked for.
+        name: String,
+        /// Registered query names.
+        known: Vec<&'static str>,
+    },
+    /// A JSON body does not decode into the named command or query.
+    #[error("body of {kind} `{name}` does not decode")]
+    InvalidBody {
+        /// `"command"` or `"query"`.
+        kind: &'static str,
+        /// Its name.
+        name: &'static str,
+        /// The decoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An event a handler returned could not be encoded.
+    #[error("event `{event}` does not encode as JSON")]
+    EventEncode {
+        /// The event name.
+        event: &'static str,
+        /// The encoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An answer could not be encoded as JSON.
+    #[error("answer of query `{name}` does not encode as JSON")]
+    Encode {
+        /// The query name.
+        name: &'static str,
+        /// The encoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A projection did not reach the requested position in time.
+    #[error(
+        "projection `{projection}` did not reach position {wanted} within {waited_ms} ms (it is at {reached})"
+    )]
+    Timeout {
+        /// The projection.
+        projection: &'static str,
+        /// The position waited for.
+        wanted: u64,
+        /// Where it got to.
+        reached: u64,
+        /// How long was waited.
+        waited_ms: u128,
+    },
+    /// A projection stopped on an error and no longer advances.
+    #[error("projection `{projection}` stopped at position {position}: {reason}")]
+    ProjectionFailed {
+        /// The projection.
+        projection: &'static str,
+        /// Its last position.
+        position: u64,
+        /// Why it stopped.
+        reason: String,
+    },
+    /// The projection exists but is not run by this engine.
+    #[error("projection `{0}` is not running in this engine")]
+    ProjectionNotRunning(&'static str),
+    /// The engine was shut down.
+    #[error("the engine is shut down")]
+    Shutdown,
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for Error {
+    fn from(e: CommandError<E>) -> Self {
+        match e {
+            CommandError::Domain(e) => Error::Domain(Box::new(e)),
+            CommandError::Engine(e) => e,
+        }
+    }
+}
+
+fn did_you_mean(known: &[&'static str]) -> String {
+    if known.is_empty() {
+        String::from(" (none are registered)")
+    } else {
+        format!(" (known: {})", known.join(", "))
+    }
+}

@@ -1,0 +1,215 @@
+//! Events: the facts an aggregate records, and the set of them one aggregate owns.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::aggregate::Aggregate;
+use crate::error::DecodeError;
+
+/// A fact that happened in the domain, stored in the event log.
+///
+/// Implemented by `#[derive(Event)]`; the name is what the log stores and what
+/// projections route on, so it must stay stable once events are written.
+/// The schema version says which shape of the payload this type reads.
+///
+/// # Examples
+///
+/// ```
+/// use cqrs_core::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #[event(name = "account.opened", version = 2)]
+/// pub struct AccountOpened { pub owner: String }
+///
+/// assert_eq!(AccountOpened::NAME, "account.opened");
+/// assert_eq!(AccountOpened::VERSION, 2);
+/// ```
+pub trait Event:
+    Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
+{
+    /// The stored event name (`#[event(name = "..")]`, default: the type name).
+    const NAME: &'static str;
+    /// The schema version of this shape (`#[event(version = N)]`, default 1).
+    const VERSION: u32;
+}
+
+/// The closed set of events of one aggregate: the enum `#[derive(Aggregate)]`
+/// generates (`<Aggregate>Event`), one variant per event type.
+///
+/// It serializes as `{"event": name, "version": n, "data": payload}`, so the
+/// stored form never depends on Rust variant names.
+pub trait EventSet: Clone + Debug + PartialEq + Send + Sync + Sized + 'static {
+    /// The names of every event in the set, in declaration order.
+    const NAMES: &'static [&'static str];
+
+    /// The stored name of this event.
+    fn event_name(&self) -> &'static str;
+
+    /// The schema version of this event.
+    fn event_version(&self) -> u32;
+
+    /// Encodes the payload (the event struct alone) as JSON.
+    ///
+    /// # Errors
+    ///
+    /// When the event's `Serialize` implementation fails.
+    fn encode(&self) -> Result<Vec<u8>, serde_json::Error>;
+
+    /// Decodes a stored payload by its name and schema version.
+    ///
+    /// # Errors
+    ///
+    /// An unknown name, an unsupported version or a payload that does not
+    /// match the type.
+    fn decode(name: &str, version: u32, payload: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// Marks `Self` as one of the events aggregate `A` declares in `events(..)`.
+///
+/// `events![..]` and [`Events::push`] accept only such events, so a handler
+/// that emits a foreign event does not compile.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event of aggregate `{A}`",
+    label = "not listed in `events(..)` of `{A}`",
+    note = "add `{Self}` to `#[aggregate(events(..))]` on `{A}`, or emit one of its events"
+)]
+pub trait EventOf<A: Aggregate>: Event + Into<A::Event> {}
+
+/// The events a command handler decided to record, in order.
+///
+/// Build it with [`events!`](crate::events) or [`Events::push`].
+///
+/// # Examples
+///
+/// ```
+/// # use cqrs_core::prelude::*;
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// # pub struct Pinged;
+/// # #[derive(Command, Deserialize)]
+/// # #[command(aggregate = Probe)]
+/// # pub struct Ping { #[id] pub id: u32 }
+/// # #[derive(Aggregate, Default)]
+/// # #[aggregate(events(Pinged), commands(Ping), error = std::io::Error)]
+/// # pub struct Probe;
+/// # impl Apply<Pinged> for Probe { fn apply(&mut self, _: &Pinged) {} }
+/// # impl Handle<Ping> for Probe {
+/// #     fn handle(&self, _: &Ping) -> Result<Events<Self>, std::io::Error> { Ok(events![Pinged]) }
+/// # }
+/// let mut events = Events::<Probe>::new();
+/// events.push(Pinged);
+/// assert_eq!(events.len(), 1);
+/// ```
+pub struct Events<A: Aggregate> {
+    items: Vec<A::Event>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate> Events<A> {
+    /// No events: the command changed nothing.
+    pub fn new() -> Self {
+        Self {
+            items: Vec::new(),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Appends one event of this aggregate.
+    pub fn push<E: EventOf<A>>(&mut self, event: E) {
+        self.items.push(event.into());
+    }
+
+    /// Appends one event of this aggregate, by value (for chaining).
+    #[must_use]
+    pub fn with<E: EventOf<A>>(mut self, event: E) -> Self {
+        self.push(event);
+        self
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The events, in order.
+    pub fn as_slice(&self) -> &[A::Event] {
+        &self.items
+    }
+
+    /// The events, in order, by value.
+    pub fn into_vec(self) -> Vec<A::Event> {
+        self.items
+    }
+}
+
+impl<A: Aggregate> Default for Events<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Aggregate> Debug for Events<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.items).finish()
+    }
+}
+
+impl<A: Aggregate> Clone for Events<A> {
+    fn clone(&self) -> Self {
+        Self {
+            items: self.items.clone(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate> PartialEq for Events<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.items == other.items
+    }
+}
+
+impl<A: Aggregate> IntoIterator for Events<A> {
+    type Item = A::Event;
+    type IntoIter = std::vec::IntoIter<A::Event>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter()
+    }
+}
+
+/// Builds [`Events`] from a list of event values of the handler's aggregate.
+///
+/// ```
+/// # use cqrs_core::prelude::*;
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// # pub struct Pinged;
+/// # #[derive(Command, Deserialize)]
+/// # #[command(aggregate = Probe)]
+/// # pub struct Ping { #[id] pub id: u32 }
+/// # #[derive(Aggregate, Default)]
+/// # #[aggregate(events(Pinged), commands(Ping), error = std::io::Error)]
+/// # pub struct Probe;
+/// # impl Apply<Pinged> for Probe { fn apply(&mut self, _: &Pinged) {} }
+/// impl Handle<Ping> for Probe {
+///     fn handle(&self, _: &Ping) -> Result<Events<Self>, std::io::Error> {
+///         Ok(events![Pinged, Pinged])
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! events {
+    () => { $crate::Events::new() };
+    ($($event:expr),+ $(,)?) => {{
+        let mut __cqrs_events = $crate::Events::new();
+        $( __cqrs_events.push($event); )+
+        __cqrs_events
+    }};
+}

@@ -1,0 +1,165 @@
+//! CQRS and event sourcing for Rust, driven by derive macros.
+//!
+//! Describe a domain with plain structs and five derives; `cqrs-core` runs it:
+//!
+//! - [`Event`]: a fact, stored by name and schema version;
+//! - [`Aggregate`]: the write model; generates its event enum, the fold
+//!   ([`Apply`]) and the command dispatch ([`Handle`], [`HandleAsync`]);
+//! - [`Command`]: a request to change one aggregate, its `#[id]` field naming
+//!   the stream;
+//! - [`Projection`]: a read model fed from the global log ([`Project`]);
+//! - [`Query`]: a question a projection answers ([`Answer`]).
+//!
+//! The [`Engine`] executes commands with optimistic concurrency, keeps hot
+//! aggregates cached, runs projections asynchronously, and answers queries,
+//! optionally after a command's events are visible (read-your-writes).
+//!
+//! # A tour
+//!
+//! ```
+//! use cqrs_core::prelude::*;
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! #[event(name = "account.opened")]
+//! pub struct AccountOpened { pub owner: String }
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! pub struct MoneyDeposited { pub amount: u64 }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! pub enum AccountError {
+//!     #[error("the account is already open")]
+//!     AlreadyOpen,
+//!     #[error("the account is not open")]
+//!     NotOpen,
+//! }
+//!
+//! #[derive(Command, Deserialize)]
+//! #[command(aggregate = Account)]
+//! pub struct Open { #[id] pub account: String, pub owner: String }
+//!
+//! #[derive(Command, Deserialize)]
+//! #[command(aggregate = Account)]
+//! pub struct Deposit { #[id] pub account: String, pub amount: u64 }
+//!
+//! #[derive(Aggregate, Default)]
+//! #[aggregate(
+//!     name = "account",
+//!     events(AccountOpened, MoneyDeposited),
+//!     commands(Open, Deposit),
+//!     error = AccountError,
+//! )]
+//! pub struct Account { open: bool, balance: u64 }
+//!
+//! impl Apply<AccountOpened> for Account {
+//!     fn apply(&mut self, _: &AccountOpened) { self.open = true; }
+//! }
+//! impl Apply<MoneyDeposited> for Account {
+//!     fn apply(&mut self, e: &MoneyDeposited) { self.balance += e.amount; }
+//! }
+//! impl Handle<Open> for Account {
+//!     fn handle(&self, c: &Open) -> Result<Events<Self>, AccountError> {
+//!         if self.open { return Err(AccountError::AlreadyOpen); }
+//!         Ok(events![AccountOpened { owner: c.owner.clone() }])
+//!     }
+//! }
+//! impl Handle<Deposit> for Account {
+//!     fn handle(&self, c: &Deposit) -> Result<Events<Self>, AccountError> {
+//!         if !self.open { return Err(AccountError::NotOpen); }
+//!         Ok(events![MoneyDeposited { amount: c.amount }])
+//!     }
+//! }
+//!
+//! #[derive(Projection, Default)]
+//! #[projection(name = "balances", events(MoneyDeposited))]
+//! pub struct Balances { by_account: std::collections::HashMap<String, u64> }
+//!
+//! impl Project<MoneyDeposited> for Balances {
+//!     fn project(&mut self, e: &Envelope<MoneyDeposited>) {
+//!         *self.by_account.entry(e.aggregate_id().to_owned()).or_default() += e.amount;
+//!     }
+//! }
+//!
+//! #[derive(Query, Deserialize)]
+//! #[query(projection = Balances, output = Option<u64>)]
+//! pub struct BalanceOf { pub account: String }
+//!
+//! impl Answer<BalanceOf> for Balances {
+//!     fn answer(&self, q: &BalanceOf) -> Option<u64> { self.by_account.get(&q.account).copied() }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cqrs_core::Error> {
+//! let app = Engine::builder().store(MemoryStore::new()).build().await?;
+//! app.execute(Open { account: "a-1".into(), owner: "Ada".into() }).await?;
+//! let receipt = app.execute(Deposit { account: "a-1".into(), amount: 100 }).await?;
+//! let balance = app.query(BalanceOf { account: "a-1".into() }).after(&receipt).await?;
+//! assert_eq!(balance, Some(100));
+//!
+//! let refused = app.execute(Open { account: "a-1".into(), owner: "Bob".into() }).await;
+//! assert!(matches!(refused, Err(CommandError::Domain(AccountError::AlreadyOpen))));
+//! # Ok(()) }
+//! ```
+//!
+//! # Compile-time checks
+//!
+//! The derives reject an incomplete or inconsistent domain where the mistake
+//! is: an event without its `Apply` impl, a command without its handler, a
+//! command with no `#[id]`, an unknown attribute key, a duplicate name, and
+//! more; see the README for the full list. What only the whole program can
+//! know (two aggregates using one event name) is checked when the engine is
+//! built, by the [`Registry`].
+
+#![forbid(unsafe_code)]
+
+mod aggregate;
+mod codec;
+mod command;
+mod engine;
+mod error;
+mod event;
+pub mod projection;
+mod query;
+mod record;
+pub mod registry;
+pub mod store;
+pub mod testing;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use aggregate::{Aggregate, Apply, Handle, HandleAsync};
+pub use command::{Command, Receipt};
+pub use engine::{Engine, EngineBuilder, QueryRequest};
+pub use error::{
+    CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, RegistryError, StoreError,
+};
+pub use event::{Event, EventOf, EventSet, Events};
+pub use projection::{Envelope, Project, Projection, ProjectionStatus};
+pub use query::{Answer, Query};
+pub use record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
+pub use registry::{Catalog, Registered, Registry};
+pub use store::MemoryStore;
+
+#[cfg(feature = "derive")]
+pub use cqrs_macros::{Aggregate, Command, Event, Projection, Query};
+
+/// A boxed, sendable future: what store traits return, so stores can be used
+/// as `dyn Store`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything a domain module needs: `use cqrs_core::prelude::*;`.
+///
+/// Also brings serde's `Serialize` and `Deserialize` (trait and derive), which
+/// events, commands and queries derive.
+pub mod prelude {
+    pub use crate::{
+        Aggregate, Answer, Apply, Command, CommandError, Engine, Envelope, Event, Events, Handle,
+        HandleAsync, MemoryStore, Metadata, Project, Projection, Query, Receipt, events,
+    };
+    pub use serde::{Deserialize, Serialize};
+}

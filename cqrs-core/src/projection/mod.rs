@@ -1,0 +1,52 @@
+//! The read side: projections fold the global log into read models.
+//!
+//! # Consistency
+//!
+//! Each projection runs on its own task inside the [`Engine`](crate::Engine):
+//! it catches up from its checkpoint, then follows the log live. Its state is
+//! therefore a little behind the write side; [`ProjectionStatus`] shows by how
+//! much, and [`QueryRequest::after`](crate::QueryRequest::after) waits until a
+//! given command is visible.
+
+mod envelope;
+pub(crate) mod runner;
+
+use std::sync::Arc;
+
+pub use envelope::Envelope;
+pub use runner::ProjectionStatus;
+
+use crate::error::DecodeError;
+use crate::event::Event;
+use crate::record::RecordedEvent;
+
+/// A read model built from events of any aggregates.
+///
+/// Implemented by `#[derive(Projection)]`; users write one [`Project`] impl per
+/// consumed event.
+pub trait Projection: Default + Send + Sync + 'static {
+    /// The projection name (`#[projection(name = "..")]`, default: the type name).
+    const NAME: &'static str;
+    /// The names of the events it consumes; the runner reads only those.
+    const EVENTS: &'static [&'static str];
+
+    /// Decodes one recorded event and folds it in, if it is one the projection
+    /// consumes (generated: dispatches to [`Project`]).
+    ///
+    /// # Errors
+    ///
+    /// When a consumed event does not decode.
+    #[doc(hidden)]
+    fn project_recorded(&mut self, record: &Arc<RecordedEvent>) -> Result<(), DecodeError>;
+}
+
+/// Folds event `E`, with its envelope, into the projection's state.
+#[diagnostic::on_unimplemented(
+    message = "projection `{Self}` lists event `{E}` but does not project it",
+    label = "missing `impl Project<{E}> for {Self}`",
+    note = "add `impl Project<{E}> for {Self} {{ fn project(&mut self, event: &Envelope<{E}>) {{ .. }} }}`"
+)]
+pub trait Project<E: Event> {
+    /// Updates the read model for one event.
+    fn project(&mut self, event: &Envelope<E>);
+}

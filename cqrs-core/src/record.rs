@@ -1,0 +1,154 @@
+//! Stored events as the log sees them: untyped records with their envelope data.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Names one stream: the aggregate (stream type) and the instance id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId {
+    /// The aggregate name, e.g. `"account"`.
+    pub aggregate: String,
+    /// The instance id, e.g. `"acc-42"`.
+    pub id: String,
+}
+
+impl StreamId {
+    /// A stream of aggregate `aggregate` with instance id `id`.
+    pub fn new(aggregate: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            aggregate: aggregate.into(),
+            id: id.into(),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.aggregate, self.id)
+    }
+}
+
+/// Who and what caused an event, carried by every event a command appends.
+///
+/// # Examples
+///
+/// ```
+/// use cqrs_core::Metadata;
+/// let meta = Metadata::new().actor("alice").with("channel", "web");
+/// assert_eq!(meta.actor.as_deref(), Some("alice"));
+/// assert_eq!(meta.extra["channel"], "web");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Ties together everything one user request caused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The message (event or command) that directly caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// Who asked for the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Free key/values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Metadata {
+    /// Empty metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the correlation id.
+    #[must_use]
+    pub fn correlation_id(mut self, id: Uuid) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id.
+    #[must_use]
+    pub fn causation_id(mut self, id: Uuid) -> Self {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the actor.
+    #[must_use]
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// Adds a free key/value.
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// An event about to be appended: encoded, not yet positioned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// A fresh unique id.
+    pub event_id: Uuid,
+    /// The stored event name.
+    pub event_name: String,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+    /// Correlation, causation, actor, extras.
+    pub metadata: Metadata,
+    /// When the command produced it.
+    pub timestamp: Timestamp,
+}
+
+/// An event as stored: the payload and everything the log knows about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    /// Unique id, assigned when the event was produced.
+    pub event_id: Uuid,
+    /// The stream it belongs to.
+    pub stream: StreamId,
+    /// Its version in the stream: 1 for the first event, contiguous.
+    pub version: u64,
+    /// Its position in the global log: 1 for the first event, strictly increasing.
+    pub position: u64,
+    /// The stored event name.
+    pub event_name: String,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+    /// Correlation, causation, actor, extras.
+    pub metadata: Metadata,
+    /// When the command produced it.
+    pub timestamp: Timestamp,
+}
+
+/// A point in time, in microseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        let micros = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+        };
+        Self(micros)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn as_micros(self) -> i64 {
+        self.0
+    }
+}

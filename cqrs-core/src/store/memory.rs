@@ -1,0 +1,240 @@
+//! The in-memory store: the default, for tests, examples and single-process apps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+
+use super::{
+    AppendOutcome, CheckpointStore, EventStore, ExpectedVersion, GlobalLog, LogFilter, LogSlice,
+    Snapshot, SnapshotStore,
+};
+use crate::BoxFuture;
+use crate::error::StoreError;
+use crate::record::{NewEvent, RecordedEvent, StreamId};
+
+/// Keeps everything in memory; gone when the process ends.
+///
+/// Clones share the same data.
+///
+/// # Examples
+///
+/// ```
+/// use cqrs_core::store::{EventStore, ExpectedVersion, MemoryStore};
+/// use cqrs_core::{NewEvent, StreamId, Metadata, Timestamp};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cqrs_core::StoreError> {
+/// let store = MemoryStore::new();
+/// let stream = StreamId::new("account", "a-1");
+/// let event = NewEvent {
+///     event_id: uuid::Uuid::new_v4(),
+///     event_name: "Opened".into(),
+///     schema_version: 1,
+///     payload: b"{}".to_vec(),
+///     metadata: Metadata::new(),
+///     timestamp: Timestamp::now(),
+/// };
+/// let outcome = store.append(&stream, ExpectedVersion::Exact(0), vec![event]).await?;
+/// assert_eq!((outcome.version, outcome.last_position), (1, 1));
+/// assert_eq!(store.read_stream(&stream, 1).await?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+    head: Arc<watch::Sender<u64>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    log: Vec<Arc<RecordedEvent>>,
+    /// Per stream, the indices of its events in `log`, by version.
+    streams: HashMap<StreamId, Vec<usize>>,
+    snapshots: HashMap<StreamId, Snapshot>,
+    checkpoints: HashMap<String, u64>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::default(),
+            head: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic cannot leave `Inner` half-written: every mutation below is
+        // computed before the first write.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn append_now(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: String::from("no events to append"),
+            });
+        }
+        let mut inner = self.lock();
+        let Inner { log, streams, .. } = &mut *inner;
+        let current = streams.get(stream).map_or(0, |v| v.len() as u64);
+        if let ExpectedVersion::Exact(expected) = expected
+            && expected != current
+        {
+            return Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual: current,
+            });
+        }
+        let indices = streams.entry(stream.clone()).or_default();
+        let first_position = log.len() as u64 + 1;
+        let mut version = current;
+        for event in events {
+            version += 1;
+            indices.push(log.len());
+            let position = log.len() as u64 + 1;
+            log.push(Arc::new(RecordedEvent {
+                event_id: event.event_id,
+                stream: stream.clone(),
+                version,
+                position,
+                event_name: event.event_name,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+                timestamp: event.timestamp,
+            }));
+        }
+        let last_position = log.len() as u64;
+        // Published under the lock so the head never moves backwards.
+        self.head.send_replace(last_position);
+        Ok(AppendOutcome {
+            version,
+            first_position,
+            last_position,
+        })
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn append<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
+        let result = self.append_now(stream, expected, events);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn read_stream<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        from_version: u64,
+    ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+        let inner = self.lock();
+        let events = inner.streams.get(stream).map_or_else(Vec::new, |indices| {
+            let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+            indices
+                .iter()
+                .skip(skip)
+                .map(|&i| Arc::clone(&inner.log[i]))
+                .collect()
+        });
+        Box::pin(std::future::ready(Ok(events)))
+    }
+}
+
+impl GlobalLog for MemoryStore {
+    fn read_log<'a>(
+        &'a self,
+        after: u64,
+        filter: &'a LogFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
+        let inner = self.lock();
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(inner.log.len());
+        let mut events = Vec::new();
+        let mut through = after.max(start as u64);
+        // Bounds the time the lock is held when few records match.
+        let scan_limit = limit.max(1).saturating_mul(64);
+        for record in inner.log[start..].iter().take(scan_limit) {
+            if events.len() >= limit.max(1) {
+                break;
+            }
+            through = record.position;
+            if filter.matches(record) {
+                events.push(Arc::clone(record));
+            }
+        }
+        Box::pin(std::future::ready(Ok(LogSlice { events, through })))
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let head = self.lock().log.len() as u64;
+        Box::pin(std::future::ready(Ok(head)))
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+}
+
+impl SnapshotStore for MemoryStore {
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        let snapshot = self.lock().snapshots.get(stream).cloned();
+        Box::pin(std::future::ready(Ok(snapshot)))
+    }
+
+    fn save_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut inner = self.lock();
+        match inner.snapshots.get(stream) {
+            Some(existing) if existing.version >= snapshot.version => {}
+            _ => {
+                inner.snapshots.insert(stream.clone(), snapshot);
+            }
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+impl CheckpointStore for MemoryStore {
+    fn load_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        let position = self.lock().checkpoints.get(name).copied();
+        Box::pin(std::future::ready(Ok(position)))
+    }
+
+    fn save_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.lock().checkpoints.insert(name.to_owned(), position);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}

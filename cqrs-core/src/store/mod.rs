@@ -1,0 +1,298 @@
+//! The event store contract, one trait per concern, and the stores that meet it.
+//!
+//! A store is four capabilities:
+//!
+//! - [`EventStore`]: append to a stream with an expected version, read a stream;
+//! - [`GlobalLog`]: read every stream in one total order, filtered, and follow it live;
+//! - [`SnapshotStore`]: keep the latest snapshot of an aggregate;
+//! - [`CheckpointStore`]: keep how far each projection got.
+//!
+//! [`Store`] is all four; the [`Engine`](crate::Engine) takes any `Store`.
+//!
+//! # The contract a store must meet
+//!
+//! - Versions in a stream start at 1 and are contiguous. An append names the
+//!   version it expects the stream to be at ([`ExpectedVersion`]); if the stream
+//!   is elsewhere, nothing is written and [`StoreError::Conflict`] says both.
+//! - All events of one append become visible together, or none do.
+//! - Positions in the global log start at 1 and strictly increase in the order
+//!   readers see them. A reader that has seen position `p` will never later be
+//!   shown an event below `p`: a store whose positions can commit out of order
+//!   (a database sequence) must hold back events until every lower position is
+//!   settled, so a tail never skips one.
+//! - [`GlobalLog::watch_head`] publishes the highest position a reader may read;
+//!   it only moves forward.
+//! - Payload bytes and metadata come back exactly as written.
+//!
+//! The `tests` package runs one conformance suite against every store.
+
+mod memory;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use memory::MemoryStore;
+
+use crate::BoxFuture;
+use crate::error::StoreError;
+use crate::record::{NewEvent, RecordedEvent, StreamId, Timestamp};
+
+/// The version an append expects the stream to be at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the version.
+    Any,
+    /// Append only if the stream is exactly at this version (0: it does not exist).
+    Exact(u64),
+}
+
+/// Where an append's events went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream version after the append (the last event's version).
+    pub version: u64,
+    /// The global position of the first event appended.
+    pub first_position: u64,
+    /// The global position of the last event appended.
+    pub last_position: u64,
+}
+
+/// Appends to and reads single streams.
+pub trait EventStore: Send + Sync + Debug + 'static {
+    /// Appends `events` to `stream` if it is at `expected`, atomically.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the stream is at another version,
+    /// [`StoreError::InvalidAppend`] for an empty batch, or a backend failure.
+    fn append<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>>;
+
+    /// The events of `stream` with version `>= from_version`, in order.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure. A stream that does not exist is empty, not an error.
+    fn read_stream<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        from_version: u64,
+    ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>>;
+}
+
+/// Which events of the global log a reader wants.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only these event names (empty: all).
+    pub events: Vec<String>,
+    /// Only streams of these aggregates (empty: all).
+    pub aggregates: Vec<String>,
+}
+
+impl LogFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only events with these names.
+    pub fn events<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Self {
+        Self {
+            events: names.into_iter().map(Into::into).collect(),
+            aggregates: Vec::new(),
+        }
+    }
+
+    /// Also restrict to streams of these aggregates.
+    #[must_use]
+    pub fn aggregates<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.aggregates = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether a record passes the filter.
+    pub fn matches(&self, record: &RecordedEvent) -> bool {
+        (self.events.is_empty() || self.events.iter().any(|n| *n == record.event_name))
+            && (self.aggregates.is_empty()
+                || self
+                    .aggregates
+                    .iter()
+                    .any(|a| *a == record.stream.aggregate))
+    }
+}
+
+/// A page of the global log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogSlice {
+    /// The matching events, by increasing position.
+    pub events: Vec<Arc<RecordedEvent>>,
+    /// Every matching event with a position up to and including this one is in
+    /// `events`; a reader continues after it. At least the `after` it was asked for.
+    pub through: u64,
+}
+
+/// The global log: all streams in one total order.
+pub trait GlobalLog: Send + Sync + Debug + 'static {
+    /// Up to `limit` events matching `filter` with position `> after`.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn read_log<'a>(
+        &'a self,
+        after: u64,
+        filter: &'a LogFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<LogSlice, StoreError>>;
+
+    /// The highest position a reader may read now (0: the log is empty).
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Follows [`head`](Self::head) live: changes whenever new events become
+    /// readable.
+    fn watch_head(&self) -> watch::Receiver<u64>;
+}
+
+/// The state of an aggregate at a version, serialized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The stream version the state includes.
+    pub version: u64,
+    /// The serialized state.
+    pub state: Vec<u8>,
+    /// When it was taken.
+    pub taken_at: Timestamp,
+}
+
+/// Keeps the latest snapshot of each stream.
+pub trait SnapshotStore: Send + Sync + Debug + 'static {
+    /// The latest snapshot of `stream`, if any.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>>;
+
+    /// Replaces the snapshot of `stream` if `snapshot` is newer.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn save_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Keeps how far each projection got in the global log.
+pub trait CheckpointStore: Send + Sync + Debug + 'static {
+    /// The saved position of projection `name` (`None`: never saved).
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn load_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
+
+    /// Saves the position of projection `name`.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn save_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Everything the engine needs from a store.
+pub trait Store: EventStore + GlobalLog + SnapshotStore + CheckpointStore {}
+
+impl<T: EventStore + GlobalLog + SnapshotStore + CheckpointStore> Store for T {}
+
+/// Follows the global log: catch-up first, then live, in batches.
+///
+/// # Examples
+///
+/// ```
+/// # use cqrs_core::store::*;
+/// # use std::sync::Arc;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cqrs_core::StoreError> {
+/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+/// let mut tail = Tail::new(store, 0, LogFilter::all(), 256);
+/// // `tail.next().await` waits until events exist after position 0.
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Tail {
+    store: Arc<dyn Store>,
+    after: u64,
+    filter: LogFilter,
+    batch: usize,
+    head: watch::Receiver<u64>,
+}
+
+impl Tail {
+    /// Follows `store` from after position `after`.
+    pub fn new(store: Arc<dyn Store>, after: u64, filter: LogFilter, batch: usize) -> Self {
+        let head = store.watch_head();
+        Self {
+            store,
+            after,
+            filter,
+            batch: batch.max(1),
+            head,
+        }
+    }
+
+    /// The position this tail has read through.
+    pub fn position(&self) -> u64 {
+        self.after
+    }
+
+    /// The next non-empty step: waits for new events when caught up. Returns a
+    /// slice whose `through` moved, even if no event in it matched.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; the tail stays where it was and may be retried.
+    pub async fn next(&mut self) -> Result<LogSlice, StoreError> {
+        loop {
+            let head = *self.head.borrow_and_update();
+            if head > self.after {
+                let slice = self
+                    .store
+                    .read_log(self.after, &self.filter, self.batch)
+                    .await?;
+                if slice.through > self.after {
+                    self.after = slice.through;
+                    return Ok(slice);
+                }
+            }
+            if self.head.changed().await.is_err() {
+                return Err(StoreError::Backend {
+                    message: String::from("the store stopped publishing its head position"),
+                    source: None,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Test kit: given events, when a command, then events or an error; and given
+//! events, then query answers.
+//!
+//! The helpers run the same code paths as the engine (the generated dispatch,
+//! the real encoding of events) without a store or a runtime of their own.
+//!
+//! # Examples
+//!
+//! ```
+//! use cqrs_core::prelude::*;
+//! use cqrs_core::testing::AggregateTest;
+//!
+//! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! pub struct Incremented { pub by: u64 }
+//!
+//! #[derive(Command, Deserialize)]
+//! #[command(aggregate = Counter)]
+//! pub struct Increment { #[id] pub counter: String, pub by: u64 }
+//!
+//! #[derive(Debug, thiserror::Error, PartialEq)]
+//! pub enum CounterError { #[error("too big")] TooBig }
+//!
+//! #[derive(Aggregate, Default)]
+//! #[aggregate(events(Incremented), commands(Increment), error = CounterError)]
+//! pub struct Counter { value: u64 }
+//!
+//! impl Apply<Incremented> for Counter {
+//!     fn apply(&mut self, e: &Incremented) { self.value += e.by; }
+//! }
+//! impl Handle<Increment> for Counter {
+//!     fn handle(&self, c: &Increment) -> Result<Events<Self>, CounterError> {
+//!         if self.value + c.by > 10 { return Err(CounterError::TooBig); }
+//!         Ok(events![Incremented { by: c.by }])
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! AggregateTest::<Counter>::new()
+//!     .given(Incremented { by: 4 })
+//!     .when(Increment { counter: "c".into(), by: 5 })
+//!     .await
+//!     .then_expect_events(events![Incremented { by: 5 }]);
+//!
+//! AggregateTest::<Counter>::new()
+//!     .given(Incremented { by: 8 })
+//!     .when(Increment { counter: "c".into(), by: 5 })
+//!     .await
+//!     .then_expect_error(CounterError::TooBig);
+//! # }
+//! ```
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::aggregate::Aggregate;
+use crate::command::Command;
+use crate::error::DecodeError;
+use crate::event::{Event, EventOf, Events};
+use crate::projection::Projection;
+use crate::query::Query;
+use crate::record::{Metadata, RecordedEvent, StreamId, Timestamp};
+
+/// Given events, when a command, then events or a domain error.
+#[derive(Debug)]
+#[must_use = "a test does nothing until `when` is awaited"]
+pub struct AggregateTest<A: Aggregate> {
+    state: A,
+    services: Option<A::Services>,
+}
+
+impl<A: Aggregate> AggregateTest<A> {
+    /// A fresh aggregate with no history.
+    pub fn new() -> Self {
+        Self {
+            state: A::default(),
+            services: None,
+        }
+    }
+
+    /// One more event in the aggregate's history.
+    pub fn given<E: EventOf<A>>(mut self, event: E) -> Self {
+        self.state.apply_event(&event.into());
+        self
+    }
+
+    /// Several more events in the aggregate's history.
+    pub fn given_all<I: IntoIterator<Item = A::Event>>(mut self, events: I) -> Self {
+        for event in events {
+            self.state.apply_event(&event);
+        }
+        self
+    }
+
+    /// The services the handler receives (needed when the aggregate declares
+    /// `services = T` other than `()`).
+    pub fn with_services(mut self, services: A::Services) -> Self {
+        self.services = Some(services);
+        self
+    }
+
+    /// Runs the handler of `command` against the history.
+    ///
+    /// # Panics
+    ///
+    /// When the aggregate needs services and none were given.
+    pub async fn when<C: Command<Aggregate = A>>(self, command: C) -> Outcome<A> {
+        let Self {
+            mut state,
+            services,
+        } = self;
+        static UNIT: () = ();
+        let services: &A::Services = match (
+            &services,
+            (&UNIT as &dyn Any).downcast_ref::<A::Services>(),
+        ) {
+            (Some(services), _) => services,
+            (None, Some(unit)) => unit,
+            (None, None) => panic!(
+                "aggregate `{}` needs services `{}`: call `.with_services(..)` before `.when(..)`",
+                A::NAME,
+                std::any::type_name::<A::Services>()
+            ),
+        };
+        let result = C::dispatch(&state, &command, services)
+            .await
+            .map(Events::into_vec);
+        if let Ok(events) = &result {
+            for event in events {
+                state.apply_event(event);
+            }
+        }
+        Outcome { result, state }
+    }
+}
+
+impl<A: Aggregate> Default for AggregateTest<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a handler decided, to assert on.
+#[derive(Debug)]
+pub struct Outcome<A: Aggregate> {
+    result: Result<Vec<A::Event>, A::Error>,
+    state: A,
+}
+
+impl<A: Aggregate> Outcome<A> {
+    /// Asserts the handler emitted exactly these events, in order.
+    ///
+    /// # Panics
+    ///
+    /// When it emitted others or refused the command.
+    pub fn then_expect_events(self, expected: Events<A>) -> A {
+        match &self.result {
+            Ok(events) => assert_eq!(
+                events.as_slice(),
+                expected.as_slice(),
+                "the handler emitted other events than expected"
+            ),
+            Err(e) => panic!("expected events {expected:?}, but the command was refused: {e}"),
+        }
+        self.state
+    }
+
+    /// Asserts the handler refused with this error.
+    ///
+    /// # Panics
+    ///
+    /// When it accepted the command or refused with another error.
+    pub fn then_expect_error(self, expected: A::Error) -> A
+    where
+        A::Error: PartialEq,
+    {
+        match &self.result {
+            Ok(events) => {
+                panic!("expected the error `{expected}`, but the handler emitted {events:?}")
+            }
+            Err(e) => assert_eq!(e, &expected, "the handler refused with another error"),
+        }
+        self.state
+    }
+
+    /// Asserts the handler refused with an error the predicate accepts.
+    ///
+    /// # Panics
+    ///
+    /// When it accepted the command or the predicate rejects the error.
+    pub fn then_expect_error_matching(self, predicate: impl FnOnce(&A::Error) -> bool) -> A {
+        match &self.result {
+            Ok(events) => panic!("expected an error, but the handler emitted {events:?}"),
+            Err(e) => assert!(
+                predicate(e),
+                "the handler refused with an unexpected error: {e:?}"
+            ),
+        }
+        self.state
+    }
+
+    /// The events emitted, or the error.
+    pub fn result(&self) -> Result<&[A::Event], &A::Error> {
+        self.result.as_deref()
+    }
+
+    /// The state after the emitted events were applied.
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+}
+
+/// Given events, then query answers, for projections.
+///
+/// ```
+/// # use cqrs_core::prelude::*;
+/// use cqrs_core::testing::ProjectionTest;
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// # pub struct Incremented { pub by: u64 }
+/// #[derive(Projection, Default)]
+/// #[projection(events(Incremented))]
+/// pub struct Totals { total: u64 }
+///
+/// impl Project<Incremented> for Totals {
+///     fn project(&mut self, e: &Envelope<Incremented>) { self.total += e.by; }
+/// }
+///
+/// #[derive(Query, Deserialize)]
+/// #[query(projection = Totals, output = u64)]
+/// pub struct Total;
+/// impl Answer<Total> for Totals { fn answer(&self, _: &Total) -> u64 { self.total } }
+///
+/// ProjectionTest::<Totals>::new()
+///     .given(("counter", "c-1"), Incremented { by: 2 })
+///     .given(("counter", "c-2"), Incremented { by: 3 })
+///     .then_expect(Total, 5);
+/// ```
+#[derive(Debug)]
+#[must_use = "a test does nothing until it asserts"]
+pub struct ProjectionTest<P: Projection> {
+    state: P,
+    position: u64,
+    versions: std::collections::HashMap<StreamId, u64>,
+}
+
+impl<P: Projection> ProjectionTest<P> {
+    /// An empty read model.
+    pub fn new() -> Self {
+        Self {
+            state: P::default(),
+            position: 0,
+            versions: Default::default(),
+        }
+    }
+
+    /// Projects one event as if appended to `stream` (e.g. `("account", "a-1")`).
+    ///
+    /// # Panics
+    ///
+    /// When the event does not survive encoding and decoding.
+    pub fn given<E: Event>(mut self, stream: impl Into<StreamId>, event: E) -> Self {
+        if let Err(e) = self.try_given(stream.into(), &event) {
+            panic!("event {event:?} could not be projected: {e}");
+        }
+        self
+    }
+
+    fn try_given<E: Event>(&mut self, stream: StreamId, event: &E) -> Result<(), DecodeError> {
+        let payload = serde_json::to_vec(event).map_err(|source| {
+            DecodeError::new(crate::error::DecodeErrorKind::Payload {
+                name: E::NAME.to_owned(),
+                version: E::VERSION,
+                source,
+            })
+        })?;
+        self.position += 1;
+        let version = self.versions.entry(stream.clone()).or_default();
+        *version += 1;
+        let record = Arc::new(RecordedEvent {
+            event_id: uuid::Uuid::new_v4(),
+            stream,
+            version: *version,
+            position: self.position,
+            event_name: E::NAME.to_owned(),
+            schema_version: E::VERSION,
+            payload,
+            metadata: Metadata::new(),
+            timestamp: Timestamp::now(),
+        });
+        self.state.project_recorded(&record)
+    }
+
+    /// The answer to `query` now.
+    pub fn query<Q: Query<Projection = P>>(&self, query: Q) -> Q::Output {
+        Q::answer_from(&self.state, &query)
+    }
+
+    /// Asserts the answer to `query`.
+    ///
+    /// # Panics
+    ///
+    /// When the answer differs.
+    pub fn then_expect<Q: Query<Projection = P>>(self, query: Q, expected: Q::Output) -> Self
+    where
+        Q::Output: PartialEq + Debug,
+    {
+        assert_eq!(
+            self.query(query),
+            expected,
+            "the projection answered otherwise"
+        );
+        self
+    }
+
+    /// The read model.
+    pub fn state(&self) -> &P {
+        &self.state
+    }
+}
+
+impl<P: Projection> Default for ProjectionTest<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Into<String>, I: Into<String>> From<(A, I)> for StreamId {
+    fn from((aggregate, id): (A, I)) -> Self {
+        StreamId::new(aggregate, id)
+    }
+}
