@@ -112,6 +112,10 @@
 
 #![forbid(unsafe_code)]
 
+// Lets the derives' `::cqrs_core::..` paths resolve inside this crate's own tests.
+#[cfg(test)]
+extern crate self as cqrs_core;
+
 mod aggregate;
 mod codec;
 mod command;
@@ -139,7 +143,7 @@ pub use error::{
     CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, RegistryError, StoreError,
 };
 pub use event::{Event, EventOf, EventSet, Events};
-pub use projection::{Envelope, Project, Projection, ProjectionStatus};
+pub use projection::{replay, Envelope, Project, Projection, ProjectionStatus, RunState};
 pub use query::{Answer, Query};
 pub use record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
 pub use registry::{Catalog, Registered, Registry};

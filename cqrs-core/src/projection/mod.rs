@@ -14,11 +14,12 @@ pub(crate) mod runner;
 use std::sync::Arc;
 
 pub use envelope::Envelope;
-pub use runner::ProjectionStatus;
+pub use runner::{ProjectionStatus, RunState};
 
 use crate::error::DecodeError;
 use crate::event::Event;
 use crate::record::RecordedEvent;
+use crate::store::{LogFilter, Store};
 
 /// A read model built from events of any aggregates.
 ///
@@ -49,4 +50,30 @@ pub trait Projection: Default + Send + Sync + 'static {
 pub trait Project<E: Event> {
     /// Updates the read model for one event.
     fn project(&mut self, event: &Envelope<E>);
+}
+
+/// Builds projection `P` from scratch by reading the whole log of `store`,
+/// without touching any running copy: the reference a live projection can be
+/// compared with, and the way to inspect a read model offline.
+///
+/// # Errors
+///
+/// [`Error::Store`](crate::Error::Store) when reading fails,
+/// [`Error::Decode`](crate::Error::Decode) when a consumed event does not decode.
+pub async fn replay<P: Projection>(store: &dyn Store) -> Result<P, crate::Error> {
+    let filter = LogFilter::events(P::EVENTS.iter().copied());
+    let head = store.head().await?;
+    let mut state = P::default();
+    let mut after = 0;
+    while after < head {
+        let slice = store.read_log(after, &filter, 1024).await?;
+        for record in &slice.events {
+            state.project_recorded(record)?;
+        }
+        if slice.through <= after {
+            break;
+        }
+        after = slice.through;
+    }
+    Ok(state)
 }

@@ -1,0 +1,400 @@
+//! A bank: accounts you open, deposit into, withdraw from and transfer
+//! between, and a balance read model.
+//!
+//! A transfer is two commands on two aggregates: `SendTransfer` debits the
+//! source (and may be refused), then `ReceiveTransfer` credits the
+//! destination. Each aggregate stays its own consistency boundary.
+
+use std::collections::BTreeMap;
+
+use cqrs_core::prelude::*;
+
+// ---- events ----------------------------------------------------------------
+
+/// An account was opened.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.opened")]
+pub struct AccountOpened {
+    /// Who owns it.
+    pub owner: String,
+}
+
+/// Money was paid in.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.deposited")]
+pub struct MoneyDeposited {
+    /// In cents.
+    pub amount: u64,
+}
+
+/// Money was taken out.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.withdrawn")]
+pub struct MoneyWithdrawn {
+    /// In cents.
+    pub amount: u64,
+}
+
+/// Money left this account for another one.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.transfer_sent")]
+pub struct TransferSent {
+    /// Identifies the transfer on both sides.
+    pub transfer: String,
+    /// The receiving account.
+    pub to: String,
+    /// In cents.
+    pub amount: u64,
+}
+
+/// Money arrived from another account.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.transfer_received")]
+pub struct TransferReceived {
+    /// Identifies the transfer on both sides.
+    pub transfer: String,
+    /// The sending account.
+    pub from: String,
+    /// In cents.
+    pub amount: u64,
+}
+
+// ---- errors and services -----------------------------------------------------
+
+/// Why the bank refuses a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// Opening an account twice.
+    #[error("account is already open")]
+    AlreadyOpen,
+    /// Using an account that was never opened.
+    #[error("account is not open")]
+    NotOpen,
+    /// Moving no money.
+    #[error("amount must be more than zero")]
+    ZeroAmount,
+    /// Taking out more than there is.
+    #[error("insufficient funds: the balance is {}, {} was requested", money(*.balance), money(*.requested))]
+    InsufficientFunds {
+        /// What the account holds.
+        balance: u64,
+        /// What was asked for.
+        requested: u64,
+    },
+    /// Taking out more than the bank allows at once.
+    #[error("{} exceeds the limit of {} per withdrawal", money(*.requested), money(*.limit))]
+    OverLimit {
+        /// The bank's limit.
+        limit: u64,
+        /// What was asked for.
+        requested: u64,
+    },
+    /// Sending money to the same account.
+    #[error("cannot transfer to the same account")]
+    SameAccount,
+}
+
+/// What the bank's handlers consult besides the account itself.
+#[derive(Debug, Clone)]
+pub struct BankServices {
+    /// The largest single withdrawal or transfer, in cents.
+    pub withdrawal_limit: u64,
+}
+
+impl Default for BankServices {
+    fn default() -> Self {
+        Self { withdrawal_limit: 1_000_000 }
+    }
+}
+
+// ---- commands --------------------------------------------------------------
+
+/// Open an account.
+#[derive(Command, Deserialize, Debug)]
+#[command(aggregate = Account)]
+pub struct OpenAccount {
+    /// The new account's id.
+    #[id]
+    pub account: String,
+    /// Who owns it.
+    pub owner: String,
+}
+
+/// Pay money in.
+#[derive(Command, Deserialize, Debug)]
+#[command(aggregate = Account)]
+pub struct Deposit {
+    /// The account.
+    #[id]
+    pub account: String,
+    /// In cents.
+    pub amount: u64,
+}
+
+/// Take money out; checked against the balance and the bank's limit.
+#[derive(Command, Deserialize, Debug)]
+#[command(aggregate = Account, async)]
+pub struct Withdraw {
+    /// The account.
+    #[id]
+    pub account: String,
+    /// In cents.
+    pub amount: u64,
+}
+
+/// First half of a transfer: debit the sending account.
+#[derive(Command, Deserialize, Debug)]
+#[command(aggregate = Account, async)]
+pub struct SendTransfer {
+    /// The sending account.
+    #[id]
+    pub from: String,
+    /// The receiving account.
+    pub to: String,
+    /// Identifies the transfer on both sides.
+    pub transfer: String,
+    /// In cents.
+    pub amount: u64,
+}
+
+/// Second half of a transfer: credit the receiving account.
+#[derive(Command, Deserialize, Debug)]
+#[command(aggregate = Account)]
+pub struct ReceiveTransfer {
+    /// The receiving account.
+    #[id]
+    pub to: String,
+    /// The sending account.
+    pub from: String,
+    /// Identifies the transfer on both sides.
+    pub transfer: String,
+    /// In cents.
+    pub amount: u64,
+}
+
+// ---- the aggregate -----------------------------------------------------------
+
+/// One bank account: the write model.
+#[derive(Aggregate, Default, Debug, Serialize, Deserialize)]
+#[aggregate(
+    name = "account",
+    events(AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived),
+    commands(OpenAccount, Deposit, Withdraw, SendTransfer, ReceiveTransfer),
+    error = AccountError,
+    services = BankServices,
+    snapshot_every = 100,
+)]
+pub struct Account {
+    open: bool,
+    balance: u64,
+}
+
+impl Account {
+    /// The balance, in cents.
+    pub fn balance(&self) -> u64 {
+        self.balance
+    }
+
+    fn check_debit(&self, amount: u64, services: &BankServices) -> Result<(), AccountError> {
+        if !self.open {
+            return Err(AccountError::NotOpen);
+        }
+        if amount == 0 {
+            return Err(AccountError::ZeroAmount);
+        }
+        if amount > services.withdrawal_limit {
+            return Err(AccountError::OverLimit { limit: services.withdrawal_limit, requested: amount });
+        }
+        if amount > self.balance {
+            return Err(AccountError::InsufficientFunds { balance: self.balance, requested: amount });
+        }
+        Ok(())
+    }
+
+    fn check_credit(&self, amount: u64) -> Result<(), AccountError> {
+        if !self.open {
+            return Err(AccountError::NotOpen);
+        }
+        if amount == 0 {
+            return Err(AccountError::ZeroAmount);
+        }
+        Ok(())
+    }
+}
+
+impl Apply<AccountOpened> for Account {
+    fn apply(&mut self, _: &AccountOpened) {
+        self.open = true;
+    }
+}
+
+impl Apply<MoneyDeposited> for Account {
+    fn apply(&mut self, e: &MoneyDeposited) {
+        self.balance += e.amount;
+    }
+}
+
+impl Apply<MoneyWithdrawn> for Account {
+    fn apply(&mut self, e: &MoneyWithdrawn) {
+        self.balance -= e.amount;
+    }
+}
+
+impl Apply<TransferSent> for Account {
+    fn apply(&mut self, e: &TransferSent) {
+        self.balance -= e.amount;
+    }
+}
+
+impl Apply<TransferReceived> for Account {
+    fn apply(&mut self, e: &TransferReceived) {
+        self.balance += e.amount;
+    }
+}
+
+impl Handle<OpenAccount> for Account {
+    fn handle(&self, c: &OpenAccount) -> Result<Events<Self>, AccountError> {
+        if self.open {
+            return Err(AccountError::AlreadyOpen);
+        }
+        Ok(events![AccountOpened { owner: c.owner.clone() }])
+    }
+}
+
+impl Handle<Deposit> for Account {
+    fn handle(&self, c: &Deposit) -> Result<Events<Self>, AccountError> {
+        self.check_credit(c.amount)?;
+        Ok(events![MoneyDeposited { amount: c.amount }])
+    }
+}
+
+impl HandleAsync<Withdraw> for Account {
+    async fn handle(&self, c: &Withdraw, services: &BankServices) -> Result<Events<Self>, AccountError> {
+        self.check_debit(c.amount, services)?;
+        Ok(events![MoneyWithdrawn { amount: c.amount }])
+    }
+}
+
+impl HandleAsync<SendTransfer> for Account {
+    async fn handle(&self, c: &SendTransfer, services: &BankServices) -> Result<Events<Self>, AccountError> {
+        if c.from == c.to {
+            return Err(AccountError::SameAccount);
+        }
+        self.check_debit(c.amount, services)?;
+        Ok(events![TransferSent { transfer: c.transfer.clone(), to: c.to.clone(), amount: c.amount }])
+    }
+}
+
+impl Handle<ReceiveTransfer> for Account {
+    fn handle(&self, c: &ReceiveTransfer) -> Result<Events<Self>, AccountError> {
+        self.check_credit(c.amount)?;
+        Ok(events![TransferReceived {
+            transfer: c.transfer.clone(),
+            from: c.from.clone(),
+            amount: c.amount,
+        }])
+    }
+}
+
+// ---- the read side -----------------------------------------------------------
+
+/// One account as the read side shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    /// Who owns it.
+    pub owner: String,
+    /// In cents.
+    pub balance: u64,
+    /// How many events touched it.
+    pub movements: u64,
+}
+
+/// Balances of every account, kept from the event log.
+#[derive(Projection, Default, Debug)]
+#[projection(
+    name = "balances",
+    events(AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived)
+)]
+pub struct Balances {
+    accounts: BTreeMap<String, AccountSummary>,
+}
+
+impl Balances {
+    fn account(&mut self, id: &str) -> &mut AccountSummary {
+        self.accounts.entry(id.to_owned()).or_insert_with(|| AccountSummary {
+            owner: String::new(),
+            balance: 0,
+            movements: 0,
+        })
+    }
+}
+
+impl Project<AccountOpened> for Balances {
+    fn project(&mut self, e: &Envelope<AccountOpened>) {
+        let account = self.account(e.aggregate_id());
+        account.owner = e.owner.clone();
+        account.movements += 1;
+    }
+}
+
+impl Project<MoneyDeposited> for Balances {
+    fn project(&mut self, e: &Envelope<MoneyDeposited>) {
+        let account = self.account(e.aggregate_id());
+        account.balance += e.amount;
+        account.movements += 1;
+    }
+}
+
+impl Project<MoneyWithdrawn> for Balances {
+    fn project(&mut self, e: &Envelope<MoneyWithdrawn>) {
+        let account = self.account(e.aggregate_id());
+        account.balance = account.balance.saturating_sub(e.amount);
+        account.movements += 1;
+    }
+}
+
+impl Project<TransferSent> for Balances {
+    fn project(&mut self, e: &Envelope<TransferSent>) {
+        let account = self.account(e.aggregate_id());
+        account.balance = account.balance.saturating_sub(e.amount);
+        account.movements += 1;
+    }
+}
+
+impl Project<TransferReceived> for Balances {
+    fn project(&mut self, e: &Envelope<TransferReceived>) {
+        let account = self.account(e.aggregate_id());
+        account.balance += e.amount;
+        account.movements += 1;
+    }
+}
+
+/// The balance of one account, `None` if the read side has not seen it.
+#[derive(Query, Deserialize, Debug)]
+#[query(projection = Balances, output = Option<u64>)]
+pub struct BalanceOf {
+    /// The account.
+    pub account: String,
+}
+
+impl Answer<BalanceOf> for Balances {
+    fn answer(&self, q: &BalanceOf) -> Option<u64> {
+        self.accounts.get(&q.account).map(|a| a.balance)
+    }
+}
+
+/// Every account, by id.
+#[derive(Query, Deserialize, Debug)]
+#[query(projection = Balances, output = BTreeMap<String, AccountSummary>)]
+pub struct AllAccounts;
+
+impl Answer<AllAccounts> for Balances {
+    fn answer(&self, _: &AllAccounts) -> BTreeMap<String, AccountSummary> {
+        self.accounts.clone()
+    }
+}
+
+/// Formats cents as `12.34`.
+pub fn money(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
