@@ -84,3 +84,33 @@ pub(crate) fn deserialize_tagged<'de, D: Deserializer<'de>, S: EventSet>(
     let bytes = serde_json::to_vec(&tagged.data).map_err(D::Error::custom)?;
     S::decode(&tagged.event, tagged.version, &bytes).map_err(D::Error::custom)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+    struct Moved {
+        to: String,
+    }
+
+    impl Event for Moved {
+        const NAME: &'static str = "moved";
+        const VERSION: u32 = 2;
+    }
+
+    #[test]
+    fn versions_other_than_the_current_one_are_typed_errors() {
+        let payload = encode_event(&Moved { to: "x".into() }).unwrap();
+        assert_eq!(decode_event::<Moved>("moved", 2, &payload).unwrap(), Moved { to: "x".into() });
+        let newer = decode_event::<Moved>("moved", 3, &payload).unwrap_err();
+        assert!(matches!(newer.kind, DecodeErrorKind::NewerVersion { found: 3, supported: 2, .. }));
+        let older = decode_event::<Moved>("moved", 1, &payload).unwrap_err();
+        assert!(matches!(older.kind, DecodeErrorKind::OlderVersion { found: 1, .. }));
+        let other = decode_event::<Moved>("jumped", 2, &payload).unwrap_err();
+        assert!(matches!(other.kind, DecodeErrorKind::UnknownEvent { .. }));
+        let broken = decode_event::<Moved>("moved", 2, b"{\"to\": 5}").unwrap_err();
+        assert!(matches!(broken.kind, DecodeErrorKind::Payload { .. }));
+        assert!(broken.to_string().contains("`moved` version 2"), "{broken}");
+    }
+}

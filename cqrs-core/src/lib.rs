@@ -113,7 +113,7 @@
 #![forbid(unsafe_code)]
 
 // Lets the derives' `::cqrs_core::..` paths resolve inside this crate's own tests.
-#[cfg(test)]
+#[cfg(all(test, feature = "derive"))]
 extern crate self as cqrs_core;
 
 mod aggregate;

@@ -503,3 +503,147 @@ impl fmt::Display for Catalog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn execute_stub<'a>(
+        _: &'a Engine,
+        _: serde_json::Value,
+        _: Metadata,
+    ) -> BoxFuture<'a, Result<Receipt, Error>> {
+        Box::pin(async { Err(Error::Shutdown) })
+    }
+
+    fn unit_type() -> TypeId {
+        TypeId::of::<()>()
+    }
+
+    static ACCOUNT: AggregateDescriptor = AggregateDescriptor {
+        name: "account",
+        rust_type: "bank::Account",
+        events: &[EventDescriptor { name: "opened", version: 1, rust_type: "bank::Opened" }],
+        commands: &["Open"],
+        snapshot_every: None,
+        services_type: "()",
+        services_type_id: unit_type,
+    };
+    static LEDGER: AggregateDescriptor = AggregateDescriptor {
+        name: "ledger",
+        rust_type: "books::Ledger",
+        events: &[EventDescriptor { name: "opened", version: 1, rust_type: "books::Opened" }],
+        commands: &[],
+        snapshot_every: None,
+        services_type: "()",
+        services_type_id: unit_type,
+    };
+    static ACCOUNT_AGAIN: AggregateDescriptor = AggregateDescriptor {
+        name: "account",
+        rust_type: "other::Account",
+        events: &[],
+        commands: &[],
+        snapshot_every: None,
+        services_type: "()",
+        services_type_id: unit_type,
+    };
+    static OPEN: CommandDescriptor = CommandDescriptor {
+        name: "Open",
+        rust_type: "bank::Open",
+        aggregate: "account",
+        execute_json: execute_stub,
+    };
+    static OPEN_ELSEWHERE: CommandDescriptor = CommandDescriptor {
+        name: "Open",
+        rust_type: "other::Open",
+        aggregate: "account",
+        execute_json: execute_stub,
+    };
+    static ORPHAN: CommandDescriptor = CommandDescriptor {
+        name: "Close",
+        rust_type: "bank::Close",
+        aggregate: "vault",
+        execute_json: execute_stub,
+    };
+
+    fn registry(items: &[Registration]) -> Registry {
+        let mut registry = Registry::new();
+        for item in items {
+            registry.add(*item);
+        }
+        registry
+    }
+
+    #[test]
+    fn empty_registry_is_an_error() {
+        assert_eq!(Registry::new().validate(), Err(RegistryError::Empty));
+    }
+
+    #[test]
+    fn one_event_name_in_two_aggregates_names_both_definitions() {
+        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Aggregate(&LEDGER)]);
+        let err = r.validate().unwrap_err();
+        assert_eq!(
+            err,
+            RegistryError::Duplicate {
+                kind: "event",
+                name: "opened",
+                first: "bank::Opened",
+                second: "books::Opened"
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("bank::Opened") && text.contains("books::Opened"), "{text}");
+    }
+
+    #[test]
+    fn duplicate_aggregate_and_command_names() {
+        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Aggregate(&ACCOUNT_AGAIN)]);
+        assert!(matches!(r.validate(), Err(RegistryError::Duplicate { kind: "aggregate", .. })));
+        let r = registry(&[
+            Registration::Aggregate(&ACCOUNT),
+            Registration::Command(&OPEN),
+            Registration::Command(&OPEN_ELSEWHERE),
+        ]);
+        assert_eq!(
+            r.validate(),
+            Err(RegistryError::Duplicate {
+                kind: "command",
+                name: "Open",
+                first: "bank::Open",
+                second: "other::Open"
+            })
+        );
+    }
+
+    #[test]
+    fn the_same_definition_twice_counts_once() {
+        let r = registry(&[
+            Registration::Aggregate(&ACCOUNT),
+            Registration::Aggregate(&ACCOUNT),
+            Registration::Command(&OPEN),
+            Registration::Command(&OPEN),
+        ]);
+        assert_eq!(r.validate(), Ok(()));
+        assert_eq!(r.commands().len(), 1);
+    }
+
+    #[test]
+    fn a_command_of_an_unregistered_aggregate_is_dangling() {
+        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Command(&ORPHAN)]);
+        assert!(matches!(r.validate(), Err(RegistryError::Dangling { missing: "vault", .. })));
+    }
+
+    #[test]
+    fn catalog_prints_every_definition() {
+        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Command(&OPEN)]);
+        let catalog = r.catalog();
+        assert_eq!(catalog.entries.len(), 3);
+        let text = catalog.to_string();
+        let lines: Vec<_> = text.lines().collect();
+        assert!(lines[0].starts_with("kind"), "{text}");
+        assert!(lines[1].starts_with("aggregate") && lines[1].contains("bank::Account"), "{text}");
+        assert!(lines[2].contains("opened") && lines[2].contains("account"), "{text}");
+        assert!(lines[3].starts_with("command") && lines[3].contains("Open"), "{text}");
+    }
+}
