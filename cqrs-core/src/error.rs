@@ -310,6 +310,14 @@ pub enum Error {
         /// Why it stopped.
         reason: String,
     },
+    /// No projection of this name runs in this engine.
+    #[error("unknown projection `{name}`{}", did_you_mean(.known))]
+    UnknownProjection {
+        /// The name asked for.
+        name: String,
+        /// The projections this engine runs.
+        known: Vec<&'static str>,
+    },
     /// The projection exists but is not run by this engine.
     #[error("projection `{0}` is not running in this engine")]
     ProjectionNotRunning(&'static str),

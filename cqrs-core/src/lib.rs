@@ -143,7 +143,10 @@ pub use error::{
     CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, RegistryError, StoreError,
 };
 pub use event::{Event, EventOf, EventSet, Events};
-pub use projection::{replay, Envelope, Project, Projection, ProjectionStatus, RunState};
+pub use projection::{
+    replay, Documents, Envelope, Project, Projection, ProjectionStatus, Rebuild, RebuildProgress,
+    RunState,
+};
 pub use query::{Answer, Query};
 pub use record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
 pub use registry::{Catalog, Registered, Registry};

@@ -22,7 +22,7 @@ use crate::command::{Command, Receipt};
 use crate::error::{CommandError, Error, StoreError};
 use crate::event::EventSet;
 use crate::projection::ProjectionStatus;
-use crate::projection::runner::RunningProjection;
+use crate::projection::runner::{Control, Rebuild, RebuildProgress, RunningProjection};
 use crate::query::Query;
 use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
 use crate::registry::{Catalog, Registry};
@@ -459,6 +459,31 @@ impl Engine {
         Some(status)
     }
 
+    /// Rebuilds projection `name` from zero: forgets its state (and, for a
+    /// durable projection, its saved documents and checkpoint), then replays
+    /// the whole log. Queries meanwhile see the partial state. Follow the
+    /// returned [`Rebuild`] for progress, or await [`Rebuild::finished`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownProjection`] for a name this engine does not run,
+    /// [`Error::Shutdown`] when its runner has stopped.
+    pub async fn rebuild(&self, name: &str) -> Result<Rebuild, Error> {
+        let running = self.shared.projections.get(name).ok_or_else(|| Error::UnknownProjection {
+            name: name.to_owned(),
+            known: self.projection_names(),
+        })?;
+        let (progress, watcher) = watch::channel(RebuildProgress { position: 0, target: 0, events: 0, done: false });
+        running.control.send(Control::Rebuild(progress)).await.map_err(|_| Error::Shutdown)?;
+        Ok(Rebuild { projection: running.name, progress: watcher })
+    }
+
+    fn projection_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.shared.projections.values().map(|p| p.name).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// The status of every projection this engine runs, by name.
     pub fn projections(&self) -> Vec<ProjectionStatus> {
         let mut names: Vec<_> = self.shared.projections.values().map(|p| p.name).collect();
@@ -511,3 +536,6 @@ fn encode<E: EventSet>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent
         })
         .collect()
 }
+
+#[cfg(all(test, feature = "derive"))]
+mod tests;

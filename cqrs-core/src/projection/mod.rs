@@ -8,13 +8,15 @@
 //! much, and [`QueryRequest::after`](crate::QueryRequest::after) waits until a
 //! given command is visible.
 
+mod documents;
 mod envelope;
 pub(crate) mod runner;
 
 use std::sync::Arc;
 
+pub use documents::{DocumentCollection, Documents, Entry};
 pub use envelope::Envelope;
-pub use runner::{ProjectionStatus, RunState};
+pub use runner::{ProjectionStatus, Rebuild, RebuildProgress, RunState};
 
 use crate::error::DecodeError;
 use crate::event::Event;
@@ -39,6 +41,14 @@ pub trait Projection: Default + Send + Sync + 'static {
     /// When a consumed event does not decode.
     #[doc(hidden)]
     fn project_recorded(&mut self, record: &Arc<RecordedEvent>) -> Result<(), DecodeError>;
+
+    /// The `#[document]` fields, by name (generated). A projection with any
+    /// is durable: the store keeps its documents with its checkpoint, and it
+    /// resumes from there; one without is rebuilt from the log at start.
+    #[doc(hidden)]
+    fn document_collections(&mut self) -> Vec<(&'static str, &mut dyn DocumentCollection)> {
+        Vec::new()
+    }
 }
 
 /// Folds event `E`, with its envelope, into the projection's state.

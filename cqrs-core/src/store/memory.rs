@@ -1,13 +1,13 @@
 //! The in-memory store: the default, for tests, examples and single-process apps.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
 use super::{
-    AppendOutcome, CheckpointStore, EventStore, ExpectedVersion, GlobalLog, LogFilter, LogSlice,
-    Snapshot, SnapshotStore,
+    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
+    LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -52,6 +52,8 @@ struct Inner {
     streams: HashMap<StreamId, Vec<usize>>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, u64>,
+    /// Per projection, (collection, key) -> document.
+    documents: HashMap<String, BTreeMap<(String, String), Vec<u8>>>,
 }
 
 impl MemoryStore {
@@ -235,6 +237,41 @@ impl CheckpointStore for MemoryStore {
         position: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         self.lock().checkpoints.insert(name.to_owned(), position);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn load_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
+        let inner = self.lock();
+        let documents = inner.documents.get(name).map_or_else(Vec::new, |docs| {
+            docs.iter().map(|((c, k), body)| (c.clone(), k.clone(), body.clone())).collect()
+        });
+        let saved = SavedReadModel { checkpoint: inner.checkpoints.get(name).copied(), documents };
+        Box::pin(std::future::ready(Ok(saved)))
+    }
+
+    fn commit_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        changes: Vec<DocumentChange>,
+        checkpoint: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut inner = self.lock();
+        let docs = inner.documents.entry(name.to_owned()).or_default();
+        for change in changes {
+            let key = (change.collection, change.key);
+            match change.body {
+                Some(body) => docs.insert(key, body),
+                None => docs.remove(&key),
+            };
+        }
+        inner.checkpoints.insert(name.to_owned(), checkpoint);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut inner = self.lock();
+        inner.documents.remove(name);
+        inner.checkpoints.remove(name);
         Box::pin(std::future::ready(Ok(())))
     }
 }
