@@ -198,28 +198,83 @@ pub trait SnapshotStore: Send + Sync + Debug + 'static {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
-/// Keeps how far each projection got in the global log.
+/// A change to one document of a durable read model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentChange {
+    /// The collection (the `#[document]` field's name).
+    pub collection: String,
+    /// The document key.
+    pub key: String,
+    /// The JSON document, `None` to delete it.
+    pub body: Option<Vec<u8>>,
+}
+
+/// A durable read model as saved: its checkpoint and its documents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SavedReadModel {
+    /// The position the documents include (`None`: never saved).
+    pub checkpoint: Option<u64>,
+    /// Every document: (collection, key, JSON body).
+    pub documents: Vec<(String, String, Vec<u8>)>,
+}
+
+/// Keeps how far each projection got in the global log, and the documents of
+/// durable read models, saved together.
 pub trait CheckpointStore: Send + Sync + Debug + 'static {
     /// The saved position of projection `name` (`None`: never saved).
     ///
     /// # Errors
     ///
     /// A backend failure.
-    fn load_checkpoint<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
+    fn load_checkpoint<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
 
     /// Saves the position of projection `name`.
     ///
     /// # Errors
     ///
     /// A backend failure.
-    fn save_checkpoint<'a>(
+    fn save_checkpoint<'a>(&'a self, name: &'a str, position: u64) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The saved documents and checkpoint of projection `name`.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn load_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
+        Box::pin(std::future::ready(Err(read_models_unsupported(name))))
+    }
+
+    /// Applies `changes` to the documents of projection `name` and sets its
+    /// checkpoint to `checkpoint`, atomically: both or neither.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure; then nothing was saved.
+    fn commit_read_model<'a>(
         &'a self,
         name: &'a str,
-        position: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+        changes: Vec<DocumentChange>,
+        checkpoint: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (changes, checkpoint);
+        Box::pin(std::future::ready(Err(read_models_unsupported(name))))
+    }
+
+    /// Deletes the documents and the checkpoint of projection `name`, atomically.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Err(read_models_unsupported(name))))
+    }
+}
+
+fn read_models_unsupported(name: &str) -> StoreError {
+    StoreError::Backend {
+        message: format!("this store does not keep durable read models (projection `{name}`)"),
+        source: None,
+    }
 }
 
 /// Everything the engine needs from a store.
