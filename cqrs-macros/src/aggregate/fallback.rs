@@ -1,0 +1,128 @@
+//! What `#[derive(Aggregate)]` still generates next to its errors: the event
+//! enum, its conversions and the trait impls with `unreachable!()` bodies, so
+//! handlers, commands and `events![..]` keep compiling and only the user's
+//! mistake is reported.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::expand::{conversions_tokens, event_enum_tokens};
+use super::parse::{Input, variant_of};
+use super::validate::EventRef;
+use crate::check::ident_string;
+use crate::runtime;
+
+/// The items users refer to, built from whatever parsed.
+pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
+    let krate = runtime::krate();
+    let private = runtime::private();
+    let ident = input.ident;
+    let event_enum = format_ident!("{}Event", ident, span = ident.span());
+    // Distinct variants only: a duplicate may be the very mistake reported.
+    let mut seen = BTreeSet::new();
+    let events: Vec<EventRef<'_>> = input
+        .events
+        .iter()
+        .flat_map(|list| &list.items)
+        .filter_map(|path| {
+            Some(EventRef {
+                path,
+                variant: variant_of(path)?,
+            })
+        })
+        .filter(|event| seen.insert(event.variant.to_string()))
+        .collect();
+    let enum_tokens = event_enum_tokens(ident, input.vis, &event_enum, &events);
+    let generics = &input.original.generics;
+    if !generics.params.is_empty() || generics.where_clause.is_some() {
+        return enum_tokens;
+    }
+    let conversions = conversions_tokens(ident, &event_enum, &events);
+    let name = input
+        .name
+        .as_ref()
+        .map_or_else(|| ident_string(ident), syn::LitStr::value);
+    let error = match &input.error {
+        Some(ty) => quote!(#ty),
+        None => quote!(::std::io::Error),
+    };
+    let services = match &input.services {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
+    quote! {
+        #enum_tokens
+        const _: () = {
+            #conversions
+
+            #[automatically_derived]
+            impl #krate::EventSet for #event_enum {
+                const NAMES: &'static [&'static str] = &[];
+                fn event_name(&self) -> &'static str {
+                    ::core::unreachable!()
+                }
+                fn event_version(&self) -> u32 {
+                    ::core::unreachable!()
+                }
+                fn encode(
+                    &self,
+                ) -> ::core::result::Result<::std::vec::Vec<u8>, #private::serde_json::Error> {
+                    ::core::unreachable!()
+                }
+                fn decode(
+                    _: &str,
+                    _: u32,
+                    _: &[u8],
+                ) -> ::core::result::Result<Self, #krate::DecodeError> {
+                    ::core::unreachable!()
+                }
+            }
+
+            #[automatically_derived]
+            impl #private::serde::Serialize for #event_enum {
+                fn serialize<__S: #private::serde::Serializer>(
+                    &self,
+                    _: __S,
+                ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                    ::core::unreachable!()
+                }
+            }
+
+            #[automatically_derived]
+            impl<'de> #private::serde::Deserialize<'de> for #event_enum {
+                fn deserialize<__D: #private::serde::Deserializer<'de>>(
+                    _: __D,
+                ) -> ::core::result::Result<Self, __D::Error> {
+                    ::core::unreachable!()
+                }
+            }
+
+            #[automatically_derived]
+            impl #krate::Aggregate for #ident {
+                const NAME: &'static str = #name;
+                const SNAPSHOT_EVERY: ::core::option::Option<u64> = ::core::option::Option::None;
+                type Event = #event_enum;
+                type Error = #error;
+                type Services = #services;
+                fn apply_event(&mut self, _: &#event_enum) {
+                    ::core::unreachable!()
+                }
+                fn encode_snapshot(
+                    &self,
+                ) -> ::core::option::Option<
+                    ::core::result::Result<::std::vec::Vec<u8>, #private::serde_json::Error>,
+                > {
+                    ::core::unreachable!()
+                }
+                fn decode_snapshot(
+                    _: &[u8],
+                ) -> ::core::option::Option<::core::result::Result<Self, #private::serde_json::Error>>
+                {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
+}

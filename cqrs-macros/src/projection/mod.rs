@@ -1,0 +1,33 @@
+//! `#[derive(Projection)]`: a read model fed from the global log.
+
+mod expand;
+mod fallback;
+mod parse;
+mod validate;
+
+use proc_macro2::TokenStream;
+use syn::DeriveInput;
+
+use crate::attr::{self, Form, Key};
+use crate::diag::{self, Ctxt};
+
+/// The keys of `#[projection(..)]`.
+pub(crate) const KEYS: &[Key] = &[
+    attr::NAME,
+    Key {
+        name: "events",
+        form: Form::List,
+        syntax: "events(<event>, ..)",
+    },
+];
+
+/// Expands `#[derive(Projection)]` on `input`.
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let parsed = parse::from_syn(&cx, input);
+    let model = validate::validate(&cx, &parsed);
+    diag::finish(cx, model, expand::expand, || fallback::expand(&parsed))
+}
+
+#[cfg(test)]
+mod tests;

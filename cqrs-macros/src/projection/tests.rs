@@ -1,0 +1,1 @@
+//! Parse and validation tests for `#[derive(...)]`.

@@ -1,0 +1,46 @@
+//! `#[derive(Query)]` input into its IR.
+
+use proc_macro2::Span;
+use syn::{DeriveInput, Ident, LitStr, Type};
+
+use crate::attr;
+use crate::diag::Ctxt;
+
+/// A query as written, keeping the syn nodes for spans.
+pub(crate) struct Input<'a> {
+    /// The whole input.
+    pub(crate) original: &'a DeriveInput,
+    /// The type's ident.
+    pub(crate) ident: &'a Ident,
+    /// Whether `#[query(..)]` is present at all.
+    pub(crate) has_attribute: bool,
+    /// Where "missing key" errors point.
+    pub(crate) missing_span: Span,
+    /// `projection = P`.
+    pub(crate) projection: Option<Type>,
+    /// `output = T`.
+    pub(crate) output: Option<Type>,
+    /// `name = ".."`.
+    pub(crate) name: Option<LitStr>,
+}
+
+/// Reads the `#[query(..)]` attributes of `input`.
+pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
+    let DeriveInput {
+        attrs,
+        vis: _,
+        ident,
+        generics: _,
+        data: _,
+    } = input;
+    let parsed = attr::parse(cx, attrs, "query", super::KEYS);
+    Input {
+        original: input,
+        ident,
+        has_attribute: parsed.path.is_some(),
+        missing_span: parsed.missing_span(ident),
+        projection: parsed.ty("projection").cloned(),
+        output: parsed.ty("output").cloned(),
+        name: parsed.str("name").cloned(),
+    }
+}
