@@ -27,6 +27,10 @@
 //! The `tests` package runs one conformance suite against every store.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -34,6 +38,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStats, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore, Synchronous};
 
 use crate::BoxFuture;
 use crate::error::StoreError;

@@ -1,0 +1,704 @@
+//! The PostgreSQL store: for production, and for many processes on one database.
+//!
+//! The design (schema, no skipped events, group commit, live tail) is documented
+//! on [`PostgresStore`].
+
+mod listener;
+mod schema;
+mod writer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::tokio_postgres::{self, NoTls, Row};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use self::schema::{SchemaName, Sql};
+use self::writer::{AppendJob, Writer};
+use super::{
+    AppendOutcome, CheckpointStore, EventStore, ExpectedVersion, GlobalLog, LogFilter, LogSlice,
+    Snapshot, SnapshotStore,
+};
+use crate::BoxFuture;
+use crate::error::StoreError;
+use crate::record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
+
+/// Settings of a [`PostgresStore`].
+///
+/// # Examples
+///
+/// ```
+/// use cqrs_core::store::PostgresOptions;
+/// use std::time::Duration;
+/// let options = PostgresOptions::new()
+///     .schema("billing_events")
+///     .max_connections(16)
+///     .head_poll_interval(Duration::from_secs(2));
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    schema: String,
+    max_connections: usize,
+    max_group: usize,
+    head_poll_interval: Duration,
+    connect_timeout: Duration,
+    acquire_timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// The defaults: schema `cqrs`, 8 pooled connections, groups of up to 256
+    /// appends, a head poll every second, 5 s to connect, 30 s to wait for a
+    /// pooled connection.
+    pub fn new() -> Self {
+        Self {
+            schema: String::from("cqrs"),
+            max_connections: 8,
+            max_group: 256,
+            head_poll_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The schema holding the store's tables (checked at connect against
+    /// `^[a-z_][a-z0-9_]{0,62}$`).
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The most pooled connections (at least 1), besides the one that listens
+    /// for new events.
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// The most appends committed in one transaction (at least 1; 1 turns
+    /// group commit off).
+    #[must_use]
+    pub fn max_group(mut self, max: usize) -> Self {
+        self.max_group = max.max(1);
+        self
+    }
+
+    /// How often the head is read even without notifications (the safety net).
+    #[must_use]
+    pub fn head_poll_interval(mut self, every: Duration) -> Self {
+        self.head_poll_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long to wait for a new connection, unless the connection string
+    /// sets `connect_timeout`.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a call waits for a pooled connection when all are busy.
+    #[must_use]
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counters of the writer task, to see group commit at work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PostgresStats {
+    /// Append transactions committed.
+    pub transactions: u64,
+    /// Appends committed by them.
+    pub appends: u64,
+}
+
+/// An event store in a PostgreSQL schema.
+///
+/// # Schema
+///
+/// Everything lives in one schema (`cqrs` by default, see
+/// [`PostgresOptions::schema`]), created at connect by versioned migrations
+/// recorded in `<schema>.schema_migrations`. The migrations run in one
+/// transaction under an advisory lock, so processes starting together migrate
+/// once; an up-to-date schema is left untouched.
+///
+/// ```sql
+/// events (
+///     position         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- a sequence
+///     stream_aggregate text NOT NULL,
+///     stream_id        text NOT NULL,
+///     version          bigint NOT NULL,
+///     event_id         uuid NOT NULL UNIQUE,
+///     event_name       text NOT NULL,
+///     schema_version   integer NOT NULL,
+///     payload          json NOT NULL,     -- the JSON text, byte for byte
+///     metadata         jsonb NOT NULL,
+///     timestamp_us     bigint NOT NULL,   -- microseconds since the Unix epoch, exact
+///     UNIQUE (stream_aggregate, stream_id, version)  -- also the index for stream reads
+/// )
+/// INDEX events_by_name      (event_name, position)        -- the global log by event name
+/// INDEX events_by_aggregate (stream_aggregate, position)  -- the global log by aggregate
+/// snapshots   (stream_aggregate, stream_id, version, state bytea, taken_at_us)
+/// checkpoints (name PRIMARY KEY, position)
+/// function append_group(..)   -- the append path, below
+/// ```
+///
+/// The payload column is `json`, not `jsonb`: the store contract says payload
+/// bytes come back exactly as written, and `jsonb` rewrites them (key order,
+/// whitespace, duplicate keys). `json` still checks the text is JSON and
+/// supports the JSON operators; metadata, which the store itself encodes, is
+/// `jsonb`. Payloads must therefore be UTF-8 JSON text.
+///
+/// The schema name is the only text spliced into SQL: it is checked against
+/// `^[a-z_][a-z0-9_]{0,62}$` and always double-quoted. Every value travels as
+/// a parameter of a prepared statement.
+///
+/// # No skipped events
+///
+/// A sequence hands out positions when rows are inserted, but rows become
+/// visible when their transaction commits; two writers can commit out of
+/// order, and a reader that has read up to position 12 would never look back
+/// for a late 11. This store **serializes appends**: `append_group` takes
+/// `pg_advisory_xact_lock(<key of the schema>)` before it allocates any
+/// position. That lock is released only at the end of the commit, after the
+/// transaction has become visible to new snapshots. So the next writer
+/// allocates its positions only once every lower position is visible: at any
+/// moment the visible positions are a prefix of the positions that will ever
+/// commit (rolled-back ones leave gaps, never late arrivals). A read of the
+/// log takes its head and its page in one statement (one snapshot), and
+/// reports `through` no further than that head.
+///
+/// Anything else that inserts into `events` must take the same lock.
+///
+/// # Group commit
+///
+/// Serializing appends would cost a lock wait and a commit per append; the
+/// store instead runs one writer task that takes every append waiting (up to
+/// [`PostgresOptions::max_group`]) and commits them in **one call** of the
+/// `append_group` function: one round trip, one transaction, one lock, one
+/// WAL flush. Each append keeps its own optimistic version check inside the
+/// function, so a conflicting append fails alone while the others commit. If
+/// a statement error aborts the group (a payload that is not JSON, a
+/// duplicate event id), each append is retried alone so only the faulty one
+/// fails.
+///
+/// # Live tail
+///
+/// `append_group` sends `NOTIFY <schema>, '<new head>'` in its transaction; a
+/// dedicated connection LISTENs and feeds [`GlobalLog::watch_head`], so every
+/// process following the schema wakes on every commit, without polling.
+/// The same connection also reads the head every
+/// [`PostgresOptions::head_poll_interval`] as a safety net (a notification
+/// can be missed while it reconnects), and reconnects with backoff when it
+/// drops. Appends made through this store also publish their head directly.
+///
+/// # Connections and failures
+///
+/// Reads and the writer use a `deadpool-postgres` pool with
+/// `RecyclingMethod::Fast`: a returned connection is reused unless it is
+/// closed, with no health-check query on the hot path. When the server is
+/// down, every call fails promptly with [`StoreError::Backend`] saying so;
+/// closed connections are dropped from the pool and new ones are made when the
+/// server is back. An append answers `Ok` only after its commit succeeded; an
+/// append whose connection failed mid-way reports that its outcome is unknown
+/// (re-read the stream before retrying).
+///
+/// # Clones
+///
+/// Clones share the pool, the writer task and the listener; they stop when
+/// the last clone is dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// use cqrs_core::store::{PostgresOptions, PostgresStore};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cqrs_core::StoreError> {
+/// let store = PostgresStore::connect(
+///     "host=/var/run/postgresql user=app dbname=app",
+///     PostgresOptions::new().schema("events"),
+/// )
+/// .await?;
+/// # let _ = store;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    schema: SchemaName,
+    pool: Pool,
+    sql: Sql,
+    jobs: mpsc::Sender<AppendJob>,
+    head: Arc<watch::Sender<u64>>,
+    stats: Arc<Counters>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    transactions: AtomicU64,
+    appends: AtomicU64,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema.as_str())
+            .field("head", &*self.inner.head.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database `config` names (a libpq-style
+    /// `key=value` string or a `postgresql://` URL; TLS is not supported),
+    /// migrates the schema, and starts the writer and the listener.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] for an invalid connection string or schema
+    /// name, an unreachable server, or a failed migration.
+    pub async fn connect(config: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let schema = SchemaName::parse(&options.schema)?;
+        let mut pg: tokio_postgres::Config = config.parse().map_err(|e| StoreError::Backend {
+            message: format!("invalid PostgreSQL connection string: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(options.connect_timeout);
+        }
+        let manager = Manager::from_config(
+            pg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Backend {
+                message: format!("cannot build the PostgreSQL connection pool: {e}"),
+                source: Some(Box::new(e)),
+            })?;
+
+        let mut client = acquire(&pool).await?;
+        schema::migrate(&mut client, &schema).await?;
+        let sql = Sql::new(&schema);
+        let position: i64 = client
+            .query_one(&sql.head, &[])
+            .await
+            .map_err(|e| pg_error("cannot read the head position", e))?
+            .get(0);
+        drop(client);
+
+        let head = Arc::new(watch::Sender::new(to_u64(position)));
+        let stats = Arc::new(Counters::default());
+        let (jobs, receiver) = mpsc::channel(options.max_group.max(16) * 4);
+        let writer = Writer {
+            pool: pool.clone(),
+            sql: sql.append_group.clone(),
+            lock_key: schema.lock_key("cqrs.append"),
+            channel: schema.as_str().to_owned(),
+            jobs: receiver,
+            head: Arc::clone(&head),
+            stats: Arc::clone(&stats),
+            max_group: options.max_group,
+        };
+        tokio::spawn(writer.run());
+        let listener = tokio::spawn(listener::follow_head(
+            pg,
+            schema.as_str().to_owned(),
+            sql.head.clone(),
+            Arc::clone(&head),
+            options.head_poll_interval,
+        ));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                schema,
+                pool,
+                sql,
+                jobs,
+                head,
+                stats,
+                listener,
+            }),
+        })
+    }
+
+    /// The schema this store uses.
+    pub fn schema(&self) -> &str {
+        self.inner.schema.as_str()
+    }
+
+    /// How many append transactions the writer committed, and how many
+    /// appends they carried: `appends / transactions` is the average group.
+    pub fn stats(&self) -> PostgresStats {
+        PostgresStats {
+            transactions: self.inner.stats.transactions.load(Ordering::Relaxed),
+            appends: self.inner.stats.appends.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        acquire(&self.inner.pool).await
+    }
+}
+
+/// A pooled connection, or a clear error saying why there is none.
+async fn acquire(pool: &Pool) -> Result<Object, StoreError> {
+    pool.get().await.map_err(|e| {
+        let message = match &e {
+            PoolError::Backend(e) => {
+                format!("cannot connect to PostgreSQL: {}", describe(e))
+            }
+            PoolError::Timeout(_) => String::from(
+                "timed out waiting for a PostgreSQL connection (the server is slow or unreachable)",
+            ),
+            other => format!("cannot get a PostgreSQL connection: {other}"),
+        };
+        StoreError::Backend {
+            message,
+            source: Some(Box::new(e)),
+        }
+    })
+}
+
+/// A tokio-postgres error with its causes: its own `Display` says only
+/// "db error" or "error connecting to server".
+fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_closed() {
+        text.push_str(" (the connection to PostgreSQL is closed)");
+    }
+    text
+}
+
+fn pg_error(context: impl fmt::Display, error: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend {
+        message: format!("{context}: {}", describe(&error)),
+        source: Some(Box::new(error)),
+    }
+}
+
+/// Moves the head forward (never back).
+fn publish(head: &watch::Sender<u64>, position: u64) {
+    head.send_if_modified(|h| {
+        let moved = position > *h;
+        if moved {
+            *h = position;
+        }
+        moved
+    });
+}
+
+/// Positions and versions are stored as `bigint` and never negative.
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Reads an event row laid out as `EVENT_COLUMNS`, starting at column `at`.
+fn record_from_row(row: &Row, at: usize) -> Result<RecordedEvent, StoreError> {
+    let position: i64 = row.get(at);
+    let metadata: String = row.get(at + 8);
+    let metadata: Metadata = serde_json::from_str(&metadata).map_err(|e| StoreError::Backend {
+        message: format!("the metadata of the event at position {position} does not decode"),
+        source: Some(Box::new(e)),
+    })?;
+    let payload: String = row.get(at + 7);
+    Ok(RecordedEvent {
+        position: to_u64(position),
+        stream: StreamId::new(row.get::<_, String>(at + 1), row.get::<_, String>(at + 2)),
+        version: to_u64(row.get(at + 3)),
+        event_id: row.get(at + 4),
+        event_name: row.get(at + 5),
+        schema_version: u32::try_from(row.get::<_, i32>(at + 6)).unwrap_or(0),
+        payload: payload.into_bytes(),
+        metadata,
+        timestamp: Timestamp(row.get(at + 9)),
+    })
+}
+
+/// Checks what the database cannot take before it reaches the writer.
+fn validate(stream: &StreamId, events: &[NewEvent]) -> Result<(), StoreError> {
+    let invalid = |reason: String| {
+        Err(StoreError::InvalidAppend {
+            stream: stream.clone(),
+            reason,
+        })
+    };
+    if events.is_empty() {
+        return invalid(String::from("no events to append"));
+    }
+    for event in events {
+        if std::str::from_utf8(&event.payload).is_err() {
+            return invalid(format!(
+                "the payload of event `{}` is not UTF-8 JSON text",
+                event.event_name
+            ));
+        }
+        if i32::try_from(event.schema_version).is_err() {
+            return invalid(format!(
+                "event `{}` has schema version {}, above PostgreSQL's integer range",
+                event.event_name, event.schema_version
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl EventStore for PostgresStore {
+    fn append<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
+        Box::pin(async move {
+            validate(stream, &events)?;
+            let (reply, answer) = oneshot::channel();
+            let job = AppendJob {
+                stream: stream.clone(),
+                expected,
+                events,
+                reply,
+            };
+            let gone = || StoreError::Backend {
+                message: String::from("the PostgreSQL writer task stopped"),
+                source: None,
+            };
+            self.inner.jobs.send(job).await.map_err(|_| gone())?;
+            answer.await.unwrap_or_else(|_| Err(gone()))
+        })
+    }
+
+    fn read_stream<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        from_version: u64,
+    ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot read stream {stream}"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.read_stream)
+                .await
+                .map_err(fail)?;
+            let rows = client
+                .query(
+                    &statement,
+                    &[&stream.aggregate, &stream.id, &to_i64(from_version)],
+                )
+                .await
+                .map_err(fail)?;
+            rows.iter()
+                .map(|row| record_from_row(row, 0).map(Arc::new))
+                .collect()
+        })
+    }
+}
+
+impl GlobalLog for PostgresStore {
+    fn read_log<'a>(
+        &'a self,
+        after: u64,
+        filter: &'a LogFilter,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot read the global log after {after}"), e);
+            let limit = limit.max(1);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.read_log)
+                .await
+                .map_err(fail)?;
+            let events = (!filter.events.is_empty()).then_some(&filter.events);
+            let aggregates = (!filter.aggregates.is_empty()).then_some(&filter.aggregates);
+            let rows = client
+                .query(
+                    &statement,
+                    &[
+                        &to_i64(after),
+                        &events,
+                        &aggregates,
+                        &i64::try_from(limit).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await
+                .map_err(fail)?;
+            let head = rows.first().map_or(0, |row| to_u64(row.get(0)));
+            let mut records = Vec::with_capacity(rows.len());
+            for row in &rows {
+                // With no matching event, the one row is the head alone.
+                if row.get::<_, Option<i64>>(1).is_some() {
+                    records.push(Arc::new(record_from_row(row, 1)?));
+                }
+            }
+            let through = if records.len() >= limit {
+                records.last().map_or(after, |r| r.position)
+            } else {
+                head.max(after)
+            };
+            Ok(LogSlice {
+                events: records,
+                through,
+            })
+        })
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error("cannot read the head position", e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.head)
+                .await
+                .map_err(fail)?;
+            let position: i64 = client
+                .query_one(&statement, &[])
+                .await
+                .map_err(fail)?
+                .get(0);
+            Ok(to_u64(position))
+        })
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+}
+
+impl SnapshotStore for PostgresStore {
+    fn load_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+    ) -> BoxFuture<'a, Result<Option<Snapshot>, StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot load the snapshot of {stream}"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.load_snapshot)
+                .await
+                .map_err(fail)?;
+            let row = client
+                .query_opt(&statement, &[&stream.aggregate, &stream.id])
+                .await
+                .map_err(fail)?;
+            Ok(row.map(|row| Snapshot {
+                version: to_u64(row.get(0)),
+                state: row.get(1),
+                taken_at: Timestamp(row.get(2)),
+            }))
+        })
+    }
+
+    fn save_snapshot<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot save the snapshot of {stream}"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.save_snapshot)
+                .await
+                .map_err(fail)?;
+            client
+                .execute(
+                    &statement,
+                    &[
+                        &stream.aggregate,
+                        &stream.id,
+                        &to_i64(snapshot.version),
+                        &snapshot.state,
+                        &snapshot.taken_at.as_micros(),
+                    ],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(())
+        })
+    }
+}
+
+impl CheckpointStore for PostgresStore {
+    fn load_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot load the checkpoint of `{name}`"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.load_checkpoint)
+                .await
+                .map_err(fail)?;
+            let row = client.query_opt(&statement, &[&name]).await.map_err(fail)?;
+            Ok(row.map(|row| to_u64(row.get(0))))
+        })
+    }
+
+    fn save_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot save the checkpoint of `{name}`"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.save_checkpoint)
+                .await
+                .map_err(fail)?;
+            client
+                .execute(&statement, &[&name, &to_i64(position)])
+                .await
+                .map_err(fail)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,316 @@
+//! The PostgreSQL schema: the validated schema name, the migrations, and the
+//! SQL text of every statement the store prepares.
+
+use std::fmt;
+
+use deadpool_postgres::tokio_postgres::Client;
+
+use super::pg_error;
+use crate::error::StoreError;
+
+/// A schema name checked against `^[a-z_][a-z0-9_]{0,62}$` (and not `pg_*`,
+/// which PostgreSQL reserves). It is the only text ever spliced into SQL, and
+/// always double-quoted as an identifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct SchemaName(String);
+
+impl SchemaName {
+    pub(super) fn parse(name: &str) -> Result<Self, StoreError> {
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && name.len() <= 63
+            && !name.starts_with("pg_");
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(StoreError::Backend {
+                message: format!(
+                    "invalid PostgreSQL schema name `{name}`: expected 1 to 63 characters matching \
+                     `^[a-z_][a-z0-9_]*$`, not starting with `pg_`"
+                ),
+                source: None,
+            })
+        }
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A lock key for `what` in this schema: FNV-1a over both, stable across
+    /// builds and processes (unlike `std`'s hasher), so every process using
+    /// the schema takes the same lock.
+    pub(super) fn lock_key(&self, what: &str) -> i64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in what.bytes().chain([b'.']).chain(self.0.bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        i64::from_ne_bytes(hash.to_ne_bytes())
+    }
+}
+
+/// Displays as the quoted identifier, ready to splice into SQL.
+impl fmt::Display for SchemaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0)
+    }
+}
+
+/// The migrations, in order: `(version, SQL)`; `{s}` stands for the quoted
+/// schema. Each runs once, recorded in `schema_migrations`.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE {s}.events (
+    position         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_aggregate text NOT NULL,
+    stream_id        text NOT NULL,
+    version          bigint NOT NULL CHECK (version > 0),
+    event_id         uuid NOT NULL UNIQUE,
+    event_name       text NOT NULL,
+    schema_version   integer NOT NULL,
+    payload          json NOT NULL,
+    metadata         jsonb NOT NULL,
+    timestamp_us     bigint NOT NULL,
+    CONSTRAINT events_stream_version UNIQUE (stream_aggregate, stream_id, version)
+);
+CREATE INDEX events_by_name ON {s}.events (event_name, position);
+CREATE INDEX events_by_aggregate ON {s}.events (stream_aggregate, position);
+
+CREATE TABLE {s}.snapshots (
+    stream_aggregate text NOT NULL,
+    stream_id        text NOT NULL,
+    version          bigint NOT NULL,
+    state            bytea NOT NULL,
+    taken_at_us      bigint NOT NULL,
+    PRIMARY KEY (stream_aggregate, stream_id)
+);
+
+CREATE TABLE {s}.checkpoints (
+    name     text PRIMARY KEY,
+    position bigint NOT NULL
+);
+
+-- Appends a group of batches in one transaction, one round trip. Batch i is
+-- a_aggregate[i]/a_id[i], expecting version a_expected[i] (-1: any), with
+-- a_count[i] events taken in order from the e_* arrays. A batch whose stream
+-- is elsewhere is skipped and reported (new_version NULL); the others commit.
+CREATE FUNCTION {s}.append_group(
+    lock_key bigint,
+    channel text,
+    a_aggregate text[],
+    a_id text[],
+    a_expected bigint[],
+    a_count integer[],
+    e_event_id uuid[],
+    e_event_name text[],
+    e_schema_version integer[],
+    e_payload text[],
+    e_metadata text[],
+    e_timestamp bigint[]
+) RETURNS TABLE (actual bigint, first_position bigint, last_position bigint, new_version bigint)
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    i integer;
+    done integer := 0;
+    current_version bigint;
+    head bigint;
+BEGIN
+    -- Serializes appends: positions are allocated under this lock, and it is
+    -- released only after the commit is visible, so positions become visible
+    -- in increasing order and a reader never skips one.
+    PERFORM pg_advisory_xact_lock(lock_key);
+    FOR i IN 1 .. coalesce(array_length(a_aggregate, 1), 0) LOOP
+        SELECT coalesce(max(ev.version), 0) INTO current_version
+        FROM {s}.events ev
+        WHERE ev.stream_aggregate = a_aggregate[i] AND ev.stream_id = a_id[i];
+        actual := current_version;
+        IF a_expected[i] >= 0 AND a_expected[i] <> current_version THEN
+            first_position := NULL;
+            last_position := NULL;
+            new_version := NULL;
+        ELSE
+            WITH inserted AS (
+                INSERT INTO {s}.events (stream_aggregate, stream_id, version, event_id,
+                    event_name, schema_version, payload, metadata, timestamp_us)
+                SELECT a_aggregate[i], a_id[i], current_version + n, e_event_id[done + n],
+                    e_event_name[done + n], e_schema_version[done + n],
+                    e_payload[done + n]::json, e_metadata[done + n]::jsonb, e_timestamp[done + n]
+                FROM generate_series(1, a_count[i]) AS n
+                ORDER BY n
+                RETURNING position
+            )
+            SELECT min(position), max(position) INTO first_position, last_position FROM inserted;
+            new_version := current_version + a_count[i];
+            head := last_position;
+        END IF;
+        done := done + a_count[i];
+        RETURN NEXT;
+    END LOOP;
+    IF head IS NOT NULL THEN
+        PERFORM pg_notify(channel, head::text);
+    END IF;
+END
+$fn$;
+"#,
+)];
+
+/// Applies the missing migrations, in one transaction under an advisory lock
+/// so that processes starting together migrate once.
+pub(super) async fn migrate(client: &mut Client, schema: &SchemaName) -> Result<(), StoreError> {
+    let fail = |e| pg_error(format!("cannot migrate PostgreSQL schema {schema}"), e);
+    let tx = client.transaction().await.map_err(fail)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&schema.lock_key("cqrs.migrate")],
+    )
+    .await
+    .map_err(fail)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+             version    integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(fail)?;
+    let current: i32 = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"),
+            &[],
+        )
+        .await
+        .map_err(fail)?
+        .get(0);
+    let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if current > latest {
+        return Err(StoreError::Backend {
+            message: format!(
+                "PostgreSQL schema {schema} has version {current}, newer than version {latest} this build knows"
+            ),
+            source: None,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(&sql.replace("{s}", &schema.to_string()))
+            .await
+            .map_err(fail)?;
+        tx.execute(
+            &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
+            &[version],
+        )
+        .await
+        .map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)
+}
+
+/// The columns of an event row, in the order `record_from_row` reads them.
+const EVENT_COLUMNS: &str = "position, stream_aggregate, stream_id, version, event_id, \
+     event_name, schema_version, payload::text, metadata::text, timestamp_us";
+
+/// The SQL text of every statement, for one schema.
+#[derive(Debug)]
+pub(super) struct Sql {
+    pub(super) append_group: String,
+    pub(super) read_stream: String,
+    pub(super) read_log: String,
+    pub(super) head: String,
+    pub(super) load_snapshot: String,
+    pub(super) save_snapshot: String,
+    pub(super) load_checkpoint: String,
+    pub(super) save_checkpoint: String,
+}
+
+impl Sql {
+    pub(super) fn new(s: &SchemaName) -> Self {
+        Self {
+            append_group: format!(
+                "SELECT actual, first_position, last_position, new_version
+                 FROM {s}.append_group($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            read_stream: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events
+                 WHERE stream_aggregate = $1 AND stream_id = $2 AND version >= $3
+                 ORDER BY version"
+            ),
+            // The head and the page in one statement, so one snapshot: every
+            // position up to that head is settled (see `PostgresStore`).
+            read_log: format!(
+                "WITH h AS (SELECT coalesce(max(position), 0) AS head FROM {s}.events)
+                 SELECT h.head, {EVENT_COLUMNS_E}
+                 FROM h LEFT JOIN LATERAL (
+                     SELECT * FROM {s}.events
+                     WHERE position > $1 AND position <= h.head
+                       AND ($2::text[] IS NULL OR event_name = ANY($2))
+                       AND ($3::text[] IS NULL OR stream_aggregate = ANY($3))
+                     ORDER BY position
+                     LIMIT $4
+                 ) e ON true
+                 ORDER BY e.position",
+                EVENT_COLUMNS_E = EVENT_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("e.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            head: format!("SELECT coalesce(max(position), 0) FROM {s}.events"),
+            load_snapshot: format!(
+                "SELECT version, state, taken_at_us FROM {s}.snapshots
+                 WHERE stream_aggregate = $1 AND stream_id = $2"
+            ),
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots AS t (stream_aggregate, stream_id, version, state, taken_at_us)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (stream_aggregate, stream_id) DO UPDATE
+                 SET version = excluded.version, state = excluded.state, taken_at_us = excluded.taken_at_us
+                 WHERE t.version < excluded.version"
+            ),
+            load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1"),
+            save_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SchemaName;
+
+    #[test]
+    fn schema_names_are_validated() {
+        for ok in ["cqrs", "_x", "a1_b2", &"a".repeat(63)] {
+            assert!(SchemaName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "A",
+            "a-b",
+            "a b",
+            "a\"b",
+            "pg_catalog",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(SchemaName::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(SchemaName::parse("cqrs").unwrap().to_string(), "\"cqrs\"");
+    }
+
+    #[test]
+    fn lock_keys_differ_by_schema_and_purpose() {
+        let a = SchemaName::parse("a").unwrap();
+        let b = SchemaName::parse("b").unwrap();
+        assert_ne!(a.lock_key("append"), b.lock_key("append"));
+        assert_ne!(a.lock_key("append"), a.lock_key("migrate"));
+        assert_eq!(a.lock_key("append"), a.lock_key("append"));
+    }
+}

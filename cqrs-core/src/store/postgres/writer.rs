@@ -1,0 +1,254 @@
+//! The append path: one task commits waiting appends together (group commit).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use deadpool_postgres::Pool;
+use deadpool_postgres::tokio_postgres::error::SqlState;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::{Counters, acquire, describe, publish, to_u64};
+use crate::error::StoreError;
+use crate::record::{NewEvent, StreamId};
+use crate::store::{AppendOutcome, ExpectedVersion};
+
+/// One append waiting for the writer.
+#[derive(Debug)]
+pub(super) struct AppendJob {
+    pub(super) stream: StreamId,
+    pub(super) expected: ExpectedVersion,
+    pub(super) events: Vec<NewEvent>,
+    pub(super) reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// The writer task's state.
+pub(super) struct Writer {
+    pub(super) pool: Pool,
+    pub(super) sql: String,
+    pub(super) lock_key: i64,
+    pub(super) channel: String,
+    pub(super) jobs: mpsc::Receiver<AppendJob>,
+    pub(super) head: Arc<watch::Sender<u64>>,
+    pub(super) stats: Arc<Counters>,
+    pub(super) max_group: usize,
+}
+
+type Outcome = Result<AppendOutcome, StoreError>;
+
+impl Writer {
+    /// Commits waiting appends in groups until every store clone is dropped.
+    pub(super) async fn run(mut self) {
+        while let Some(first) = self.jobs.recv().await {
+            let mut group = vec![first];
+            while group.len() < self.max_group {
+                match self.jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(group).await;
+        }
+    }
+
+    async fn commit(&self, group: Vec<AppendJob>) {
+        let outcomes = match self.call(&group).await {
+            Ok(outcomes) => {
+                self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+                outcomes
+            }
+            // A statement error (a payload that is not JSON, a duplicate
+            // event id) aborted the whole group: retry each append alone so
+            // only the faulty one fails.
+            Err(e) if e.as_db_error().is_some() && group.len() > 1 => {
+                let mut outcomes = Vec::with_capacity(group.len());
+                for job in &group {
+                    let outcome = match self.call(std::slice::from_ref(job)).await {
+                        Ok(mut one) => {
+                            self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+                            one.pop().unwrap_or_else(|| Err(missing_row(job)))
+                        }
+                        Err(e) => Err(append_error(job, &e)),
+                    };
+                    outcomes.push(outcome);
+                }
+                outcomes
+            }
+            Err(e) => group.iter().map(|job| Err(append_error(job, &e))).collect(),
+        };
+        let appended = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+        self.stats.appends.fetch_add(appended, Ordering::Relaxed);
+        if let Some(head) = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().map(|o| o.last_position))
+            .max()
+        {
+            publish(&self.head, head);
+        }
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            // A caller that stopped waiting no longer needs the answer.
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    /// Appends `group` in one call of `append_group`: one round trip, one
+    /// transaction.
+    async fn call(&self, group: &[AppendJob]) -> Result<Vec<Outcome>, CallError> {
+        let client = acquire(&self.pool).await.map_err(CallError::Connect)?;
+        let statement = client
+            .prepare_cached(&self.sql)
+            .await
+            .map_err(CallError::Postgres)?;
+        let events = group.iter().map(|j| j.events.len()).sum();
+        let mut a_aggregate = Vec::with_capacity(group.len());
+        let mut a_id = Vec::with_capacity(group.len());
+        let mut a_expected = Vec::with_capacity(group.len());
+        let mut a_count = Vec::with_capacity(group.len());
+        let mut e_event_id: Vec<Uuid> = Vec::with_capacity(events);
+        let mut e_event_name = Vec::with_capacity(events);
+        let mut e_schema_version = Vec::with_capacity(events);
+        let mut e_payload = Vec::with_capacity(events);
+        let mut e_metadata = Vec::with_capacity(events);
+        let mut e_timestamp = Vec::with_capacity(events);
+        for job in group {
+            a_aggregate.push(job.stream.aggregate.as_str());
+            a_id.push(job.stream.id.as_str());
+            a_expected.push(match job.expected {
+                ExpectedVersion::Any => -1_i64,
+                ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+            });
+            a_count.push(i32::try_from(job.events.len()).unwrap_or(i32::MAX));
+            for event in &job.events {
+                e_event_id.push(event.event_id);
+                e_event_name.push(event.event_name.as_str());
+                e_schema_version.push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
+                // `PostgresStore::append` checked that payloads are UTF-8.
+                e_payload.push(std::str::from_utf8(&event.payload).unwrap_or_default());
+                e_metadata.push(
+                    serde_json::to_string(&event.metadata).unwrap_or_else(|_| String::from("{}")),
+                );
+                e_timestamp.push(event.timestamp.as_micros());
+            }
+        }
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &self.lock_key,
+                    &self.channel,
+                    &a_aggregate,
+                    &a_id,
+                    &a_expected,
+                    &a_count,
+                    &e_event_id,
+                    &e_event_name,
+                    &e_schema_version,
+                    &e_payload,
+                    &e_metadata,
+                    &e_timestamp,
+                ],
+            )
+            .await
+            .map_err(CallError::Postgres)?;
+        if rows.len() != group.len() {
+            return Err(CallError::Other(format!(
+                "append_group answered {} rows for {} appends",
+                rows.len(),
+                group.len()
+            )));
+        }
+        Ok(group
+            .iter()
+            .zip(rows)
+            .map(|(job, row)| {
+                let actual: i64 = row.get(0);
+                match row.get::<_, Option<i64>>(3) {
+                    Some(version) => Ok(AppendOutcome {
+                        version: to_u64(version),
+                        first_position: to_u64(row.get(1)),
+                        last_position: to_u64(row.get(2)),
+                    }),
+                    None => Err(StoreError::Conflict {
+                        stream: job.stream.clone(),
+                        expected: match job.expected {
+                            ExpectedVersion::Exact(v) => v,
+                            ExpectedVersion::Any => 0,
+                        },
+                        actual: to_u64(actual),
+                    }),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Why a call of `append_group` failed.
+#[derive(Debug)]
+enum CallError {
+    /// No connection could be had.
+    Connect(StoreError),
+    /// The statement or the connection failed.
+    Postgres(deadpool_postgres::tokio_postgres::Error),
+    /// Something else, described.
+    Other(String),
+}
+
+impl CallError {
+    fn as_db_error(&self) -> Option<&deadpool_postgres::tokio_postgres::error::DbError> {
+        match self {
+            Self::Postgres(e) => e.as_db_error(),
+            Self::Connect(_) | Self::Other(_) => None,
+        }
+    }
+}
+
+fn missing_row(job: &AppendJob) -> StoreError {
+    StoreError::Backend {
+        message: format!("append_group answered no row for stream {}", job.stream),
+        source: None,
+    }
+}
+
+/// The error one append gets from a failed call (shared by a whole group, so
+/// the cause is described in the message rather than moved into `source`).
+fn append_error(job: &AppendJob, error: &CallError) -> StoreError {
+    let stream = &job.stream;
+    let message = match error {
+        CallError::Connect(StoreError::Backend { message, .. }) => {
+            format!("cannot append to stream {stream}: {message}")
+        }
+        CallError::Connect(e) => format!("cannot append to stream {stream}: {e}"),
+        CallError::Postgres(e) => {
+            if let Some(db) = e.as_db_error() {
+                let code = db.code();
+                // Data exceptions (class 22): a payload that is not JSON text.
+                if code.code().starts_with("22") {
+                    return StoreError::InvalidAppend {
+                        stream: stream.clone(),
+                        reason: format!("PostgreSQL rejected the events: {}", db.message()),
+                    };
+                }
+                if *code == SqlState::UNIQUE_VIOLATION
+                    && db.constraint() == Some("events_event_id_key")
+                {
+                    return StoreError::InvalidAppend {
+                        stream: stream.clone(),
+                        reason: format!("an event id is already stored: {}", db.message()),
+                    };
+                }
+                format!("cannot append to stream {stream}: {}", describe(e))
+            } else {
+                format!(
+                    "the connection to PostgreSQL failed while appending to stream {stream} \
+                     (the append may or may not have been committed): {}",
+                    describe(e)
+                )
+            }
+        }
+        CallError::Other(message) => format!("cannot append to stream {stream}: {message}"),
+    };
+    StoreError::Backend {
+        message,
+        source: None,
+    }
+}

@@ -1,0 +1,378 @@
+//! The store conformance suite: one set of cases (`conformance/cases.rs`),
+//! run against every store: memory, SQLite (file and in memory) and
+//! PostgreSQL (one throwaway server per test binary, one schema per test).
+//! Then the checks only some stores need (group commit, reopening a file,
+//! schema names, notifications across processes).
+
+#[path = "conformance/cases.rs"]
+mod cases;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_core::MemoryStore;
+use cqrs_core::store::{
+    EventStore, ExpectedVersion, GlobalLog, PostgresOptions, PostgresStore, SqliteStore, Store,
+};
+use cqrs_core::{StoreError, StreamId};
+use cqrs_tests::pg::{TestPostgres, unique_schema};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use self::cases::{event, raw_event};
+
+/// A store for one test, and whatever must live as long as it (a temp dir).
+struct Fixture {
+    store: Arc<dyn Store>,
+    _keep: Box<dyn Any + Send>,
+}
+
+impl Fixture {
+    fn new(store: impl Store, keep: impl Any + Send) -> Self {
+        Self {
+            store: Arc::new(store),
+            _keep: Box::new(keep),
+        }
+    }
+}
+
+async fn memory(_test: &str) -> Option<Fixture> {
+    Some(Fixture::new(MemoryStore::new(), ()))
+}
+
+async fn sqlite_file(_test: &str) -> Option<Fixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).unwrap();
+    Some(Fixture::new(store, dir))
+}
+
+async fn sqlite_memory(_test: &str) -> Option<Fixture> {
+    Some(Fixture::new(SqliteStore::in_memory().unwrap(), ()))
+}
+
+async fn postgres(test: &str) -> Option<Fixture> {
+    Some(Fixture::new(postgres_store(test).await?, ()))
+}
+
+/// A store in a fresh schema of the shared server (`None`: no PostgreSQL).
+async fn postgres_store(test: &str) -> Option<PostgresStore> {
+    let server = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .unwrap()?;
+    let options = PostgresOptions::new()
+        .schema(unique_schema(test))
+        .max_connections(4);
+    Some(
+        PostgresStore::connect(&server.connection_string(), options)
+            .await
+            .unwrap(),
+    )
+}
+
+/// One `#[tokio::test]` per case, in a module per store.
+macro_rules! conformance {
+    ($($store:ident),* $(,)?) => {
+        $(
+            mod $store {
+                conformance!(@cases $store:
+                    append_and_read,
+                    conflicts_are_typed,
+                    empty_append_is_rejected,
+                    sixteen_appenders_on_one_stream,
+                    sixteen_appenders_on_sixteen_streams,
+                    tail_sees_every_event_once_under_eight_writers,
+                    log_filters_by_event_name_and_aggregate,
+                    snapshots_keep_the_newest,
+                    checkpoints_round_trip,
+                    metadata_round_trips,
+                    unicode_and_large_payloads,
+                    ten_thousand_events_read_back,
+                    undecodable_payload_is_a_typed_error,
+                    watch_head_follows_appends,
+                );
+            }
+        )*
+    };
+    (@cases $store:ident: $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(fixture) = super::$store(stringify!($case)).await else {
+                    return;
+                };
+                super::cases::$case(::std::sync::Arc::clone(&fixture.store)).await;
+            }
+        )*
+    };
+}
+
+conformance!(memory, sqlite_file, sqlite_memory, postgres);
+
+/// Fires `appends` concurrently: stream `g-<i>`, expecting version 0, except
+/// every fourth, which expects 7 and must fail alone. Returns the outcomes.
+async fn concurrent_mixed_appends(
+    store: Arc<dyn Store>,
+    appends: usize,
+) -> Vec<(usize, Result<u64, StoreError>)> {
+    let mut tasks = JoinSet::new();
+    for i in 0..appends {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let s = StreamId::new("grouped", format!("g-{i}"));
+            let expected = if i % 4 == 3 { 7 } else { 0 };
+            let result = store
+                .append(
+                    &s,
+                    ExpectedVersion::Exact(expected),
+                    vec![event("one", json!({"i": i})), event("two", json!({}))],
+                )
+                .await
+                .map(|o| o.version);
+            (i, result)
+        });
+    }
+    let mut results = tasks.join_all().await;
+    results.sort_by_key(|(i, _)| *i);
+    results
+}
+
+fn assert_conflicts_fail_alone(results: &[(usize, Result<u64, StoreError>)]) {
+    for (i, result) in results {
+        match result {
+            Ok(version) => {
+                assert_ne!(i % 4, 3, "append {i} should have conflicted");
+                assert_eq!(*version, 2);
+            }
+            Err(StoreError::Conflict {
+                expected, actual, ..
+            }) => {
+                assert_eq!(i % 4, 3, "append {i} failed: {result:?}");
+                assert_eq!((*expected, *actual), (7, 0));
+            }
+            Err(e) => panic!("append {i} failed: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_group_commit_isolates_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).unwrap();
+    let results = concurrent_mixed_appends(Arc::new(store.clone()), 64).await;
+    assert_conflicts_fail_alone(&results);
+    let stats = store.stats();
+    assert_eq!(stats.writes, 48);
+    assert!(
+        stats.transactions < stats.writes,
+        "concurrent appends should share commits: {stats:?}"
+    );
+    let log = cases::whole_log(&store).await;
+    assert_eq!(log.len(), 96);
+}
+
+#[tokio::test]
+async fn sqlite_reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let s = StreamId::new("account", "a-1");
+    let written = vec![
+        event("opened", json!({"owner": "Ada"})),
+        event("x", json!({})),
+    ];
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .append(&s, ExpectedVersion::Exact(0), written.clone())
+            .await
+            .unwrap();
+        use cqrs_core::store::CheckpointStore;
+        store.save_checkpoint("p", 2).await.unwrap();
+    }
+    // Reopening twice more: the migrations are recorded and not run again.
+    drop(SqliteStore::open(&path).unwrap());
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.head().await.unwrap(), 2);
+    assert_eq!(*store.watch_head().borrow(), 2);
+    let stored = store.read_stream(&s, 1).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].payload, written[0].payload);
+    use cqrs_core::store::CheckpointStore;
+    assert_eq!(store.load_checkpoint("p").await.unwrap(), Some(2));
+    let outcome = store
+        .append(&s, ExpectedVersion::Exact(2), vec![event("y", json!({}))])
+        .await
+        .unwrap();
+    assert_eq!((outcome.version, outcome.last_position), (3, 3));
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_stores_are_private() {
+    let a = SqliteStore::in_memory().unwrap();
+    let b = SqliteStore::in_memory().unwrap();
+    let s = StreamId::new("account", "a-1");
+    a.append(&s, ExpectedVersion::Exact(0), vec![event("x", json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(a.head().await.unwrap(), 1);
+    assert_eq!(b.head().await.unwrap(), 0);
+    assert!(b.read_stream(&s, 1).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_group_commit_isolates_conflicts_and_bad_payloads() {
+    let Some(store) = postgres_store("group_commit").await else {
+        return;
+    };
+    let results = concurrent_mixed_appends(Arc::new(store.clone()), 64).await;
+    assert_conflicts_fail_alone(&results);
+    let stats = store.stats();
+    assert_eq!(stats.appends, 48);
+    assert!(
+        stats.transactions < stats.appends,
+        "concurrent appends should share commits: {stats:?}"
+    );
+
+    // A payload PostgreSQL refuses fails alone, even inside a group.
+    let mut tasks = JoinSet::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let s = StreamId::new("payloads", format!("p-{i}"));
+            let payload = if i == 5 {
+                b"{not json".to_vec()
+            } else {
+                br#"{"ok":true}"#.to_vec()
+            };
+            (
+                i,
+                store
+                    .append(&s, ExpectedVersion::Exact(0), vec![raw_event("p", payload)])
+                    .await,
+            )
+        });
+    }
+    for (i, result) in tasks.join_all().await {
+        if i == 5 {
+            assert!(
+                matches!(result, Err(StoreError::InvalidAppend { .. })),
+                "{result:?}"
+            );
+        } else {
+            assert_eq!(result.unwrap().version, 1);
+        }
+    }
+    assert_eq!(cases::whole_log(&store).await.len(), 96 + 15);
+}
+
+#[tokio::test]
+async fn postgres_schema_name_is_validated() {
+    for bad in ["Bad", "a-b", "x; DROP TABLE events", "pg_toast", "", "1abc"] {
+        // Checked before any connection is made: no server needed.
+        let error = PostgresStore::connect(
+            "host=/nonexistent user=postgres",
+            PostgresOptions::new().schema(bad),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("invalid PostgreSQL schema name"),
+            "{bad}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_unreachable_server_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "host={} user=postgres dbname=postgres",
+        dir.path().display()
+    );
+    let error = PostgresStore::connect(&config, PostgresOptions::new())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, StoreError::Backend { .. })
+            && text.contains("cannot connect to PostgreSQL"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_starts_migrate_once() {
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let schema = unique_schema("concurrent_starts");
+    let mut starts = JoinSet::new();
+    for _ in 0..4 {
+        let (config, schema) = (server.connection_string(), schema.clone());
+        starts.spawn(async move {
+            PostgresStore::connect(
+                &config,
+                PostgresOptions::new().schema(schema).max_connections(2),
+            )
+            .await
+            .unwrap()
+        });
+    }
+    let stores = starts.join_all().await;
+    let s = StreamId::new("account", "a-1");
+    stores[0]
+        .append(&s, ExpectedVersion::Exact(0), vec![event("x", json!({}))])
+        .await
+        .unwrap();
+    for store in &stores {
+        assert_eq!(store.read_stream(&s, 1).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_schemas_are_isolated_and_heads_follow_other_stores() {
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let config = server.connection_string();
+    let schema = unique_schema("notify");
+    // The poll is far away: only a notification can move B's head in time.
+    let options = PostgresOptions::new()
+        .schema(schema.as_str())
+        .max_connections(2)
+        .head_poll_interval(Duration::from_secs(3600));
+    let a = PostgresStore::connect(&config, options.clone())
+        .await
+        .unwrap();
+    let b = PostgresStore::connect(&config, options).await.unwrap();
+    let elsewhere = PostgresStore::connect(
+        &config,
+        PostgresOptions::new().schema(unique_schema("elsewhere")),
+    )
+    .await
+    .unwrap();
+    // Let B's listener connect and LISTEN before the append.
+    let mut head = b.watch_head();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = StreamId::new("account", "a-1");
+    let outcome = a
+        .append(&s, ExpectedVersion::Exact(0), vec![event("x", json!({}))])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while *head.borrow_and_update() < outcome.last_position {
+            head.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("B's head did not follow A's append");
+    assert_eq!(b.read_stream(&s, 1).await.unwrap().len(), 1);
+    assert_eq!(elsewhere.head().await.unwrap(), 0);
+    assert_eq!(*elsewhere.watch_head().borrow(), 0);
+}
