@@ -376,3 +376,78 @@ async fn postgres_schemas_are_isolated_and_heads_follow_other_stores() {
     assert_eq!(elsewhere.head().await.unwrap(), 0);
     assert_eq!(*elsewhere.watch_head().borrow(), 0);
 }
+
+/// Many stores on one schema stand for many processes: their writers commit
+/// independently (no shared writer task), and a tail on yet another store
+/// must still see every position once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_tail_never_skips_across_independent_writers() {
+    const STORES: usize = 4;
+    const TASKS: usize = 4;
+    const APPENDS: usize = 30;
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let config = server.connection_string();
+    // One append per transaction: as many commits as possible to interleave.
+    let options = PostgresOptions::new()
+        .schema(unique_schema("independent_writers"))
+        .max_connections(2)
+        .max_group(1);
+    let reader = PostgresStore::connect(&config, options.clone())
+        .await
+        .unwrap();
+    let total = STORES * TASKS * APPENDS * 2;
+    let mut tail = cqrs_core::store::Tail::new(
+        Arc::new(reader.clone()),
+        0,
+        cqrs_core::store::LogFilter::all(),
+        5,
+    );
+    let follower = tokio::spawn(async move {
+        let mut seen: Vec<u64> = Vec::with_capacity(total);
+        while seen.len() < total {
+            for e in tail.next().await.unwrap().events {
+                assert!(seen.last().is_none_or(|&last| e.position > last));
+                seen.push(e.position);
+            }
+        }
+        seen
+    });
+    let mut writers = JoinSet::new();
+    for s in 0..STORES {
+        let store = PostgresStore::connect(&config, options.clone())
+            .await
+            .unwrap();
+        for t in 0..TASKS {
+            let store = store.clone();
+            writers.spawn(async move {
+                let stream = StreamId::new("independent", format!("s{s}-t{t}"));
+                for k in 0..APPENDS {
+                    let batch = vec![event("a", json!({"k": k})), event("b", json!({}))];
+                    store
+                        .append(&stream, ExpectedVersion::Exact(2 * k as u64), batch)
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), writers.join_all())
+        .await
+        .expect("writers hang");
+    let seen = tokio::time::timeout(Duration::from_secs(60), follower)
+        .await
+        .expect("the tail missed events")
+        .unwrap();
+    let stored: Vec<u64> = cases::whole_log(&reader)
+        .await
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(stored.len(), total);
+    assert_eq!(seen, stored);
+}

@@ -1,0 +1,366 @@
+//! Crashes: a writer process killed with SIGKILL mid-load (SQLite and
+//! PostgreSQL), and a PostgreSQL server stopped like a crash while writers
+//! run. Afterwards no batch is partial, versions are contiguous, positions
+//! strictly increase, and every append that was acknowledged is there.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use cqrs_core::store::{
+    EventStore, ExpectedVersion, GlobalLog, LogFilter, PostgresOptions, PostgresStore, SqliteStore,
+    Store,
+};
+use cqrs_core::{Metadata, NewEvent, RecordedEvent, StoreError, StreamId, Timestamp};
+use cqrs_tests::pg::{TestPostgres, unique_schema};
+
+/// An append the writer saw succeed: stream id, version after it, last position.
+#[derive(Debug)]
+struct Ack {
+    stream: StreamId,
+    version: u64,
+    last_position: u64,
+}
+
+/// Runs `crash-writer` with `args`, lets it append until it has acknowledged
+/// `acks_before_kill` appends and `extra` more time passed, then kills it
+/// with SIGKILL. Returns what it acknowledged.
+fn run_and_kill(args: &[&str], acks_before_kill: usize, extra: Duration) -> Vec<Ack> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cannot start crash-writer");
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut acked = Vec::new();
+    let started = Instant::now();
+    while acked.len() < acks_before_kill {
+        match received.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => acked.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                panic!(
+                    "crash-writer acknowledged only {} appends: {e}",
+                    acked.len()
+                );
+            }
+        }
+    }
+    std::thread::sleep(extra);
+    // `Child::kill` is SIGKILL on unix: no destructor, no flush, no rollback.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the writer must have been killed");
+    reader.join().unwrap();
+    acked.extend(received.try_iter());
+    eprintln!(
+        "crash-writer acknowledged {} appends in {:?} before SIGKILL",
+        acked.len(),
+        started.elapsed()
+    );
+    acked.iter().filter_map(|line| parse_ack(line)).collect()
+}
+
+fn parse_ack(line: &str) -> Option<Ack> {
+    let mut parts = line.split(' ');
+    if parts.next()? != "ok" {
+        return None;
+    }
+    let aggregate = parts.next()?;
+    let id = parts.next()?;
+    Some(Ack {
+        stream: StreamId::new(aggregate, id),
+        version: parts.next()?.parse().ok()?,
+        last_position: parts.next()?.parse().ok()?,
+    })
+}
+
+/// The whole log, paged.
+async fn whole_log(store: &dyn Store) -> Vec<Arc<RecordedEvent>> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let slice = store
+            .read_log(after, &LogFilter::all(), 1000)
+            .await
+            .unwrap();
+        if slice.through == after {
+            return all;
+        }
+        after = slice.through;
+        all.extend(slice.events);
+    }
+}
+
+/// No partial batch, contiguous versions, increasing positions, every
+/// acknowledged append present where it was acknowledged.
+async fn check_log(store: &dyn Store, acks: &[Ack], batch: u64) {
+    let log = whole_log(store).await;
+    assert!(!log.is_empty(), "nothing was written");
+    for pair in log.windows(2) {
+        assert!(
+            pair[0].position < pair[1].position,
+            "positions must strictly increase"
+        );
+    }
+    let mut streams: BTreeMap<&StreamId, Vec<&RecordedEvent>> = BTreeMap::new();
+    for event in &log {
+        streams.entry(&event.stream).or_default().push(event);
+    }
+    for (stream, events) in &streams {
+        assert_eq!(
+            events.len() as u64 % batch,
+            0,
+            "stream {stream} holds a partial batch ({} events)",
+            events.len()
+        );
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event.version, i as u64 + 1, "stream {stream}: versions");
+        }
+        // The events of one batch come from one append.
+        for chunk in events.chunks(batch as usize) {
+            let seq = |e: &RecordedEvent| {
+                let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+                v["seq"].clone()
+            };
+            assert!(
+                chunk.iter().all(|e| seq(e) == seq(chunk[0])),
+                "stream {stream}: a batch mixes appends"
+            );
+        }
+    }
+    for ack in acks {
+        let events = streams
+            .get(&ack.stream)
+            .unwrap_or_else(|| panic!("acknowledged stream {} is missing", ack.stream));
+        let event = events.get(ack.version as usize - 1).unwrap_or_else(|| {
+            panic!(
+                "acknowledged version {} of {} is missing",
+                ack.version, ack.stream
+            )
+        });
+        assert_eq!(event.position, ack.last_position, "{ack:?}");
+    }
+    // A reader of the store sees the same head.
+    assert_eq!(store.head().await.unwrap(), log.last().unwrap().position);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writer_killed_mid_load_leaves_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.db");
+    let path_text = path.to_str().unwrap().to_owned();
+    let acks = tokio::task::spawn_blocking(move || {
+        run_and_kill(&["sqlite", &path_text], 100, Duration::from_millis(300))
+    })
+    .await
+    .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    check_log(&store, &acks, 3).await;
+    // The reopened store goes on where the log ended.
+    let head = store.head().await.unwrap();
+    let outcome = store
+        .append(
+            &StreamId::new("after", "crash"),
+            ExpectedVersion::Exact(0),
+            vec![event(0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.last_position, head + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writer_killed_mid_load_leaves_whole_batches() {
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::start_durable)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let config = server.connection_string();
+    let schema = unique_schema("crash");
+    // Migrate first, so the writer's start is not part of the race.
+    drop(
+        PostgresStore::connect(&config, PostgresOptions::new().schema(schema.as_str()))
+            .await
+            .unwrap(),
+    );
+    let args = (config.clone(), schema.clone());
+    let acks = tokio::task::spawn_blocking(move || {
+        run_and_kill(
+            &["postgres", &args.0, &args.1],
+            100,
+            Duration::from_millis(300),
+        )
+    })
+    .await
+    .unwrap();
+    let store = PostgresStore::connect(&config, PostgresOptions::new().schema(schema))
+        .await
+        .unwrap();
+    check_log(&store, &acks, 3).await;
+}
+
+fn event(seq: u64) -> NewEvent {
+    NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_name: String::from("restarted"),
+        schema_version: 1,
+        payload: format!(r#"{{"seq":{seq}}}"#).into_bytes(),
+        metadata: Metadata::new(),
+        timestamp: Timestamp::now(),
+    }
+}
+
+/// What the in-process writers of the restart test saw.
+#[derive(Default)]
+struct Seen {
+    acks: Vec<Ack>,
+    errors: Vec<StoreError>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restart_mid_load_loses_no_acknowledged_append() {
+    const WRITERS: usize = 8;
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::start_durable)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let server = Arc::new(server);
+    let options = PostgresOptions::new()
+        .schema(unique_schema("restart"))
+        .connect_timeout(Duration::from_secs(2))
+        .head_poll_interval(Duration::from_millis(500));
+    let store = PostgresStore::connect(&server.connection_string(), options)
+        .await
+        .unwrap();
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarted = Arc::new(AtomicBool::new(false));
+    // Writers that succeeded at least 5 times since the restart.
+    let recovered = Arc::new(AtomicUsize::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let (store, seen, stop, restarted, recovered) = (
+            store.clone(),
+            Arc::clone(&seen),
+            Arc::clone(&stop),
+            Arc::clone(&restarted),
+            Arc::clone(&recovered),
+        );
+        writers.spawn(async move {
+            let stream = StreamId::new("restart", format!("w-{w}"));
+            let mut version = 0;
+            let mut seq = 0;
+            let mut since_restart = 0;
+            while !stop.load(Ordering::Relaxed) {
+                seq += 1;
+                let batch = (0..3).map(|_| event(seq)).collect();
+                match store
+                    .append(&stream, ExpectedVersion::Exact(version), batch)
+                    .await
+                {
+                    Ok(outcome) => {
+                        version = outcome.version;
+                        seen.lock().unwrap().acks.push(Ack {
+                            stream: stream.clone(),
+                            version,
+                            last_position: outcome.last_position,
+                        });
+                        if restarted.load(Ordering::Relaxed) {
+                            since_restart += 1;
+                            if since_restart == 5 {
+                                recovered.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Err(StoreError::Conflict { actual, .. }) => version = actual,
+                    Err(e) => {
+                        seen.lock().unwrap().errors.push(e);
+                        tokio::time::sleep(Duration::from_millis(25)).await;
+                        // An append cut off mid-commit may have landed: re-read.
+                        if let Ok(events) = store.read_stream(&stream, 1).await {
+                            version = events.len() as u64;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = seen.lock().unwrap().acks.len();
+    assert!(before > 0, "the writers made no progress before the crash");
+    let s = Arc::clone(&server);
+    tokio::task::spawn_blocking(move || s.stop_immediate())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = Arc::clone(&server);
+    tokio::task::spawn_blocking(move || s.start_again())
+        .await
+        .unwrap();
+    restarted.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recovered.load(Ordering::Relaxed) < WRITERS {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {WRITERS} writers recovered after the restart",
+            recovered.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writers.join_all().await;
+
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(
+        !seen.errors.is_empty(),
+        "the writers should have seen the server go down"
+    );
+    let mut kinds: HashMap<String, usize> = HashMap::new();
+    for error in &seen.errors {
+        let text = error.to_string();
+        assert!(
+            matches!(error, StoreError::Backend { .. }) && text.contains("PostgreSQL"),
+            "unclear error while the server was down: {text}"
+        );
+        // One line per kind of error: the stream names differ, nothing else.
+        let kind = text.replace(char::is_numeric, "#");
+        *kinds.entry(kind).or_default() += 1;
+    }
+    eprintln!(
+        "{} appends acknowledged ({before} before the crash), {} errors while down: {kinds:#?}",
+        seen.acks.len(),
+        seen.errors.len()
+    );
+    check_log(&store, &seen.acks, 3).await;
+
+    // The live head recovered with the server.
+    let head = store.head().await.unwrap();
+    let mut watch = store.watch_head();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while *watch.borrow_and_update() < head {
+            watch.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("watch_head did not catch up after the restart");
+}
