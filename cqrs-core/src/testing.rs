@@ -237,7 +237,6 @@ impl<A: Aggregate> Outcome<A> {
 ///     .then_expect(Total, 5);
 /// ```
 #[derive(Debug)]
-#[must_use = "a test does nothing until it asserts"]
 pub struct ProjectionTest<P: Projection> {
     state: P,
     position: u64,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cqrs_core::prelude::*;
-use cqrs_core::store::{EventStore, GlobalLog, LogFilter};
+use cqrs_core::store::LogFilter;
 use cqrs_core::testing::{AggregateTest, ProjectionTest};
 use cqrs_core::{Error, RunState, StreamId};
 use cqrs_examples::bank::*;

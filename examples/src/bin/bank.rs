@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cqrs_core::prelude::*;
-use cqrs_core::store::{GlobalLog, LogFilter};
+use cqrs_core::store::LogFilter;
 use cqrs_examples::bank::{
     money, AccountError, AllAccounts, BalanceOf, BankServices, Deposit, OpenAccount, ReceiveTransfer,
     SendTransfer, Withdraw,

@@ -1,0 +1,205 @@
+//! Engine behaviour on a tiny domain: receipts, failures, snapshots, shutdown.
+
+use std::time::Duration;
+
+use crate::prelude::*;
+use crate::store::{EventStore, ExpectedVersion, Snapshot, SnapshotStore};
+use crate::{Error, NewEvent, RunState, StreamId, Timestamp};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "unit.added")]
+struct Added {
+    n: u64,
+}
+
+#[derive(Command, Deserialize, Debug)]
+#[command(aggregate = Tally)]
+struct Add {
+    #[id]
+    id: String,
+    n: u64,
+}
+
+#[derive(Command, Deserialize, Debug)]
+#[command(aggregate = Tally)]
+struct Nothing {
+    #[id]
+    id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+
+#[derive(Aggregate, Default, Debug, Serialize, Deserialize)]
+#[aggregate(name = "tally", events(Added), commands(Add, Nothing), error = Never, snapshot_every = 2)]
+struct Tally {
+    total: u64,
+}
+
+impl Apply<Added> for Tally {
+    fn apply(&mut self, e: &Added) {
+        self.total += e.n;
+    }
+}
+
+impl Handle<Add> for Tally {
+    fn handle(&self, c: &Add) -> Result<Events<Self>, Never> {
+        Ok(events![Added { n: c.n }])
+    }
+}
+
+impl Handle<Nothing> for Tally {
+    fn handle(&self, _: &Nothing) -> Result<Events<Self>, Never> {
+        Ok(events![])
+    }
+}
+
+#[derive(Projection, Default, Debug)]
+#[projection(name = "unit.sum", events(Added))]
+struct Sum {
+    total: u64,
+}
+
+impl Project<Added> for Sum {
+    fn project(&mut self, e: &Envelope<Added>) {
+        self.total += e.n;
+    }
+}
+
+#[derive(Query, Deserialize, Debug)]
+#[query(projection = Sum, output = u64)]
+struct Total;
+
+impl Answer<Total> for Sum {
+    fn answer(&self, _: &Total) -> u64 {
+        self.total
+    }
+}
+
+/// Panics on 13, to show a broken projection stops alone.
+#[derive(Projection, Default, Debug)]
+#[projection(name = "unit.superstitious", events(Added))]
+struct Superstitious {
+    seen: u64,
+}
+
+impl Project<Added> for Superstitious {
+    fn project(&mut self, e: &Envelope<Added>) {
+        assert!(e.n != 13, "thirteen");
+        self.seen += 1;
+    }
+}
+
+#[derive(Query, Deserialize, Debug)]
+#[query(projection = Superstitious, output = u64)]
+struct Seen;
+
+impl Answer<Seen> for Superstitious {
+    fn answer(&self, _: &Seen) -> u64 {
+        self.seen
+    }
+}
+
+async fn engine(store: &MemoryStore) -> Engine {
+    Engine::builder()
+        .store(store.clone())
+        .query_timeout(Duration::from_secs(5))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_command_without_events_appends_nothing_and_does_not_wait() {
+    let store = MemoryStore::new();
+    let app = engine(&store).await;
+    app.execute(Add { id: "t".into(), n: 1 }).await.unwrap();
+    let r = app.execute(Nothing { id: "t".into() }).await.unwrap();
+    assert_eq!((r.version, r.position, r.events), (1, None, 0));
+    let none = app.execute(Nothing { id: "fresh".into() }).await.unwrap();
+    assert_eq!(none.version, 0);
+    // A receipt without a position answers at once, whatever the lag.
+    app.query(Total).after(&r).timeout(Duration::from_millis(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_undecodable_event_is_a_typed_error_naming_where_it_is() {
+    let store = MemoryStore::new();
+    let app = engine(&store).await;
+    let stream = StreamId::new("tally", "bad");
+    let broken = NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_name: "unit.added".into(),
+        schema_version: 1,
+        payload: br#"{"n": "not a number"}"#.to_vec(),
+        metadata: Metadata::new(),
+        timestamp: Timestamp::now(),
+    };
+    store.append(&stream, ExpectedVersion::Exact(0), vec![broken]).await.unwrap();
+
+    let err = app.execute(Add { id: "bad".into(), n: 1 }).await.unwrap_err();
+    let CommandError::Engine(Error::Decode(decode)) = &err else { panic!("expected a decode error: {err}") };
+    let at = decode.at.as_ref().unwrap();
+    assert_eq!((at.stream.id.as_str(), at.version, at.position), ("bad", 1, 1));
+    assert!(err.to_string().contains("stream tally/bad version 1 position 1"), "{err}");
+
+    // Other streams keep working; the projection that cannot read it stops there.
+    let ok = app.execute(Add { id: "good".into(), n: 2 }).await.unwrap();
+    let failed = app.query(Total).after(&ok).await.unwrap_err();
+    assert!(matches!(failed, Error::ProjectionFailed { projection: "unit.sum", position: 0, .. }), "{failed}");
+    let status = app.projection_status("unit.sum").unwrap();
+    assert!(matches!(status.state, RunState::Failed(ref reason) if reason.contains("position 1")), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_panicking_projection_stops_alone() {
+    let store = MemoryStore::new();
+    let app = engine(&store).await;
+    app.execute(Add { id: "x".into(), n: 1 }).await.unwrap();
+    let r = app.execute(Add { id: "x".into(), n: 13 }).await.unwrap();
+    let err = app.query(Seen).after(&r).await.unwrap_err();
+    assert!(matches!(&err, Error::ProjectionFailed { reason, .. } if reason.contains("thirteen")), "{err}");
+    assert_eq!(app.query(Total).after(&r).await.unwrap(), 14);
+    // Commands are unaffected.
+    app.execute(Add { id: "x".into(), n: 1 }).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_broken_snapshot_falls_back_to_replaying_the_stream() {
+    let store = MemoryStore::new();
+    let app = Engine::builder().store(store.clone()).cache_capacity(0).build().await.unwrap();
+    for _ in 0..3 {
+        app.execute(Add { id: "s".into(), n: 1 }).await.unwrap();
+    }
+    let stream = StreamId::new("tally", "s");
+    assert_eq!(store.load_snapshot(&stream).await.unwrap().unwrap().version, 2);
+    store
+        .save_snapshot(&stream, Snapshot { version: 3, state: b"garbage".to_vec(), taken_at: Timestamp::now() })
+        .await
+        .unwrap();
+    let r = app.execute(Add { id: "s".into(), n: 1 }).await.unwrap();
+    assert_eq!(r.version, 4);
+    assert_eq!(app.query(Total).after(&r).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_runners_but_not_commands() {
+    let store = MemoryStore::new();
+    let app = engine(&store).await;
+    let r = app.execute(Add { id: "z".into(), n: 1 }).await.unwrap();
+    app.query(Total).after(&r).await.unwrap();
+    app.shutdown();
+    let mut stopped = false;
+    for _ in 0..100 {
+        if app.projection_status("unit.sum").unwrap().state == RunState::Stopped {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stopped, "the runner reports it stopped");
+    let r = app.execute(Add { id: "z".into(), n: 1 }).await.unwrap();
+    let err = app.query(Total).after(&r).timeout(Duration::from_millis(100)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. } | Error::Shutdown), "{err}");
+}
