@@ -16,7 +16,7 @@
 //!
 //! # A tour
 //!
-//! ```
+//! ```standalone_crate
 //! use cqrs_core::prelude::*;
 //!
 //! #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -131,6 +131,7 @@ pub trait Registered {
 ///
 /// ```
 /// use cqrs_core::prelude::*;
+/// use cqrs_core::Registry;
 /// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 /// # pub struct Pinged;
 /// # #[derive(Command, Deserialize)]

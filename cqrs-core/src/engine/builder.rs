@@ -17,7 +17,7 @@ use crate::store::{MemoryStore, Store};
 ///
 /// # Examples
 ///
-/// ```
+/// ```standalone_crate
 /// # use cqrs_core::prelude::*;
 /// # use std::time::Duration;
 /// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]

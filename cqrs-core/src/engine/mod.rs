@@ -33,7 +33,7 @@ use crate::store::{ExpectedVersion, Snapshot, Store};
 ///
 /// # Examples
 ///
-/// ```
+/// ```standalone_crate
 /// use cqrs_core::prelude::*;
 ///
 /// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
