@@ -36,16 +36,40 @@ pub(super) struct Writer {
 
 type Outcome = Result<AppendOutcome, StoreError>;
 
+/// About how much payload one group carries at most (a single larger append
+/// still goes alone).
+const GROUP_BYTES: usize = 8 * 1024 * 1024;
+
+fn payload_bytes(job: &AppendJob) -> usize {
+    job.events.iter().map(|e| e.payload.len()).sum()
+}
+
 impl Writer {
     /// Commits waiting appends in groups until every store clone is dropped.
     pub(super) async fn run(mut self) {
-        while let Some(first) = self.jobs.recv().await {
+        let mut next = None;
+        loop {
+            let first = match next.take() {
+                Some(job) => job,
+                None => match self.jobs.recv().await {
+                    Some(job) => job,
+                    None => return,
+                },
+            };
+            let mut bytes = payload_bytes(&first);
             let mut group = vec![first];
+            // Stop at `max_group` appends or about `GROUP_BYTES` of payload,
+            // keeping one statement's parameters a sensible size.
             while group.len() < self.max_group {
-                match self.jobs.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+                let Ok(job) = self.jobs.try_recv() else {
+                    break;
+                };
+                bytes += payload_bytes(&job);
+                if bytes > GROUP_BYTES {
+                    next = Some(job);
+                    break;
                 }
+                group.push(job);
             }
             self.commit(group).await;
         }
