@@ -247,9 +247,17 @@ async fn postgres_restart_mid_load_loses_no_acknowledged_append() {
         .schema(unique_schema("restart"))
         .connect_timeout(Duration::from_secs(2))
         .head_poll_interval(Duration::from_millis(500));
-    let store = PostgresStore::connect(&server.connection_string(), options)
+    let store = PostgresStore::connect(&server.connection_string(), options.clone())
         .await
         .unwrap();
+    // Another store that only follows the log: its head can move only if
+    // its listener reconnects after the restart (its poll is an hour away).
+    let observer = PostgresStore::connect(
+        &server.connection_string(),
+        options.head_poll_interval(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -353,14 +361,17 @@ async fn postgres_restart_mid_load_loses_no_acknowledged_append() {
     );
     check_log(&store, &seen.acks, 3).await;
 
-    // The live head recovered with the server.
+    // The live heads recovered with the server, also where nothing was
+    // appended: the observer's listener reconnected.
     let head = store.head().await.unwrap();
-    let mut watch = store.watch_head();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while *watch.borrow_and_update() < head {
-            watch.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("watch_head did not catch up after the restart");
+    for follower in [&store, &observer] {
+        let mut watch = follower.watch_head();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while *watch.borrow_and_update() < head {
+                watch.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("watch_head did not catch up after the restart");
+    }
 }

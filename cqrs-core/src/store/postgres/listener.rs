@@ -9,6 +9,9 @@ use tokio::time::MissedTickBehavior;
 
 use super::{publish, to_u64};
 
+/// The longest wait between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Follows the head of the log forever (the store aborts the task when it is
 /// dropped), reconnecting whenever the connection drops.
 pub(super) async fn follow_head(
@@ -45,7 +48,7 @@ pub(super) async fn follow_head(
             driver.abort();
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(poll);
+        backoff = (backoff * 2).min(poll).min(MAX_BACKOFF);
     }
 }
 
