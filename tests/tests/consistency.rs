@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use cqrs_core::prelude::*;
-use cqrs_core::store::{LogFilter, Store};
+use cqrs_core::store::{GlobalLog, LogFilter, Store};
 use cqrs_core::{replay, StreamId};
 use cqrs_examples::bank::*;
 

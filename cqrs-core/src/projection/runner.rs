@@ -53,6 +53,19 @@ pub enum RunState {
     Stopped,
 }
 
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunState::Starting => f.write_str("starting"),
+            RunState::CatchingUp => f.write_str("catching up"),
+            RunState::Live => f.write_str("live"),
+            RunState::Retrying(reason) => write!(f, "retrying after: {reason}"),
+            RunState::Failed(reason) => write!(f, "failed: {reason}"),
+            RunState::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
 /// How far a [`Rebuild`] got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct RebuildProgress {

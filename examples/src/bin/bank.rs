@@ -1,34 +1,61 @@
 //! The bank example: open accounts, move money, get refused, read your writes.
 //!
-//! Run it with `cargo run --bin bank`.
+//! ```text
+//! cargo run --bin bank                              # in memory
+//! cargo run --bin bank -- --store sqlite:bank.db    # a SQLite file; run it twice
+//! cargo run --bin bank -- --store postgres:'host=/tmp user=postgres'
+//! ```
 
 use std::time::Duration;
 
 use cqrs_core::prelude::*;
-use cqrs_core::store::LogFilter;
+use cqrs_core::store::{LogFilter, PostgresOptions, PostgresStore, SqliteStore};
 use cqrs_examples::bank::{
     money, AccountError, AllAccounts, BalanceOf, BankServices, Deposit, OpenAccount, ReceiveTransfer,
     SendTransfer, Withdraw,
 };
 
+const USAGE: &str = "usage: bank [--store memory | --store sqlite:<file> | --store postgres:<connection string>]";
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let store = match parse_store(std::env::args().skip(1)) {
+        Ok(store) => store,
+        Err(problem) => {
+            eprintln!("error: {problem}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     println!("The bank example: every change is an event in an append-only log;");
     println!("balances are read from a projection that follows the log.\n");
 
-    let app = Engine::builder()
-        .store(MemoryStore::new())
+    let builder = Engine::builder()
         .services(BankServices { withdrawal_limit: 1_000_00 })
-        .query_timeout(Duration::from_secs(2))
-        .build()
-        .await?;
-    println!("Store: in memory (nothing survives this process).\n");
+        .query_timeout(Duration::from_secs(5));
+    let (builder, described) = match &store {
+        StoreArg::Memory => (builder.store(MemoryStore::new()), "in memory (nothing survives this process)".to_string()),
+        StoreArg::Sqlite(path) => (builder.store(SqliteStore::open(path)?), format!("SQLite file {path}")),
+        StoreArg::Postgres(config) => {
+            (builder.store(PostgresStore::connect(config, PostgresOptions::new()).await?), "PostgreSQL".to_string())
+        }
+    };
+    let app = builder.build().await?;
+    let stored = app.store().head().await?;
+    println!("Store: {described}.");
+    if stored > 0 {
+        println!("It already holds {stored} events from earlier runs: this run continues from them.");
+    }
 
     step("Ada and Bob open accounts");
-    let r = app.execute(OpenAccount { account: "ada".into(), owner: "Ada Lovelace".into() }).await?;
-    receipt("open ada", &r);
-    let r = app.execute(OpenAccount { account: "bob".into(), owner: "Bob Babbage".into() }).await?;
-    receipt("open bob", &r);
+    for (id, owner) in [("ada", "Ada Lovelace"), ("bob", "Bob Babbage")] {
+        match app.execute(OpenAccount { account: id.into(), owner: owner.into() }).await {
+            Ok(r) => receipt(&format!("open {id}"), &r),
+            Err(CommandError::Domain(AccountError::AlreadyOpen)) => {
+                println!("  open {id:<5} -> refused: already open (from an earlier run)");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 
     step("Ada deposits 100.00, then withdraws 30.00");
     let r = app.execute(Deposit { account: "ada".into(), amount: 100_00 }).await?;
@@ -37,18 +64,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     receipt("withdraw", &r);
 
     step("Ada sends 25.00 to Bob: two commands, one per account");
-    let transfer = "t-1";
+    let transfer = format!("t-{}", r.version);
     let sent = app
-        .execute(SendTransfer { from: "ada".into(), to: "bob".into(), transfer: transfer.into(), amount: 25_00 })
+        .execute(SendTransfer { from: "ada".into(), to: "bob".into(), transfer: transfer.clone(), amount: 25_00 })
         .await?;
     receipt("debit ada", &sent);
     let received = app
-        .execute(ReceiveTransfer { to: "bob".into(), from: "ada".into(), transfer: transfer.into(), amount: 25_00 })
+        .execute(ReceiveTransfer { to: "bob".into(), from: "ada".into(), transfer, amount: 25_00 })
         .await?;
     receipt("credit bob", &received);
 
-    step("Bob tries to withdraw 500.00 (he has 25.00)");
-    match app.execute(Withdraw { account: "bob".into(), amount: 500_00 }).await {
+    let bob = app.query(BalanceOf { account: "bob".into() }).after(&received).await?.unwrap_or(0);
+    let too_much = bob + 500_00;
+    step(&format!("Bob tries to withdraw {} (he has {})", money(too_much), money(bob)));
+    match app.execute(Withdraw { account: "bob".into(), amount: too_much }).await {
         Err(CommandError::Domain(error @ AccountError::InsufficientFunds { .. })) => {
             println!("  refused by the account itself: {error}");
             println!("  nothing was written; Bob's account is unchanged");
@@ -65,13 +94,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  balance of bob: {}", bob.map_or_else(|| "unknown".into(), money));
 
     step("Every account, from the read model");
-    for (id, account) in app.query(AllAccounts).await? {
-        println!(
-            "  {id:<4} {:<14} {:>8}  ({} events)",
-            account.owner,
-            money(account.balance),
-            account.movements
-        );
+    for (id, account) in app.query(AllAccounts).after(&received).await? {
+        println!("  {id:<4} {:<14} {:>8}  ({} events)", account.owner, money(account.balance), account.movements);
     }
 
     step("Dispatch by name, as an HTTP handler or a CLI would");
@@ -80,23 +104,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = app.execute_json("Deposit", body).await?;
     receipt("deposit", &r);
     let answer = app.query_json("BalanceOf", serde_json::json!({ "account": "bob" })).await?;
-    println!("  query_json(\"BalanceOf\") -> {answer} (in cents; may lag: no `after` here)");
+    println!("  query_json(\"BalanceOf\") -> {answer} (in cents; no `after`, so it may lag)");
 
     step("The projection's position and lag");
+    app.query(AllAccounts).after(&r).await?;
     let status = app.projection_status("balances").ok_or("no balances projection")?;
     println!(
-        "  balances: at position {} of {}, lag {}, {:?}",
+        "  balances: at position {} of {}, lag {}, {}{}",
         status.position,
         status.head,
         status.lag(),
-        status.state
+        status.state,
+        if status.durable { ", saved in the store with its checkpoint" } else { "" }
     );
 
-    step("The event log");
-    let log = app.store().read_log(0, &LogFilter::all(), 100).await?;
+    step("The event log (the last 12 events)");
+    let head = app.store().head().await?;
+    let log = app.store().read_log(head.saturating_sub(12), &LogFilter::all(), 12).await?;
     for e in &log.events {
         println!(
-            "  #{:<2} {:<10} v{:<2} {:<26} {}",
+            "  #{:<3} {:<12} v{:<3} {:<26} {}",
             e.position,
             e.stream.to_string(),
             e.version,
@@ -109,6 +136,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     print!("{}", indent(&app.catalog().to_string()));
     println!("\nDone.");
     Ok(())
+}
+
+enum StoreArg {
+    Memory,
+    Sqlite(String),
+    Postgres(String),
+}
+
+fn parse_store(mut args: impl Iterator<Item = String>) -> Result<StoreArg, String> {
+    let mut store = StoreArg::Memory;
+    while let Some(arg) = args.next() {
+        let value = match arg.as_str() {
+            "--store" => args.next().ok_or("--store needs a value")?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => match other.strip_prefix("--store=") {
+                Some(value) => value.to_owned(),
+                None => return Err(format!("unknown argument `{other}`")),
+            },
+        };
+        store = match value.split_once(':') {
+            _ if value == "memory" => StoreArg::Memory,
+            Some(("sqlite", path)) if !path.is_empty() => StoreArg::Sqlite(path.to_owned()),
+            Some(("postgres", config)) if !config.is_empty() => StoreArg::Postgres(config.to_owned()),
+            _ => return Err(format!("unknown store `{value}`")),
+        };
+    }
+    Ok(store)
 }
 
 fn step(title: &str) {
