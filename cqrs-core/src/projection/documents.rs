@@ -134,6 +134,9 @@ impl<'a, D> Entry<'a, D> {
     }
 }
 
+/// Changed documents by key, encoded; `None` for a deleted one.
+pub type Changes = Vec<(String, Option<Vec<u8>>)>;
+
 /// A documents collection as the runner sees it, whatever its document type.
 pub trait DocumentCollection: Send + Sync {
     /// The changed documents since the last call, encoded (`None`: deleted).
@@ -141,7 +144,7 @@ pub trait DocumentCollection: Send + Sync {
     /// # Errors
     ///
     /// When a document's `Serialize` fails; the changes stay pending.
-    fn take_changes(&mut self) -> Result<Vec<(String, Option<Vec<u8>>)>, serde_json::Error>;
+    fn take_changes(&mut self) -> Result<Changes, serde_json::Error>;
 
     /// Puts back a saved document.
     ///
@@ -155,7 +158,7 @@ pub trait DocumentCollection: Send + Sync {
 }
 
 impl<D: Serialize + DeserializeOwned + Send + Sync> DocumentCollection for Documents<D> {
-    fn take_changes(&mut self) -> Result<Vec<(String, Option<Vec<u8>>)>, serde_json::Error> {
+    fn take_changes(&mut self) -> Result<Changes, serde_json::Error> {
         let mut changes = Vec::with_capacity(self.changed.len());
         for key in &self.changed {
             let body = self.docs.get(key).map(serde_json::to_vec).transpose()?;
