@@ -83,7 +83,10 @@ struct Options {
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut figure = None;
-    let mut options = Options { runs: 5, check: false };
+    let mut options = Options {
+        runs: 5,
+        check: false,
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => match args.next().and_then(|n| n.parse().ok()) {
@@ -100,7 +103,10 @@ fn main() -> ExitCode {
     if figure.is_none() {
         return usage("name a figure to run");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -122,7 +128,11 @@ fn usage(problem: &str) -> ExitCode {
         eprintln!("error: {problem}\n");
     }
     eprintln!("usage: cqrs-bench growth [--runs N] [--quick] [--check]");
-    if problem.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
+    if problem.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// Prepares aggregates with `size` events each, then times one command.
@@ -154,27 +164,57 @@ async fn per_command(mode: Mode, size: u64) -> Result<Duration, cqrs_core::Error
             let ids: Vec<String> = (0..aggregates).map(|i| format!("tally-{i}")).collect();
             for id in &ids {
                 for _ in 0..size {
-                    writer.execute(Add { id: id.clone(), amount: 1 }).await?;
+                    writer
+                        .execute(Add {
+                            id: id.clone(),
+                            amount: 1,
+                        })
+                        .await?;
                 }
             }
             let started = Instant::now();
             for id in &ids {
-                engine.execute(Add { id: id.clone(), amount: 1 }).await?;
+                engine
+                    .execute(Add {
+                        id: id.clone(),
+                        amount: 1,
+                    })
+                    .await?;
             }
             Ok(started.elapsed() / u32::try_from(aggregates).unwrap_or(u32::MAX))
         }
         Mode::Cached | Mode::Snapshot => {
             let id = String::from("bench");
-            writer.execute(OpenAccount { account: id.clone(), owner: "bench".into() }).await?;
+            writer
+                .execute(OpenAccount {
+                    account: id.clone(),
+                    owner: "bench".into(),
+                })
+                .await?;
             for _ in 1..size {
-                writer.execute(Deposit { account: id.clone(), amount: 1 }).await?;
+                writer
+                    .execute(Deposit {
+                        account: id.clone(),
+                        amount: 1,
+                    })
+                    .await?;
             }
             let commands = 2_000u32;
             // The first command loads the aggregate; time the steady state.
-            engine.execute(Deposit { account: id.clone(), amount: 1 }).await?;
+            engine
+                .execute(Deposit {
+                    account: id.clone(),
+                    amount: 1,
+                })
+                .await?;
             let started = Instant::now();
             for _ in 0..commands {
-                engine.execute(Deposit { account: id.clone(), amount: 1 }).await?;
+                engine
+                    .execute(Deposit {
+                        account: id.clone(),
+                        amount: 1,
+                    })
+                    .await?;
             }
             Ok(started.elapsed() / commands)
         }
@@ -182,7 +222,10 @@ async fn per_command(mode: Mode, size: u64) -> Result<Duration, cqrs_core::Error
 }
 
 async fn growth(options: &Options) -> Result<bool, cqrs_core::Error> {
-    println!("Cost of one command on an aggregate with N events (memory store, median of {} runs)\n", options.runs);
+    println!(
+        "Cost of one command on an aggregate with N events (memory store, median of {} runs)\n",
+        options.runs
+    );
     let modes = [Mode::Cached, Mode::Snapshot, Mode::Replay];
     let mut samples = vec![vec![Vec::new(); SIZES.len()]; modes.len()];
     for run in 0..options.runs {
@@ -215,7 +258,9 @@ async fn growth(options: &Options) -> Result<bool, cqrs_core::Error> {
             ok = false;
         }
     }
-    println!("\ncached and snapshot must stay flat (10,000-event cost within 1.5x of the 10-event cost);");
+    println!(
+        "\ncached and snapshot must stay flat (10,000-event cost within 1.5x of the 10-event cost);"
+    );
     println!("replay is the baseline that grows with the stream.");
     if options.check && !ok {
         eprintln!("FAILED: a cost grew by more than 1.5x");

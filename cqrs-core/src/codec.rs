@@ -102,11 +102,24 @@ mod tests {
     #[test]
     fn versions_other_than_the_current_one_are_typed_errors() {
         let payload = encode_event(&Moved { to: "x".into() }).unwrap();
-        assert_eq!(decode_event::<Moved>("moved", 2, &payload).unwrap(), Moved { to: "x".into() });
+        assert_eq!(
+            decode_event::<Moved>("moved", 2, &payload).unwrap(),
+            Moved { to: "x".into() }
+        );
         let newer = decode_event::<Moved>("moved", 3, &payload).unwrap_err();
-        assert!(matches!(newer.kind, DecodeErrorKind::NewerVersion { found: 3, supported: 2, .. }));
+        assert!(matches!(
+            newer.kind,
+            DecodeErrorKind::NewerVersion {
+                found: 3,
+                supported: 2,
+                ..
+            }
+        ));
         let older = decode_event::<Moved>("moved", 1, &payload).unwrap_err();
-        assert!(matches!(older.kind, DecodeErrorKind::OlderVersion { found: 1, .. }));
+        assert!(matches!(
+            older.kind,
+            DecodeErrorKind::OlderVersion { found: 1, .. }
+        ));
         let other = decode_event::<Moved>("jumped", 2, &payload).unwrap_err();
         assert!(matches!(other.kind, DecodeErrorKind::UnknownEvent { .. }));
         let broken = decode_event::<Moved>("moved", 2, b"{\"to\": 5}").unwrap_err();

@@ -144,8 +144,8 @@ pub use error::{
 };
 pub use event::{Event, EventOf, EventSet, Events};
 pub use projection::{
-    replay, Documents, Envelope, Project, Projection, ProjectionStatus, Rebuild, RebuildProgress,
-    RunState,
+    Documents, Envelope, Project, Projection, ProjectionStatus, Rebuild, RebuildProgress, RunState,
+    replay,
 };
 pub use query::{Answer, Query};
 pub use record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};

@@ -103,7 +103,9 @@ pub struct BankServices {
 
 impl Default for BankServices {
     fn default() -> Self {
-        Self { withdrawal_limit: 1_000_000 }
+        Self {
+            withdrawal_limit: 1_000_000,
+        }
     }
 }
 
@@ -203,10 +205,16 @@ impl Account {
             return Err(AccountError::ZeroAmount);
         }
         if amount > services.withdrawal_limit {
-            return Err(AccountError::OverLimit { limit: services.withdrawal_limit, requested: amount });
+            return Err(AccountError::OverLimit {
+                limit: services.withdrawal_limit,
+                requested: amount,
+            });
         }
         if amount > self.balance {
-            return Err(AccountError::InsufficientFunds { balance: self.balance, requested: amount });
+            return Err(AccountError::InsufficientFunds {
+                balance: self.balance,
+                requested: amount,
+            });
         }
         Ok(())
     }
@@ -257,7 +265,9 @@ impl Handle<OpenAccount> for Account {
         if self.open {
             return Err(AccountError::AlreadyOpen);
         }
-        Ok(events![AccountOpened { owner: c.owner.clone() }])
+        Ok(events![AccountOpened {
+            owner: c.owner.clone()
+        }])
     }
 }
 
@@ -269,19 +279,31 @@ impl Handle<Deposit> for Account {
 }
 
 impl HandleAsync<Withdraw> for Account {
-    async fn handle(&self, c: &Withdraw, services: &BankServices) -> Result<Events<Self>, AccountError> {
+    async fn handle(
+        &self,
+        c: &Withdraw,
+        services: &BankServices,
+    ) -> Result<Events<Self>, AccountError> {
         self.check_debit(c.amount, services)?;
         Ok(events![MoneyWithdrawn { amount: c.amount }])
     }
 }
 
 impl HandleAsync<SendTransfer> for Account {
-    async fn handle(&self, c: &SendTransfer, services: &BankServices) -> Result<Events<Self>, AccountError> {
+    async fn handle(
+        &self,
+        c: &SendTransfer,
+        services: &BankServices,
+    ) -> Result<Events<Self>, AccountError> {
         if c.from == c.to {
             return Err(AccountError::SameAccount);
         }
         self.check_debit(c.amount, services)?;
-        Ok(events![TransferSent { transfer: c.transfer.clone(), to: c.to.clone(), amount: c.amount }])
+        Ok(events![TransferSent {
+            transfer: c.transfer.clone(),
+            to: c.to.clone(),
+            amount: c.amount
+        }])
     }
 }
 
@@ -313,7 +335,13 @@ pub struct AccountSummary {
 #[derive(Projection, Default, Debug)]
 #[projection(
     name = "balances",
-    events(AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived)
+    events(
+        AccountOpened,
+        MoneyDeposited,
+        MoneyWithdrawn,
+        TransferSent,
+        TransferReceived
+    )
 )]
 pub struct Balances {
     accounts: BTreeMap<String, AccountSummary>,
@@ -321,11 +349,13 @@ pub struct Balances {
 
 impl Balances {
     fn account(&mut self, id: &str) -> &mut AccountSummary {
-        self.accounts.entry(id.to_owned()).or_insert_with(|| AccountSummary {
-            owner: String::new(),
-            balance: 0,
-            movements: 0,
-        })
+        self.accounts
+            .entry(id.to_owned())
+            .or_insert_with(|| AccountSummary {
+                owner: String::new(),
+                balance: 0,
+                movements: 0,
+            })
     }
 }
 

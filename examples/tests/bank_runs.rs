@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn run(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_bank")).args(args).output().expect("the example starts");
+    let output = Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args(args)
+        .output()
+        .expect("the example starts");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -53,15 +56,24 @@ fn a_second_run_on_sqlite_continues_from_the_first() {
         "balance of ada: 90.00",
         "balance of bob: 55.00",
     ] {
-        assert!(second.contains(expected), "missing {expected:?} in:\n{second}");
+        assert!(
+            second.contains(expected),
+            "missing {expected:?} in:\n{second}"
+        );
     }
     let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
 
 #[test]
 fn a_bad_flag_is_a_clear_error() {
-    let output = Command::new(env!("CARGO_BIN_EXE_bank")).args(["--store", "mongo:x"]).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args(["--store", "mongo:x"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unknown store `mongo:x`") && stderr.contains("usage: bank"), "{stderr}");
+    assert!(
+        stderr.contains("unknown store `mongo:x`") && stderr.contains("usage: bank"),
+        "{stderr}"
+    );
 }

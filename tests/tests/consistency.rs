@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cqrs_core::prelude::*;
 use cqrs_core::store::{GlobalLog, LogFilter, Store};
-use cqrs_core::{replay, StreamId};
+use cqrs_core::{StreamId, replay};
 use cqrs_examples::bank::*;
 
 const TASKS: usize = 8;
@@ -30,14 +30,21 @@ async fn check_log(store: &dyn Store, expected_per_stream: &BTreeMap<String, usi
     let mut last = 0;
     let mut after = 0;
     loop {
-        let slice = store.read_log(after, &LogFilter::all(), 1000).await.unwrap();
+        let slice = store
+            .read_log(after, &LogFilter::all(), 1000)
+            .await
+            .unwrap();
         if slice.events.is_empty() {
             break;
         }
         for e in &slice.events {
             assert!(e.position > last, "positions strictly increase");
             last = e.position;
-            assert!(positions.insert(e.position), "duplicate position {}", e.position);
+            assert!(
+                positions.insert(e.position),
+                "duplicate position {}",
+                e.position
+            );
             assert!(event_ids.insert(e.event_id), "duplicate event id");
         }
         after = slice.through;
@@ -45,7 +52,10 @@ async fn check_log(store: &dyn Store, expected_per_stream: &BTreeMap<String, usi
     let total: usize = expected_per_stream.values().sum();
     assert_eq!(positions.len(), total, "no event lost or added");
     for (id, expected) in expected_per_stream {
-        let events = store.read_stream(&StreamId::new("account", id.as_str()), 1).await.unwrap();
+        let events = store
+            .read_stream(&StreamId::new("account", id.as_str()), 1)
+            .await
+            .unwrap();
         assert_eq!(events.len(), *expected, "stream {id}");
         for (i, e) in events.iter().enumerate() {
             assert_eq!(e.version, i as u64 + 1, "versions of {id} are contiguous");
@@ -56,20 +66,34 @@ async fn check_log(store: &dyn Store, expected_per_stream: &BTreeMap<String, usi
 async fn check_projection(app: &Engine, head: u64) {
     let live = app.query(AllAccounts).at_least(head).await.unwrap();
     let replayed: Balances = replay(app.store().as_ref()).await.unwrap();
-    assert_eq!(live, replayed.answer(&AllAccounts), "the live projection equals a replay from scratch");
+    assert_eq!(
+        live,
+        replayed.answer(&AllAccounts),
+        "the live projection equals a replay from scratch"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_tasks_on_one_account() {
     let store = MemoryStore::new();
     let app = engine(&store, 8).await;
-    app.execute(OpenAccount { account: "hot".into(), owner: "H".into() }).await.unwrap();
+    app.execute(OpenAccount {
+        account: "hot".into(),
+        owner: "H".into(),
+    })
+    .await
+    .unwrap();
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
             let app = app.clone();
             tokio::spawn(async move {
                 for _ in 0..DEPOSITS {
-                    app.execute(Deposit { account: "hot".into(), amount: 1 }).await.unwrap();
+                    app.execute(Deposit {
+                        account: "hot".into(),
+                        amount: 1,
+                    })
+                    .await
+                    .unwrap();
                 }
             })
         })
@@ -80,7 +104,11 @@ async fn eight_tasks_on_one_account() {
     let head = store.head().await.unwrap();
     let all = app.query(AllAccounts).at_least(head).await.unwrap();
     assert_eq!(all["hot"].balance, (TASKS * DEPOSITS) as u64);
-    check_log(&store, &BTreeMap::from([("hot".to_string(), TASKS * DEPOSITS + 1)])).await;
+    check_log(
+        &store,
+        &BTreeMap::from([("hot".to_string(), TASKS * DEPOSITS + 1)]),
+    )
+    .await;
     check_projection(&app, head).await;
 }
 
@@ -93,9 +121,19 @@ async fn eight_tasks_on_distinct_accounts() {
             let app = app.clone();
             tokio::spawn(async move {
                 let id = format!("acc-{t}");
-                app.execute(OpenAccount { account: id.clone(), owner: id.clone() }).await.unwrap();
+                app.execute(OpenAccount {
+                    account: id.clone(),
+                    owner: id.clone(),
+                })
+                .await
+                .unwrap();
                 for i in 0..DEPOSITS {
-                    app.execute(Deposit { account: id.clone(), amount: i as u64 + 1 }).await.unwrap();
+                    app.execute(Deposit {
+                        account: id.clone(),
+                        amount: i as u64 + 1,
+                    })
+                    .await
+                    .unwrap();
                 }
             })
         })
@@ -109,7 +147,9 @@ async fn eight_tasks_on_distinct_accounts() {
     for t in 0..TASKS {
         assert_eq!(all[&format!("acc-{t}")].balance, expected_balance);
     }
-    let expected = (0..TASKS).map(|t| (format!("acc-{t}"), DEPOSITS + 1)).collect();
+    let expected = (0..TASKS)
+        .map(|t| (format!("acc-{t}"), DEPOSITS + 1))
+        .collect();
     check_log(&store, &expected).await;
     check_projection(&app, head).await;
 }
@@ -121,7 +161,13 @@ async fn two_engines_on_one_account_retry_conflicts() {
     let store = MemoryStore::new();
     // Two writers alternate, so a command may lose many races in a row.
     let engines = [engine(&store, 1_000).await, engine(&store, 1_000).await];
-    engines[0].execute(OpenAccount { account: "shared".into(), owner: "S".into() }).await.unwrap();
+    engines[0]
+        .execute(OpenAccount {
+            account: "shared".into(),
+            owner: "S".into(),
+        })
+        .await
+        .unwrap();
     let retries = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
@@ -129,7 +175,13 @@ async fn two_engines_on_one_account_retry_conflicts() {
             let retries = Arc::clone(&retries);
             tokio::spawn(async move {
                 for _ in 0..DEPOSITS / 5 {
-                    let r = app.execute(Deposit { account: "shared".into(), amount: 1 }).await.unwrap();
+                    let r = app
+                        .execute(Deposit {
+                            account: "shared".into(),
+                            amount: 1,
+                        })
+                        .await
+                        .unwrap();
                     retries.fetch_add(r.retries, std::sync::atomic::Ordering::Relaxed);
                 }
             })
@@ -139,13 +191,26 @@ async fn two_engines_on_one_account_retry_conflicts() {
         t.await.unwrap();
     }
     let deposits = TASKS * DEPOSITS / 5;
-    assert!(retries.load(std::sync::atomic::Ordering::Relaxed) > 0, "the engines did conflict");
+    assert!(
+        retries.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the engines did conflict"
+    );
     let head = store.head().await.unwrap();
     for app in &engines {
-        let balance = app.query(BalanceOf { account: "shared".into() }).at_least(head).await.unwrap();
+        let balance = app
+            .query(BalanceOf {
+                account: "shared".into(),
+            })
+            .at_least(head)
+            .await
+            .unwrap();
         assert_eq!(balance, Some(deposits as u64));
     }
-    check_log(&store, &BTreeMap::from([("shared".to_string(), deposits + 1)])).await;
+    check_log(
+        &store,
+        &BTreeMap::from([("shared".to_string(), deposits + 1)]),
+    )
+    .await;
     check_projection(&engines[1], head).await;
 }
 
@@ -153,17 +218,50 @@ async fn two_engines_on_one_account_retry_conflicts() {
 async fn retries_are_bounded() {
     let store = MemoryStore::new();
     let engines = [engine(&store, 0).await, engine(&store, 0).await];
-    engines[0].execute(OpenAccount { account: "x".into(), owner: "X".into() }).await.unwrap();
+    engines[0]
+        .execute(OpenAccount {
+            account: "x".into(),
+            owner: "X".into(),
+        })
+        .await
+        .unwrap();
     // Engine 0 caches version 1; engine 1 moves the stream on; with no
     // retries allowed, engine 0's next command must fail with a typed error.
-    engines[1].execute(Deposit { account: "x".into(), amount: 1 }).await.unwrap();
-    engines[1].execute(Deposit { account: "x".into(), amount: 1 }).await.unwrap();
-    let err = engines[0].execute(Deposit { account: "x".into(), amount: 1 }).await.unwrap_err();
+    engines[1]
+        .execute(Deposit {
+            account: "x".into(),
+            amount: 1,
+        })
+        .await
+        .unwrap();
+    engines[1]
+        .execute(Deposit {
+            account: "x".into(),
+            amount: 1,
+        })
+        .await
+        .unwrap();
+    let err = engines[0]
+        .execute(Deposit {
+            account: "x".into(),
+            amount: 1,
+        })
+        .await
+        .unwrap_err();
     assert!(
-        matches!(&err, CommandError::Engine(cqrs_core::Error::TooManyConflicts { attempts: 1, .. })),
+        matches!(
+            &err,
+            CommandError::Engine(cqrs_core::Error::TooManyConflicts { attempts: 1, .. })
+        ),
         "{err}"
     );
     // The failed attempt dropped the stale state: the next command reloads.
-    let r = engines[0].execute(Deposit { account: "x".into(), amount: 1 }).await.unwrap();
+    let r = engines[0]
+        .execute(Deposit {
+            account: "x".into(),
+            amount: 1,
+        })
+        .await
+        .unwrap();
     assert_eq!(r.version, 4);
 }

@@ -469,13 +469,29 @@ impl Engine {
     /// [`Error::UnknownProjection`] for a name this engine does not run,
     /// [`Error::Shutdown`] when its runner has stopped.
     pub async fn rebuild(&self, name: &str) -> Result<Rebuild, Error> {
-        let running = self.shared.projections.get(name).ok_or_else(|| Error::UnknownProjection {
-            name: name.to_owned(),
-            known: self.projection_names(),
-        })?;
-        let (progress, watcher) = watch::channel(RebuildProgress { position: 0, target: 0, events: 0, done: false });
-        running.control.send(Control::Rebuild(progress)).await.map_err(|_| Error::Shutdown)?;
-        Ok(Rebuild { projection: running.name, progress: watcher })
+        let running =
+            self.shared
+                .projections
+                .get(name)
+                .ok_or_else(|| Error::UnknownProjection {
+                    name: name.to_owned(),
+                    known: self.projection_names(),
+                })?;
+        let (progress, watcher) = watch::channel(RebuildProgress {
+            position: 0,
+            target: 0,
+            events: 0,
+            done: false,
+        });
+        running
+            .control
+            .send(Control::Rebuild(progress))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        Ok(Rebuild {
+            projection: running.name,
+            progress: watcher,
+        })
     }
 
     fn projection_names(&self) -> Vec<&'static str> {

@@ -114,13 +114,22 @@ async fn engine(store: &MemoryStore) -> Engine {
 async fn a_command_without_events_appends_nothing_and_does_not_wait() {
     let store = MemoryStore::new();
     let app = engine(&store).await;
-    app.execute(Add { id: "t".into(), n: 1 }).await.unwrap();
+    app.execute(Add {
+        id: "t".into(),
+        n: 1,
+    })
+    .await
+    .unwrap();
     let r = app.execute(Nothing { id: "t".into() }).await.unwrap();
     assert_eq!((r.version, r.position, r.events), (1, None, 0));
     let none = app.execute(Nothing { id: "fresh".into() }).await.unwrap();
     assert_eq!(none.version, 0);
     // A receipt without a position answers at once, whatever the lag.
-    app.query(Total).after(&r).timeout(Duration::from_millis(1)).await.unwrap();
+    app.query(Total)
+        .after(&r)
+        .timeout(Duration::from_millis(1))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -136,49 +145,131 @@ async fn an_undecodable_event_is_a_typed_error_naming_where_it_is() {
         metadata: Metadata::new(),
         timestamp: Timestamp::now(),
     };
-    store.append(&stream, ExpectedVersion::Exact(0), vec![broken]).await.unwrap();
+    store
+        .append(&stream, ExpectedVersion::Exact(0), vec![broken])
+        .await
+        .unwrap();
 
-    let err = app.execute(Add { id: "bad".into(), n: 1 }).await.unwrap_err();
-    let CommandError::Engine(Error::Decode(decode)) = &err else { panic!("expected a decode error: {err}") };
+    let err = app
+        .execute(Add {
+            id: "bad".into(),
+            n: 1,
+        })
+        .await
+        .unwrap_err();
+    let CommandError::Engine(Error::Decode(decode)) = &err else {
+        panic!("expected a decode error: {err}")
+    };
     let at = decode.at.as_ref().unwrap();
-    assert_eq!((at.stream.id.as_str(), at.version, at.position), ("bad", 1, 1));
-    assert!(err.to_string().contains("stream tally/bad version 1 position 1"), "{err}");
+    assert_eq!(
+        (at.stream.id.as_str(), at.version, at.position),
+        ("bad", 1, 1)
+    );
+    assert!(
+        err.to_string()
+            .contains("stream tally/bad version 1 position 1"),
+        "{err}"
+    );
 
     // Other streams keep working; the projection that cannot read it stops there.
-    let ok = app.execute(Add { id: "good".into(), n: 2 }).await.unwrap();
+    let ok = app
+        .execute(Add {
+            id: "good".into(),
+            n: 2,
+        })
+        .await
+        .unwrap();
     let failed = app.query(Total).after(&ok).await.unwrap_err();
-    assert!(matches!(failed, Error::ProjectionFailed { projection: "unit.sum", position: 0, .. }), "{failed}");
+    assert!(
+        matches!(
+            failed,
+            Error::ProjectionFailed {
+                projection: "unit.sum",
+                position: 0,
+                ..
+            }
+        ),
+        "{failed}"
+    );
     let status = app.projection_status("unit.sum").unwrap();
-    assert!(matches!(status.state, RunState::Failed(ref reason) if reason.contains("position 1")), "{status:?}");
+    assert!(
+        matches!(status.state, RunState::Failed(ref reason) if reason.contains("position 1")),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_panicking_projection_stops_alone() {
     let store = MemoryStore::new();
     let app = engine(&store).await;
-    app.execute(Add { id: "x".into(), n: 1 }).await.unwrap();
-    let r = app.execute(Add { id: "x".into(), n: 13 }).await.unwrap();
+    app.execute(Add {
+        id: "x".into(),
+        n: 1,
+    })
+    .await
+    .unwrap();
+    let r = app
+        .execute(Add {
+            id: "x".into(),
+            n: 13,
+        })
+        .await
+        .unwrap();
     let err = app.query(Seen).after(&r).await.unwrap_err();
-    assert!(matches!(&err, Error::ProjectionFailed { reason, .. } if reason.contains("thirteen")), "{err}");
+    assert!(
+        matches!(&err, Error::ProjectionFailed { reason, .. } if reason.contains("thirteen")),
+        "{err}"
+    );
     assert_eq!(app.query(Total).after(&r).await.unwrap(), 14);
     // Commands are unaffected.
-    app.execute(Add { id: "x".into(), n: 1 }).await.unwrap();
+    app.execute(Add {
+        id: "x".into(),
+        n: 1,
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
 async fn a_broken_snapshot_falls_back_to_replaying_the_stream() {
     let store = MemoryStore::new();
-    let app = Engine::builder().store(store.clone()).cache_capacity(0).build().await.unwrap();
-    for _ in 0..3 {
-        app.execute(Add { id: "s".into(), n: 1 }).await.unwrap();
-    }
-    let stream = StreamId::new("tally", "s");
-    assert_eq!(store.load_snapshot(&stream).await.unwrap().unwrap().version, 2);
-    store
-        .save_snapshot(&stream, Snapshot { version: 3, state: b"garbage".to_vec(), taken_at: Timestamp::now() })
+    let app = Engine::builder()
+        .store(store.clone())
+        .cache_capacity(0)
+        .build()
         .await
         .unwrap();
-    let r = app.execute(Add { id: "s".into(), n: 1 }).await.unwrap();
+    for _ in 0..3 {
+        app.execute(Add {
+            id: "s".into(),
+            n: 1,
+        })
+        .await
+        .unwrap();
+    }
+    let stream = StreamId::new("tally", "s");
+    assert_eq!(
+        store.load_snapshot(&stream).await.unwrap().unwrap().version,
+        2
+    );
+    store
+        .save_snapshot(
+            &stream,
+            Snapshot {
+                version: 3,
+                state: b"garbage".to_vec(),
+                taken_at: Timestamp::now(),
+            },
+        )
+        .await
+        .unwrap();
+    let r = app
+        .execute(Add {
+            id: "s".into(),
+            n: 1,
+        })
+        .await
+        .unwrap();
     assert_eq!(r.version, 4);
     assert_eq!(app.query(Total).after(&r).await.unwrap(), 4);
 }
@@ -187,7 +278,13 @@ async fn a_broken_snapshot_falls_back_to_replaying_the_stream() {
 async fn shutdown_stops_the_runners_but_not_commands() {
     let store = MemoryStore::new();
     let app = engine(&store).await;
-    let r = app.execute(Add { id: "z".into(), n: 1 }).await.unwrap();
+    let r = app
+        .execute(Add {
+            id: "z".into(),
+            n: 1,
+        })
+        .await
+        .unwrap();
     app.query(Total).after(&r).await.unwrap();
     app.shutdown();
     let mut stopped = false;
@@ -199,7 +296,21 @@ async fn shutdown_stops_the_runners_but_not_commands() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(stopped, "the runner reports it stopped");
-    let r = app.execute(Add { id: "z".into(), n: 1 }).await.unwrap();
-    let err = app.query(Total).after(&r).timeout(Duration::from_millis(100)).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout { .. } | Error::Shutdown), "{err}");
+    let r = app
+        .execute(Add {
+            id: "z".into(),
+            n: 1,
+        })
+        .await
+        .unwrap();
+    let err = app
+        .query(Total)
+        .after(&r)
+        .timeout(Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { .. } | Error::Shutdown),
+        "{err}"
+    );
 }

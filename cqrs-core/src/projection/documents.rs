@@ -1,11 +1,11 @@
 //! Documents: a read model as keyed serde documents, saved by the store
 //! together with the projection's checkpoint.
 
-use std::collections::btree_map::{self, BTreeMap};
 use std::collections::BTreeSet;
+use std::collections::btree_map::{self, BTreeMap};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A collection of documents (key -> `D`) inside a projection: the read model
 /// a durable store keeps for you, no SQL written.
@@ -36,7 +36,10 @@ pub struct Documents<D> {
 
 impl<D> Default for Documents<D> {
     fn default() -> Self {
-        Self { docs: BTreeMap::new(), changed: BTreeSet::new() }
+        Self {
+            docs: BTreeMap::new(),
+            changed: BTreeSet::new(),
+        }
     }
 }
 
@@ -71,7 +74,9 @@ impl<D> Documents<D> {
     pub fn entry(&mut self, key: impl Into<String>) -> Entry<'_, D> {
         let key = key.into();
         self.changed.insert(key.clone());
-        Entry { inner: self.docs.entry(key) }
+        Entry {
+            inner: self.docs.entry(key),
+        }
     }
 
     /// Sets the document at `key`, returning the previous one.
@@ -190,14 +195,26 @@ mod tests {
         *docs.entry("b").or_default() += 2;
         let mut changes = docs.take_changes().unwrap();
         changes.sort();
-        assert_eq!(changes, vec![("a".into(), Some(b"1".to_vec())), ("b".into(), Some(b"2".to_vec()))]);
+        assert_eq!(
+            changes,
+            vec![
+                ("a".into(), Some(b"1".to_vec())),
+                ("b".into(), Some(b"2".to_vec()))
+            ]
+        );
         let _ = docs.get("a");
-        assert!(docs.take_changes().unwrap().is_empty(), "reads are not changes");
+        assert!(
+            docs.take_changes().unwrap().is_empty(),
+            "reads are not changes"
+        );
         docs.remove("a");
         assert!(docs.remove("zzz").is_none());
         assert_eq!(docs.take_changes().unwrap(), vec![("a".into(), None)]);
         docs.restore("c".into(), b"7").unwrap();
         assert_eq!(docs.get("c"), Some(&7));
-        assert!(docs.take_changes().unwrap().is_empty(), "restoring is not a change");
+        assert!(
+            docs.take_changes().unwrap().is_empty(),
+            "restoring is not a change"
+        );
     }
 }

@@ -14,7 +14,7 @@ pub(crate) mod runner;
 
 use std::sync::Arc;
 
-pub use documents::{DocumentCollection, Documents, Entry};
+pub use documents::{Changes, DocumentCollection, Documents, Entry};
 pub use envelope::Envelope;
 pub use runner::{ProjectionStatus, Rebuild, RebuildProgress, RunState};
 

@@ -165,8 +165,17 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         durable,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
-    tokio::spawn(runner.run(host.shutdown.clone(), control_rx).instrument(span));
-    RunningProjection { name: P::NAME, state, status, control }
+    tokio::spawn(
+        runner
+            .run(host.shutdown.clone(), control_rx)
+            .instrument(span),
+    );
+    RunningProjection {
+        name: P::NAME,
+        state,
+        status,
+        control,
+    }
 }
 
 struct Runner<P> {
@@ -208,7 +217,12 @@ impl<P: Projection> Runner<P> {
     ) -> Result<(), Stop> {
         let filter = LogFilter::events(P::EVENTS.iter().copied());
         let start = self.restore(shutdown).await?;
-        let mut tail = Tail::new(Arc::clone(&self.store), start, filter.clone(), self.batch_size);
+        let mut tail = Tail::new(
+            Arc::clone(&self.store),
+            start,
+            filter.clone(),
+            self.batch_size,
+        );
         let mut head = self.store.watch_head();
         let mut rebuild: Option<(watch::Sender<RebuildProgress>, RebuildProgress)> = None;
         self.publish(start, *head.borrow_and_update());
@@ -244,7 +258,9 @@ impl<P: Projection> Runner<P> {
                 events = slice.events.len(),
             );
             let changes = span.in_scope(|| self.project(from, &slice.events))?;
-            self.save(changes, slice.through, shutdown).instrument(span).await?;
+            self.save(changes, slice.through, shutdown)
+                .instrument(span)
+                .await?;
             self.publish(slice.through, *head.borrow_and_update());
             if let Some((progress, mut now)) = rebuild.take() {
                 now.position = slice.through;
@@ -273,7 +289,8 @@ impl<P: Projection> Runner<P> {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let mut collections = state.document_collections();
         for (collection, key, body) in saved.documents {
-            let Some((_, target)) = collections.iter_mut().find(|(name, _)| *name == collection) else {
+            let Some((_, target)) = collections.iter_mut().find(|(name, _)| *name == collection)
+            else {
                 // A collection no longer in the code: left in the store, unused.
                 continue;
             };
@@ -304,20 +321,26 @@ impl<P: Projection> Runner<P> {
     ) -> Result<Vec<DocumentChange>, Stop> {
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
         // A panicking `Project` impl stops this projection, not the process.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), (u64, String)> {
-            let mut done = from;
-            for record in events {
-                guard.project_recorded(record).map_err(|e| (done, e.to_string()))?;
-                done = record.position;
-            }
-            Ok(())
-        }))
-        .unwrap_or_else(|panic| Err((from, panic_message(&*panic))));
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), (u64, String)> {
+                let mut done = from;
+                for record in events {
+                    guard
+                        .project_recorded(record)
+                        .map_err(|e| (done, e.to_string()))?;
+                    done = record.position;
+                }
+                Ok(())
+            }))
+            .unwrap_or_else(|panic| Err((from, panic_message(&*panic))));
         outcome.map_err(|(position, reason)| Stop::Failed(position, reason))?;
         let mut changes = Vec::new();
         for (collection, docs) in guard.document_collections() {
             let taken = docs.take_changes().map_err(|e| {
-                Stop::Failed(from, format!("a document of `{collection}` does not encode: {e}"))
+                Stop::Failed(
+                    from,
+                    format!("a document of `{collection}` does not encode: {e}"),
+                )
             })?;
             changes.extend(taken.into_iter().map(|(key, body)| DocumentChange {
                 collection: collection.to_owned(),
@@ -344,15 +367,24 @@ impl<P: Projection> Runner<P> {
         }
         // The state already includes the batch, so it must be saved before
         // anything else is read: retry the same changes until they land.
-        while let Err(e) = self.store.commit_read_model(P::NAME, changes.clone(), through).await {
+        while let Err(e) = self
+            .store
+            .commit_read_model(P::NAME, changes.clone(), through)
+            .await
+        {
             self.retry_after(&e, shutdown).await?;
         }
         Ok(())
     }
 
-    async fn retry_after(&self, e: &StoreError, shutdown: &mut watch::Receiver<bool>) -> Result<(), Stop> {
+    async fn retry_after(
+        &self,
+        e: &StoreError,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
         tracing::warn!(error = %e, "store failed; retrying");
-        self.status.send_modify(|s| s.state = RunState::Retrying(e.to_string()));
+        self.status
+            .send_modify(|s| s.state = RunState::Retrying(e.to_string()));
         tokio::select! {
             biased;
             _ = shutdown.changed() => Err(Stop::Shutdown),
@@ -364,7 +396,11 @@ impl<P: Projection> Runner<P> {
         self.status.send_modify(|s| {
             s.position = position;
             s.head = head.max(position);
-            s.state = if position >= head { RunState::Live } else { RunState::CatchingUp };
+            s.state = if position >= head {
+                RunState::Live
+            } else {
+                RunState::CatchingUp
+            };
         });
     }
 }

@@ -6,16 +6,20 @@
 //! cargo run --bin bank -- --store postgres:'host=/tmp user=postgres'
 //! ```
 
+// Amounts are cents, grouped as money: `100_00` is 100.00.
+#![allow(clippy::inconsistent_digit_grouping)]
+
 use std::time::Duration;
 
 use cqrs_core::prelude::*;
 use cqrs_core::store::{LogFilter, PostgresOptions, PostgresStore, SqliteStore};
 use cqrs_examples::bank::{
-    money, AccountError, AllAccounts, BalanceOf, BankServices, Deposit, OpenAccount, ReceiveTransfer,
-    SendTransfer, Withdraw,
+    AccountError, AllAccounts, BalanceOf, BankServices, Deposit, OpenAccount, ReceiveTransfer,
+    SendTransfer, Withdraw, money,
 };
 
-const USAGE: &str = "usage: bank [--store memory | --store sqlite:<file> | --store postgres:<connection string>]";
+const USAGE: &str =
+    "usage: bank [--store memory | --store sqlite:<file> | --store postgres:<connection string>]";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,25 +34,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("balances are read from a projection that follows the log.\n");
 
     let builder = Engine::builder()
-        .services(BankServices { withdrawal_limit: 1_000_00 })
+        .services(BankServices {
+            withdrawal_limit: 1_000_00,
+        })
         .query_timeout(Duration::from_secs(5));
     let (builder, described) = match &store {
-        StoreArg::Memory => (builder.store(MemoryStore::new()), "in memory (nothing survives this process)".to_string()),
-        StoreArg::Sqlite(path) => (builder.store(SqliteStore::open(path)?), format!("SQLite file {path}")),
-        StoreArg::Postgres(config) => {
-            (builder.store(PostgresStore::connect(config, PostgresOptions::new()).await?), "PostgreSQL".to_string())
-        }
+        StoreArg::Memory => (
+            builder.store(MemoryStore::new()),
+            "in memory (nothing survives this process)".to_string(),
+        ),
+        StoreArg::Sqlite(path) => (
+            builder.store(SqliteStore::open(path)?),
+            format!("SQLite file {path}"),
+        ),
+        StoreArg::Postgres(config) => (
+            builder.store(PostgresStore::connect(config, PostgresOptions::new()).await?),
+            "PostgreSQL".to_string(),
+        ),
     };
     let app = builder.build().await?;
     let stored = app.store().head().await?;
     println!("Store: {described}.");
     if stored > 0 {
-        println!("It already holds {stored} events from earlier runs: this run continues from them.");
+        println!(
+            "It already holds {stored} events from earlier runs: this run continues from them."
+        );
     }
 
     step("Ada and Bob open accounts");
     for (id, owner) in [("ada", "Ada Lovelace"), ("bob", "Bob Babbage")] {
-        match app.execute(OpenAccount { account: id.into(), owner: owner.into() }).await {
+        match app
+            .execute(OpenAccount {
+                account: id.into(),
+                owner: owner.into(),
+            })
+            .await
+        {
             Ok(r) => receipt(&format!("open {id}"), &r),
             Err(CommandError::Domain(AccountError::AlreadyOpen)) => {
                 println!("  open {id:<5} -> refused: already open (from an earlier run)");
@@ -58,26 +79,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     step("Ada deposits 100.00, then withdraws 30.00");
-    let r = app.execute(Deposit { account: "ada".into(), amount: 100_00 }).await?;
+    let r = app
+        .execute(Deposit {
+            account: "ada".into(),
+            amount: 100_00,
+        })
+        .await?;
     receipt("deposit", &r);
-    let r = app.execute(Withdraw { account: "ada".into(), amount: 30_00 }).await?;
+    let r = app
+        .execute(Withdraw {
+            account: "ada".into(),
+            amount: 30_00,
+        })
+        .await?;
     receipt("withdraw", &r);
 
     step("Ada sends 25.00 to Bob: two commands, one per account");
     let transfer = format!("t-{}", r.version);
     let sent = app
-        .execute(SendTransfer { from: "ada".into(), to: "bob".into(), transfer: transfer.clone(), amount: 25_00 })
+        .execute(SendTransfer {
+            from: "ada".into(),
+            to: "bob".into(),
+            transfer: transfer.clone(),
+            amount: 25_00,
+        })
         .await?;
     receipt("debit ada", &sent);
     let received = app
-        .execute(ReceiveTransfer { to: "bob".into(), from: "ada".into(), transfer, amount: 25_00 })
+        .execute(ReceiveTransfer {
+            to: "bob".into(),
+            from: "ada".into(),
+            transfer,
+            amount: 25_00,
+        })
         .await?;
     receipt("credit bob", &received);
 
-    let bob = app.query(BalanceOf { account: "bob".into() }).after(&received).await?.unwrap_or(0);
+    let bob = app
+        .query(BalanceOf {
+            account: "bob".into(),
+        })
+        .after(&received)
+        .await?
+        .unwrap_or(0);
     let too_much = bob + 500_00;
-    step(&format!("Bob tries to withdraw {} (he has {})", money(too_much), money(bob)));
-    match app.execute(Withdraw { account: "bob".into(), amount: too_much }).await {
+    step(&format!(
+        "Bob tries to withdraw {} (he has {})",
+        money(too_much),
+        money(bob)
+    ));
+    match app
+        .execute(Withdraw {
+            account: "bob".into(),
+            amount: too_much,
+        })
+        .await
+    {
         Err(CommandError::Domain(error @ AccountError::InsufficientFunds { .. })) => {
             println!("  refused by the account itself: {error}");
             println!("  nothing was written; Bob's account is unchanged");
@@ -88,14 +145,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("Read your own writes");
     println!("  The projection runs on its own task, a moment behind the log.");
     println!("  `query(..).after(&receipt)` waits until it has seen that command:");
-    let ada = app.query(BalanceOf { account: "ada".into() }).after(&sent).await?;
-    let bob = app.query(BalanceOf { account: "bob".into() }).after(&received).await?;
-    println!("  balance of ada: {}", ada.map_or_else(|| "unknown".into(), money));
-    println!("  balance of bob: {}", bob.map_or_else(|| "unknown".into(), money));
+    let ada = app
+        .query(BalanceOf {
+            account: "ada".into(),
+        })
+        .after(&sent)
+        .await?;
+    let bob = app
+        .query(BalanceOf {
+            account: "bob".into(),
+        })
+        .after(&received)
+        .await?;
+    println!(
+        "  balance of ada: {}",
+        ada.map_or_else(|| "unknown".into(), money)
+    );
+    println!(
+        "  balance of bob: {}",
+        bob.map_or_else(|| "unknown".into(), money)
+    );
 
     step("Every account, from the read model");
     for (id, account) in app.query(AllAccounts).after(&received).await? {
-        println!("  {id:<4} {:<14} {:>8}  ({} events)", account.owner, money(account.balance), account.movements);
+        println!(
+            "  {id:<4} {:<14} {:>8}  ({} events)",
+            account.owner,
+            money(account.balance),
+            account.movements
+        );
     }
 
     step("Dispatch by name, as an HTTP handler or a CLI would");
@@ -103,24 +181,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  execute_json(\"Deposit\", {body})");
     let r = app.execute_json("Deposit", body).await?;
     receipt("deposit", &r);
-    let answer = app.query_json("BalanceOf", serde_json::json!({ "account": "bob" })).await?;
+    let answer = app
+        .query_json("BalanceOf", serde_json::json!({ "account": "bob" }))
+        .await?;
     println!("  query_json(\"BalanceOf\") -> {answer} (in cents; no `after`, so it may lag)");
 
     step("The projection's position and lag");
     app.query(AllAccounts).after(&r).await?;
-    let status = app.projection_status("balances").ok_or("no balances projection")?;
+    let status = app
+        .projection_status("balances")
+        .ok_or("no balances projection")?;
     println!(
         "  balances: at position {} of {}, lag {}, {}{}",
         status.position,
         status.head,
         status.lag(),
         status.state,
-        if status.durable { ", saved in the store with its checkpoint" } else { "" }
+        if status.durable {
+            ", saved in the store with its checkpoint"
+        } else {
+            ""
+        }
     );
 
     step("The event log (the last 12 events)");
     let head = app.store().head().await?;
-    let log = app.store().read_log(head.saturating_sub(12), &LogFilter::all(), 12).await?;
+    let log = app
+        .store()
+        .read_log(head.saturating_sub(12), &LogFilter::all(), 12)
+        .await?;
     for e in &log.events {
         println!(
             "  #{:<3} {:<12} v{:<3} {:<26} {}",
@@ -161,7 +250,9 @@ fn parse_store(mut args: impl Iterator<Item = String>) -> Result<StoreArg, Strin
         store = match value.split_once(':') {
             _ if value == "memory" => StoreArg::Memory,
             Some(("sqlite", path)) if !path.is_empty() => StoreArg::Sqlite(path.to_owned()),
-            Some(("postgres", config)) if !config.is_empty() => StoreArg::Postgres(config.to_owned()),
+            Some(("postgres", config)) if !config.is_empty() => {
+                StoreArg::Postgres(config.to_owned())
+            }
             _ => return Err(format!("unknown store `{value}`")),
         };
     }
@@ -174,7 +265,10 @@ fn step(title: &str) {
 
 fn receipt(what: &str, r: &Receipt) {
     let position = r.position.map_or_else(|| "-".into(), |p| p.to_string());
-    println!("  {what:<10} -> {}/{} now at version {}, global position {position}", r.aggregate, r.id, r.version);
+    println!(
+        "  {what:<10} -> {}/{} now at version {}, global position {position}",
+        r.aggregate, r.id, r.version
+    );
 }
 
 fn indent(text: &str) -> String {
