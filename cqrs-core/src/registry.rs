@@ -524,7 +524,11 @@ mod tests {
     static ACCOUNT: AggregateDescriptor = AggregateDescriptor {
         name: "account",
         rust_type: "bank::Account",
-        events: &[EventDescriptor { name: "opened", version: 1, rust_type: "bank::Opened" }],
+        events: &[EventDescriptor {
+            name: "opened",
+            version: 1,
+            rust_type: "bank::Opened",
+        }],
         commands: &["Open"],
         snapshot_every: None,
         services_type: "()",
@@ -533,7 +537,11 @@ mod tests {
     static LEDGER: AggregateDescriptor = AggregateDescriptor {
         name: "ledger",
         rust_type: "books::Ledger",
-        events: &[EventDescriptor { name: "opened", version: 1, rust_type: "books::Opened" }],
+        events: &[EventDescriptor {
+            name: "opened",
+            version: 1,
+            rust_type: "books::Opened",
+        }],
         commands: &[],
         snapshot_every: None,
         services_type: "()",
@@ -582,7 +590,10 @@ mod tests {
 
     #[test]
     fn one_event_name_in_two_aggregates_names_both_definitions() {
-        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Aggregate(&LEDGER)]);
+        let r = registry(&[
+            Registration::Aggregate(&ACCOUNT),
+            Registration::Aggregate(&LEDGER),
+        ]);
         let err = r.validate().unwrap_err();
         assert_eq!(
             err,
@@ -594,13 +605,25 @@ mod tests {
             }
         );
         let text = err.to_string();
-        assert!(text.contains("bank::Opened") && text.contains("books::Opened"), "{text}");
+        assert!(
+            text.contains("bank::Opened") && text.contains("books::Opened"),
+            "{text}"
+        );
     }
 
     #[test]
     fn duplicate_aggregate_and_command_names() {
-        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Aggregate(&ACCOUNT_AGAIN)]);
-        assert!(matches!(r.validate(), Err(RegistryError::Duplicate { kind: "aggregate", .. })));
+        let r = registry(&[
+            Registration::Aggregate(&ACCOUNT),
+            Registration::Aggregate(&ACCOUNT_AGAIN),
+        ]);
+        assert!(matches!(
+            r.validate(),
+            Err(RegistryError::Duplicate {
+                kind: "aggregate",
+                ..
+            })
+        ));
         let r = registry(&[
             Registration::Aggregate(&ACCOUNT),
             Registration::Command(&OPEN),
@@ -631,20 +654,41 @@ mod tests {
 
     #[test]
     fn a_command_of_an_unregistered_aggregate_is_dangling() {
-        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Command(&ORPHAN)]);
-        assert!(matches!(r.validate(), Err(RegistryError::Dangling { missing: "vault", .. })));
+        let r = registry(&[
+            Registration::Aggregate(&ACCOUNT),
+            Registration::Command(&ORPHAN),
+        ]);
+        assert!(matches!(
+            r.validate(),
+            Err(RegistryError::Dangling {
+                missing: "vault",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn catalog_prints_every_definition() {
-        let r = registry(&[Registration::Aggregate(&ACCOUNT), Registration::Command(&OPEN)]);
+        let r = registry(&[
+            Registration::Aggregate(&ACCOUNT),
+            Registration::Command(&OPEN),
+        ]);
         let catalog = r.catalog();
         assert_eq!(catalog.entries.len(), 3);
         let text = catalog.to_string();
         let lines: Vec<_> = text.lines().collect();
         assert!(lines[0].starts_with("kind"), "{text}");
-        assert!(lines[1].starts_with("aggregate") && lines[1].contains("bank::Account"), "{text}");
-        assert!(lines[2].contains("opened") && lines[2].contains("account"), "{text}");
-        assert!(lines[3].starts_with("command") && lines[3].contains("Open"), "{text}");
+        assert!(
+            lines[1].starts_with("aggregate") && lines[1].contains("bank::Account"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("opened") && lines[2].contains("account"),
+            "{text}"
+        );
+        assert!(
+            lines[3].starts_with("command") && lines[3].contains("Open"),
+            "{text}"
+        );
     }
 }

@@ -240,12 +240,20 @@ impl CheckpointStore for MemoryStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn load_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
+    fn load_read_model<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
         let inner = self.lock();
         let documents = inner.documents.get(name).map_or_else(Vec::new, |docs| {
-            docs.iter().map(|((c, k), body)| (c.clone(), k.clone(), body.clone())).collect()
+            docs.iter()
+                .map(|((c, k), body)| (c.clone(), k.clone(), body.clone()))
+                .collect()
         });
-        let saved = SavedReadModel { checkpoint: inner.checkpoints.get(name).copied(), documents };
+        let saved = SavedReadModel {
+            checkpoint: inner.checkpoints.get(name).copied(),
+            documents,
+        };
         Box::pin(std::future::ready(Ok(saved)))
     }
 
@@ -296,10 +304,29 @@ mod tests {
     async fn conflicts_name_expected_and_actual() {
         let store = MemoryStore::new();
         let s = StreamId::new("a", "1");
-        store.append(&s, ExpectedVersion::Exact(0), vec![event("x"), event("y")]).await.unwrap();
-        let err = store.append(&s, ExpectedVersion::Exact(1), vec![event("z")]).await.unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { expected: 1, actual: 2, .. }), "{err}");
-        let ok = store.append(&s, ExpectedVersion::Any, vec![event("z")]).await.unwrap();
+        store
+            .append(&s, ExpectedVersion::Exact(0), vec![event("x"), event("y")])
+            .await
+            .unwrap();
+        let err = store
+            .append(&s, ExpectedVersion::Exact(1), vec![event("z")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    expected: 1,
+                    actual: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let ok = store
+            .append(&s, ExpectedVersion::Any, vec![event("z")])
+            .await
+            .unwrap();
         assert_eq!((ok.version, ok.first_position, ok.last_position), (3, 3, 3));
         assert!(matches!(
             store.append(&s, ExpectedVersion::Any, vec![]).await,
@@ -312,15 +339,28 @@ mod tests {
         let store = MemoryStore::new();
         for i in 0..10 {
             let name = if i % 2 == 0 { "even" } else { "odd" };
-            store.append(&StreamId::new("n", i.to_string()), ExpectedVersion::Any, vec![event(name)]).await.unwrap();
+            store
+                .append(
+                    &StreamId::new("n", i.to_string()),
+                    ExpectedVersion::Any,
+                    vec![event(name)],
+                )
+                .await
+                .unwrap();
         }
         let filter = LogFilter::events(["odd"]);
         let slice = store.read_log(0, &filter, 2).await.unwrap();
-        assert_eq!(slice.events.iter().map(|e| e.position).collect::<Vec<_>>(), vec![2, 4]);
+        assert_eq!(
+            slice.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+            vec![2, 4]
+        );
         assert_eq!(slice.through, 4);
         let rest = store.read_log(4, &filter, 100).await.unwrap();
         assert_eq!(rest.events.len(), 3);
-        assert_eq!(rest.through, 10, "unmatched events at the end count as read");
+        assert_eq!(
+            rest.through, 10,
+            "unmatched events at the end count as read"
+        );
         let none = store.read_log(10, &filter, 100).await.unwrap();
         assert_eq!((none.events.len(), none.through), (0, 10));
         assert_eq!(*store.watch_head().borrow(), 10);
@@ -330,7 +370,11 @@ mod tests {
     async fn snapshots_only_move_forward_and_checkpoints_persist() {
         let store = MemoryStore::new();
         let s = StreamId::new("a", "1");
-        let snap = |version| Snapshot { version, state: vec![version as u8], taken_at: Timestamp::now() };
+        let snap = |version| Snapshot {
+            version,
+            state: vec![version as u8],
+            taken_at: Timestamp::now(),
+        };
         store.save_snapshot(&s, snap(5)).await.unwrap();
         store.save_snapshot(&s, snap(3)).await.unwrap();
         assert_eq!(store.load_snapshot(&s).await.unwrap().unwrap().version, 5);

@@ -230,21 +230,31 @@ pub trait CheckpointStore: Send + Sync + Debug + 'static {
     /// # Errors
     ///
     /// A backend failure.
-    fn load_checkpoint<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
+    fn load_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
 
     /// Saves the position of projection `name`.
     ///
     /// # Errors
     ///
     /// A backend failure.
-    fn save_checkpoint<'a>(&'a self, name: &'a str, position: u64) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn save_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The saved documents and checkpoint of projection `name`.
     ///
     /// # Errors
     ///
     /// A backend failure.
-    fn load_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
+    fn load_read_model<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
         Box::pin(std::future::ready(Err(read_models_unsupported(name))))
     }
 
