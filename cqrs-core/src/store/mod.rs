@@ -246,7 +246,9 @@ pub trait CheckpointStore: Send + Sync + Debug + 'static {
         position: u64,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// The saved documents and checkpoint of projection `name`.
+    /// The saved documents and checkpoint of projection `name`, read from one
+    /// consistent state: never the documents of one commit with the
+    /// checkpoint of another.
     ///
     /// # Errors
     ///
@@ -254,9 +256,7 @@ pub trait CheckpointStore: Send + Sync + Debug + 'static {
     fn load_read_model<'a>(
         &'a self,
         name: &'a str,
-    ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
-        Box::pin(std::future::ready(Err(read_models_unsupported(name))))
-    }
+    ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>>;
 
     /// Applies `changes` to the documents of projection `name` and sets its
     /// checkpoint to `checkpoint`, atomically: both or neither.
@@ -269,26 +269,14 @@ pub trait CheckpointStore: Send + Sync + Debug + 'static {
         name: &'a str,
         changes: Vec<DocumentChange>,
         checkpoint: u64,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let _ = (changes, checkpoint);
-        Box::pin(std::future::ready(Err(read_models_unsupported(name))))
-    }
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Deletes the documents and the checkpoint of projection `name`, atomically.
     ///
     /// # Errors
     ///
     /// A backend failure.
-    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(std::future::ready(Err(read_models_unsupported(name))))
-    }
-}
-
-fn read_models_unsupported(name: &str) -> StoreError {
-    StoreError::Backend {
-        message: format!("this store does not keep durable read models (projection `{name}`)"),
-        source: None,
-    }
+    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// Everything the engine needs from a store.

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::{
-    AppendOutcome, CheckpointStore, EventStore, ExpectedVersion, GlobalLog, LogFilter, LogSlice,
-    Snapshot, SnapshotStore,
+    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
+    LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -104,7 +104,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStats {
     /// Write transactions committed.
     pub transactions: u64,
-    /// Writes (appends, snapshots, checkpoints) committed by them.
+    /// Writes (appends, snapshots, checkpoints, read-model commits and
+    /// resets) committed by them.
     pub writes: u64,
 }
 
@@ -134,20 +135,38 @@ pub struct SqliteStats {
 /// INDEX events_by_aggregate (stream_aggregate, position) -- the global log by aggregate
 /// snapshots   (stream_aggregate, stream_id, version, state BLOB, taken_at_us)
 /// checkpoints (name PRIMARY KEY, position)
+/// documents (                                    -- durable read models
+///     projection TEXT NOT NULL,
+///     collection TEXT NOT NULL,
+///     key        TEXT NOT NULL,
+///     body       TEXT NOT NULL CHECK (json_valid(body)),   -- the JSON text, as written
+///     PRIMARY KEY (projection, collection, key)
+/// )
 /// ```
 ///
 /// A payload that is not UTF-8 is kept as a BLOB in the same column, so every
 /// payload comes back exactly as written.
 ///
+/// A document body must be JSON text: the `CHECK` refuses anything else, so
+/// SQLite's JSON functions (`body ->> '$.balance'`) work on every row of a
+/// read model.
+///
 /// # Writes: one writer thread, group commit
 ///
 /// SQLite allows one writer at a time, and rusqlite blocks. Every write
-/// (appends, snapshots, checkpoints) goes to a dedicated writer thread over a
+/// (appends, snapshots, checkpoints, read models) goes to a dedicated writer thread over a
 /// channel. The thread takes whatever requests are waiting (up to
 /// [`SqliteOptions::max_group`]) and commits them in **one** transaction: each
 /// append runs inside its own savepoint with its own optimistic version check,
 /// so a conflicting append fails alone and the others commit. Under load many
 /// concurrent commands share one commit, and so one `fsync`.
+///
+/// A read-model commit is one such job: its document upserts and deletes and
+/// its checkpoint run in one savepoint of the group's transaction. If any of
+/// its statements fails, the savepoint is rolled back and the commit reports
+/// the error with nothing of it saved; if the group's `COMMIT` fails, nothing
+/// of the group is saved and every job reports it. A crash before the commit
+/// reaches the WAL leaves the previous documents and checkpoint, together.
 ///
 /// Positions are the table's `INTEGER PRIMARY KEY`, allocated by the single
 /// writer inside its write lock: they become visible in increasing order, so
@@ -253,6 +272,18 @@ enum Job {
         position: u64,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// A read model's document changes and its checkpoint, both or neither.
+    CommitReadModel {
+        name: String,
+        changes: Vec<DocumentChange>,
+        checkpoint: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Deletes a read model's documents and checkpoint.
+    ResetReadModel {
+        name: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 impl fmt::Debug for SqliteStore {
@@ -272,9 +303,10 @@ impl fmt::Debug for SqliteStore {
 }
 
 /// The migrations, in order; each runs once, recorded in `schema_version`.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE events (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE events (
         position         INTEGER PRIMARY KEY,
         stream_aggregate TEXT NOT NULL,
         stream_id        TEXT NOT NULL,
@@ -301,7 +333,18 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         name     TEXT PRIMARY KEY,
         position INTEGER NOT NULL
     ) WITHOUT ROWID;",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE documents (
+        projection TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        body       TEXT NOT NULL CHECK (json_valid(body)),
+        PRIMARY KEY (projection, collection, key)
+    ) WITHOUT ROWID;",
+    ),
+];
 
 const EVENT_COLUMNS: &str = "position, stream_aggregate, stream_id, version, event_id, \
      event_name, schema_version, payload, metadata, timestamp_us";
@@ -623,7 +666,10 @@ impl Done {
         };
         match job {
             Job::Append { .. } => Self::Append(Err(error())),
-            Job::Snapshot { .. } | Job::Checkpoint { .. } => Self::Unit(Err(error())),
+            Job::Snapshot { .. }
+            | Job::Checkpoint { .. }
+            | Job::CommitReadModel { .. }
+            | Job::ResetReadModel { .. } => Self::Unit(Err(error())),
         }
     }
 }
@@ -635,7 +681,13 @@ impl Job {
             (Job::Append { reply, .. }, Done::Append(r)) => {
                 let _ = reply.send(r);
             }
-            (Job::Snapshot { reply, .. } | Job::Checkpoint { reply, .. }, Done::Unit(r)) => {
+            (
+                Job::Snapshot { reply, .. }
+                | Job::Checkpoint { reply, .. }
+                | Job::CommitReadModel { reply, .. }
+                | Job::ResetReadModel { reply, .. },
+                Done::Unit(r),
+            ) => {
                 let _ = reply.send(r);
             }
             _ => unreachable!("each job is answered with its own kind of result"),
@@ -661,6 +713,13 @@ fn run_in_savepoint(conn: &Connection, job: &Job) -> Done {
         Job::Checkpoint { name, position, .. } => {
             Done::Unit(save_checkpoint_row(conn, name, *position))
         }
+        Job::CommitReadModel {
+            name,
+            changes,
+            checkpoint,
+            ..
+        } => Done::Unit(commit_read_model_rows(conn, name, changes, *checkpoint)),
+        Job::ResetReadModel { name, .. } => Done::Unit(reset_read_model_rows(conn, name)),
     };
     let end = if done.is_ok() {
         "RELEASE job"
@@ -784,6 +843,83 @@ fn save_checkpoint_row(conn: &Connection, name: &str, position: u64) -> Result<(
     .and_then(|mut s| s.execute(params![name, to_i64(position)]))
     .map(drop)
     .map_err(|e| backend(format!("cannot save the checkpoint of `{name}`"), e))
+}
+
+/// Applies `changes` to the documents of `name` in order, then sets its
+/// checkpoint. Runs inside the job's savepoint: a failing statement (a body
+/// the `json_valid` check refuses, an I/O error) rolls all of it back.
+fn commit_read_model_rows(
+    conn: &Connection,
+    name: &str,
+    changes: &[DocumentChange],
+    checkpoint: u64,
+) -> Result<(), StoreError> {
+    let fail = |e| backend(format!("cannot commit the read model `{name}`"), e);
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO documents (projection, collection, key, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (projection, collection, key) DO UPDATE SET body = excluded.body",
+        )
+        .map_err(fail)?;
+    let mut delete = conn
+        .prepare_cached(
+            "DELETE FROM documents WHERE projection = ?1 AND collection = ?2 AND key = ?3",
+        )
+        .map_err(fail)?;
+    for change in changes {
+        let DocumentChange {
+            collection,
+            key,
+            body,
+        } = change;
+        match body {
+            Some(body) => upsert.execute(params![name, collection, key, Payload(body)]),
+            None => delete.execute(params![name, collection, key]),
+        }
+        .map_err(|e| {
+            let what = format!("document `{collection}/{key}` of the read model `{name}`");
+            match e.sqlite_error_code() {
+                // The only constraint a write can break: `json_valid(body)`.
+                Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                    backend(format!("cannot save {what}: the body is not JSON text"), e)
+                }
+                _ => backend(format!("cannot save {what}"), e),
+            }
+        })?;
+    }
+    save_checkpoint_row(conn, name, checkpoint)
+}
+
+/// Deletes the documents and the checkpoint of `name`, in the job's savepoint.
+fn reset_read_model_rows(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    let fail = |e| backend(format!("cannot reset the read model `{name}`"), e);
+    for sql in [
+        "DELETE FROM documents WHERE projection = ?1",
+        "DELETE FROM checkpoints WHERE name = ?1",
+    ] {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([name]))
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Refuses, before the writer, a document body that cannot be JSON text.
+fn check_utf8_bodies(name: &str, changes: &[DocumentChange]) -> Result<(), StoreError> {
+    for change in changes {
+        if let Some(body) = &change.body
+            && let Err(e) = std::str::from_utf8(body)
+        {
+            return Err(backend(
+                format!(
+                    "document `{}/{}` of the read model `{name}` is not UTF-8 JSON text",
+                    change.collection, change.key
+                ),
+                e,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A payload bound as TEXT when it is UTF-8 (JSON always is), else as a BLOB.
@@ -1019,6 +1155,73 @@ impl CheckpointStore for SqliteStore {
             reply,
         }))
     }
+
+    fn load_read_model<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
+        let name = name.to_owned();
+        Box::pin(self.read(move |conn| {
+            // One statement, so one snapshot: the checkpoint and the
+            // documents of the same commit, never half of a later one.
+            let mut saved = SavedReadModel::default();
+            conn.prepare_cached(
+                "SELECT c.position, d.collection, d.key, d.body
+                 FROM (SELECT ?1 AS name) AS p
+                 LEFT JOIN checkpoints AS c ON c.name = p.name
+                 LEFT JOIN documents AS d ON d.projection = p.name
+                 ORDER BY d.collection, d.key",
+            )
+            .and_then(|mut s| {
+                let mut rows = s.query([&name])?;
+                while let Some(row) = rows.next()? {
+                    saved.checkpoint = row.get::<_, Option<i64>>(0)?.map(to_u64);
+                    let Some(collection) = row.get::<_, Option<String>>(1)? else {
+                        continue;
+                    };
+                    let body = match row.get_ref(3)? {
+                        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+                        other => {
+                            return Err(rusqlite::Error::InvalidColumnType(
+                                3,
+                                String::from("body"),
+                                other.data_type(),
+                            ));
+                        }
+                    };
+                    saved.documents.push((collection, row.get(2)?, body));
+                }
+                Ok(())
+            })
+            .map_err(|e| backend(format!("cannot load the read model `{name}`"), e))?;
+            Ok(saved)
+        }))
+    }
+
+    fn commit_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        changes: Vec<DocumentChange>,
+        checkpoint: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            check_utf8_bodies(name, &changes)?;
+            self.write(|reply| Job::CommitReadModel {
+                name: name.to_owned(),
+                changes,
+                checkpoint,
+                reply,
+            })
+            .await
+        })
+    }
+
+    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write(move |reply| Job::ResetReadModel {
+            name: name.to_owned(),
+            reply,
+        }))
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1051,4 +1254,48 @@ fn to_u64(value: i64) -> u64 {
 
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before read models existed (schema version 1)
+    /// gains the `documents` table on open, its data untouched.
+    #[test]
+    fn version_one_databases_are_migrated() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at_us INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (1, 0);",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        save_checkpoint_row(&conn, "old", 7).unwrap();
+
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_version ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, [1, 2]);
+        let change = DocumentChange {
+            collection: String::from("c"),
+            key: String::from("k"),
+            body: Some(b"{\"n\":1}".to_vec()),
+        };
+        commit_read_model_rows(&conn, "new", &[change], 3).unwrap();
+        let position: i64 = conn
+            .query_row(
+                "SELECT position FROM checkpoints WHERE name = 'old'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(position, 7);
+    }
 }

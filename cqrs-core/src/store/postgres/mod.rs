@@ -7,6 +7,7 @@ mod listener;
 mod schema;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +23,8 @@ use tokio::task::JoinHandle;
 use self::schema::{SchemaName, Sql};
 use self::writer::{AppendJob, Writer};
 use super::{
-    AppendOutcome, CheckpointStore, EventStore, ExpectedVersion, GlobalLog, LogFilter, LogSlice,
-    Snapshot, SnapshotStore,
+    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
+    LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -157,6 +158,13 @@ pub struct PostgresStats {
 /// INDEX events_by_aggregate (stream_aggregate, position)  -- the global log by aggregate
 /// snapshots   (stream_aggregate, stream_id, version, state bytea, taken_at_us)
 /// checkpoints (name PRIMARY KEY, position)
+/// documents (                          -- durable read models
+///     projection text NOT NULL,
+///     collection text NOT NULL,
+///     key        text NOT NULL,
+///     body       jsonb NOT NULL,
+///     PRIMARY KEY (projection, collection, key)
+/// )
 /// function append_group(..)   -- the append path, below
 /// ```
 ///
@@ -165,6 +173,14 @@ pub struct PostgresStats {
 /// whitespace, duplicate keys). `json` still checks the text is JSON and
 /// supports the JSON operators; metadata, which the store itself encodes, is
 /// `jsonb`. Payloads must therefore be UTF-8 JSON text.
+///
+/// Document bodies are `jsonb`, on purpose the other way round: a read model
+/// is there to be read, also with SQL and indexes
+/// (`SELECT key, body->>'balance' FROM cqrs.documents WHERE projection = 'balances'`),
+/// and its documents are decoded again by serde, so the normalized text that
+/// comes back (keys reordered, whitespace changed) decodes to the same value.
+/// `jsonb` cannot hold the character U+0000 in a string: a document containing
+/// one is refused, and its commit saves nothing.
 ///
 /// The schema name is the only text spliced into SQL: it is checked against
 /// `^[a-z_][a-z0-9_]{0,62}$` and always double-quoted. Every value travels as
@@ -186,6 +202,15 @@ pub struct PostgresStats {
 /// reports `through` no further than that head.
 ///
 /// Anything else that inserts into `events` must take the same lock.
+///
+/// # Read models
+///
+/// A read-model commit is one prepared statement: the upserts, the deletes
+/// (all documents travel as arrays) and the checkpoint are one implicit
+/// transaction and one round trip. If PostgreSQL refuses any part (a body
+/// that is not JSON), nothing of it is saved. A load is one statement too,
+/// so the checkpoint and the documents come from one snapshot; a reset
+/// deletes both in one statement.
 ///
 /// # Group commit
 ///
@@ -698,6 +723,100 @@ impl CheckpointStore for PostgresStore {
                 .execute(&statement, &[&name, &to_i64(position)])
                 .await
                 .map_err(fail)?;
+            Ok(())
+        })
+    }
+
+    fn load_read_model<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot load the read model `{name}`"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.load_read_model)
+                .await
+                .map_err(fail)?;
+            let rows = client.query(&statement, &[&name]).await.map_err(fail)?;
+            let mut saved = SavedReadModel {
+                checkpoint: rows
+                    .first()
+                    .and_then(|row| row.get::<_, Option<i64>>(0))
+                    .map(to_u64),
+                documents: Vec::with_capacity(rows.len()),
+            };
+            for row in rows {
+                if let Some(collection) = row.get::<_, Option<String>>(1) {
+                    let body: String = row.get(3);
+                    saved
+                        .documents
+                        .push((collection, row.get(2), body.into_bytes()));
+                }
+            }
+            Ok(saved)
+        })
+    }
+
+    fn commit_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        changes: Vec<DocumentChange>,
+        checkpoint: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            // The last change of each document wins, as if applied in order;
+            // the statement must not touch a row twice.
+            let mut last: BTreeMap<(&str, &str), Option<&str>> = BTreeMap::new();
+            for change in &changes {
+                let body = match &change.body {
+                    Some(body) => Some(std::str::from_utf8(body).map_err(|e| {
+                        StoreError::Backend {
+                            message: format!(
+                                "document `{}/{}` of the read model `{name}` is not UTF-8 JSON text",
+                                change.collection, change.key
+                            ),
+                            source: Some(Box::new(e)),
+                        }
+                    })?),
+                    None => None,
+                };
+                last.insert((&change.collection, &change.key), body);
+            }
+            let mut collections = Vec::with_capacity(last.len());
+            let mut keys = Vec::with_capacity(last.len());
+            let mut bodies = Vec::with_capacity(last.len());
+            for ((collection, key), body) in last {
+                collections.push(collection);
+                keys.push(key);
+                bodies.push(body);
+            }
+            let fail = |e| pg_error(format!("cannot commit the read model `{name}`"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.commit_read_model)
+                .await
+                .map_err(fail)?;
+            client
+                .execute(
+                    &statement,
+                    &[&name, &collections, &keys, &bodies, &to_i64(checkpoint)],
+                )
+                .await
+                .map_err(fail)?;
+            Ok(())
+        })
+    }
+
+    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot reset the read model `{name}`"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.reset_read_model)
+                .await
+                .map_err(fail)?;
+            client.execute(&statement, &[&name]).await.map_err(fail)?;
             Ok(())
         })
     }

@@ -62,9 +62,10 @@ impl fmt::Display for SchemaName {
 
 /// The migrations, in order: `(version, SQL)`; `{s}` stands for the quoted
 /// schema. Each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE {s}.events (
     position         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     stream_aggregate text NOT NULL,
@@ -157,7 +158,22 @@ BEGIN
 END
 $fn$;
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE {s}.documents (
+    projection text NOT NULL,
+    collection text NOT NULL,
+    key        text NOT NULL,
+    body       jsonb NOT NULL,
+    PRIMARY KEY (projection, collection, key)
+);
+COMMENT ON TABLE {s}.documents IS
+    'Durable read models: one row per document, saved with the projection''s row in checkpoints';
+"#,
+    ),
+];
 
 /// Applies the missing migrations, in one transaction under an advisory lock
 /// so that processes starting together migrate once.
@@ -225,6 +241,9 @@ pub(super) struct Sql {
     pub(super) save_snapshot: String,
     pub(super) load_checkpoint: String,
     pub(super) save_checkpoint: String,
+    pub(super) load_read_model: String,
+    pub(super) commit_read_model: String,
+    pub(super) reset_read_model: String,
 }
 
 impl Sql {
@@ -275,6 +294,44 @@ impl Sql {
             save_checkpoint: format!(
                 "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+            ),
+            // One statement, so one snapshot: the checkpoint and the documents
+            // of the same commit. At least one row; the document columns are
+            // NULL when there is none.
+            load_read_model: format!(
+                "SELECT c.position, d.collection, d.key, d.body::text
+                 FROM (SELECT $1::text AS name) AS p
+                 LEFT JOIN {s}.checkpoints AS c ON c.name = p.name
+                 LEFT JOIN {s}.documents AS d ON d.projection = p.name
+                 ORDER BY d.collection, d.key"
+            ),
+            // The whole commit in one statement: one round trip, and one
+            // implicit transaction, so a failure anywhere (a body that is not
+            // JSON) saves none of it. $2, $3, $4 are parallel arrays, one
+            // element per document, a NULL body deleting it; each document
+            // appears once (`PostgresStore::commit_read_model` keeps the last
+            // change of each), so no row is touched twice.
+            commit_read_model: format!(
+                "WITH changes AS (
+                     SELECT * FROM unnest($2::text[], $3::text[], $4::text[])
+                         AS c(collection, key, body)
+                 ), upserted AS (
+                     INSERT INTO {s}.documents (projection, collection, key, body)
+                     SELECT $1::text, collection, key, body::jsonb
+                     FROM changes WHERE body IS NOT NULL
+                     ORDER BY collection, key
+                     ON CONFLICT (projection, collection, key) DO UPDATE SET body = excluded.body
+                 ), deleted AS (
+                     DELETE FROM {s}.documents AS d USING changes AS c
+                     WHERE d.projection = $1::text AND d.collection = c.collection
+                       AND d.key = c.key AND c.body IS NULL
+                 )
+                 INSERT INTO {s}.checkpoints (name, position) VALUES ($1::text, $5::bigint)
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+            ),
+            reset_read_model: format!(
+                "WITH documents AS (DELETE FROM {s}.documents WHERE projection = $1::text)
+                 DELETE FROM {s}.checkpoints WHERE name = $1::text"
             ),
         }
     }
