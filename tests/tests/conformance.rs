@@ -1,11 +1,14 @@
-//! The store conformance suite: one set of cases (`conformance/cases.rs`),
-//! run against every store: memory, SQLite (file and in memory) and
+//! The store conformance suite: one set of cases (`conformance/cases.rs`,
+//! and `conformance/read_models.rs` for durable read models), run against
+//! every store: memory, SQLite (file and in memory) and
 //! PostgreSQL (one throwaway server per test binary, one schema per test).
 //! Then the checks only some stores need (group commit, reopening a file,
 //! schema names, notifications across processes).
 
 #[path = "conformance/cases.rs"]
 mod cases;
+#[path = "conformance/read_models.rs"]
+mod read_models;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -76,32 +79,38 @@ macro_rules! conformance {
         $(
             mod $store {
                 conformance!(@cases $store:
-                    append_and_read,
-                    conflicts_are_typed,
-                    empty_append_is_rejected,
-                    sixteen_appenders_on_one_stream,
-                    sixteen_appenders_on_sixteen_streams,
-                    tail_sees_every_event_once_under_eight_writers,
-                    log_filters_by_event_name_and_aggregate,
-                    snapshots_keep_the_newest,
-                    checkpoints_round_trip,
-                    metadata_round_trips,
-                    unicode_and_large_payloads,
-                    ten_thousand_events_read_back,
-                    undecodable_payload_is_a_typed_error,
-                    watch_head_follows_appends,
+                    cases::append_and_read,
+                    cases::conflicts_are_typed,
+                    cases::empty_append_is_rejected,
+                    cases::sixteen_appenders_on_one_stream,
+                    cases::sixteen_appenders_on_sixteen_streams,
+                    cases::tail_sees_every_event_once_under_eight_writers,
+                    cases::log_filters_by_event_name_and_aggregate,
+                    cases::snapshots_keep_the_newest,
+                    cases::checkpoints_round_trip,
+                    cases::metadata_round_trips,
+                    cases::unicode_and_large_payloads,
+                    cases::ten_thousand_events_read_back,
+                    cases::undecodable_payload_is_a_typed_error,
+                    cases::watch_head_follows_appends,
+                    read_models::read_model_commit_then_load,
+                    read_models::read_model_later_commits_overwrite,
+                    read_models::read_model_unicode_and_large_documents,
+                    read_models::read_model_reset_clears_one_projection,
+                    read_models::read_model_loads_see_whole_commits,
+                    read_models::read_model_concurrent_commits_to_many_projections,
                 );
             }
         )*
     };
-    (@cases $store:ident: $($case:ident),* $(,)?) => {
+    (@cases $store:ident: $($module:ident :: $case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let Some(fixture) = super::$store(stringify!($case)).await else {
                     return;
                 };
-                super::cases::$case(::std::sync::Arc::clone(&fixture.store)).await;
+                super::$module::$case(::std::sync::Arc::clone(&fixture.store)).await;
             }
         )*
     };
@@ -188,6 +197,14 @@ async fn sqlite_reopen_keeps_everything() {
             .unwrap();
         use cqrs_core::store::CheckpointStore;
         store.save_checkpoint("p", 2).await.unwrap();
+        store
+            .commit_read_model(
+                "balances",
+                vec![read_models::put("accounts", "ada", json!(5))],
+                1,
+            )
+            .await
+            .unwrap();
     }
     // Reopening twice more: the migrations are recorded and not run again.
     drop(SqliteStore::open(&path).unwrap());
@@ -199,6 +216,10 @@ async fn sqlite_reopen_keeps_everything() {
     assert_eq!(stored[0].payload, written[0].payload);
     use cqrs_core::store::CheckpointStore;
     assert_eq!(store.load_checkpoint("p").await.unwrap(), Some(2));
+    assert_eq!(
+        read_models::load(&store, "balances").await,
+        (Some(1), read_models::docs([("accounts", "ada", json!(5))]))
+    );
     let outcome = store
         .append(&s, ExpectedVersion::Exact(2), vec![event("y", json!({}))])
         .await
@@ -450,4 +471,127 @@ async fn postgres_tail_never_skips_across_independent_writers() {
         .collect();
     assert_eq!(stored.len(), total);
     assert_eq!(seen, stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_refused_document_commits_nothing() {
+    let fixture = sqlite_file("refused").await.unwrap();
+    read_models::refused_document_commits_nothing(fixture.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_memory_refused_document_commits_nothing() {
+    let fixture = sqlite_memory("refused").await.unwrap();
+    read_models::refused_document_commits_nothing(fixture.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_refused_document_commits_nothing() {
+    let Some(fixture) = postgres("refused").await else {
+        return;
+    };
+    read_models::refused_document_commits_nothing(fixture.store).await;
+}
+
+/// A read-model commit is one job of a group transaction: refused, it fails
+/// alone, and the appends and commits grouped with it are saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_refused_read_model_commit_fails_alone_in_its_group() {
+    use cqrs_core::store::CheckpointStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.db")).unwrap();
+    let mut tasks = JoinSet::new();
+    for i in 0..48_usize {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let result = match i % 3 {
+                0 => store
+                    .append(
+                        &StreamId::new("grouped", format!("g-{i}")),
+                        ExpectedVersion::Exact(0),
+                        vec![event("x", json!({"i": i}))],
+                    )
+                    .await
+                    .map(drop),
+                _ => {
+                    let body = if i == 25 {
+                        b"{not json".to_vec()
+                    } else {
+                        serde_json::to_vec(&json!({"i": i})).unwrap()
+                    };
+                    store
+                        .commit_read_model(
+                            &format!("p-{i}"),
+                            vec![read_models::raw_put("d", "x", body)],
+                            i as u64,
+                        )
+                        .await
+                }
+            };
+            (i, result)
+        });
+    }
+    for (i, result) in tasks.join_all().await {
+        if i == 25 {
+            assert!(result.is_err(), "the refused commit was saved");
+            assert_eq!(
+                read_models::load(&store, "p-25").await,
+                (None, read_models::Docs::new())
+            );
+        } else {
+            result.unwrap_or_else(|e| panic!("write {i} failed: {e}"));
+        }
+    }
+    for i in (0..48_usize).filter(|i| i % 3 != 0 && *i != 25) {
+        assert_eq!(
+            read_models::load(&store, &format!("p-{i}")).await,
+            (
+                Some(i as u64),
+                read_models::docs([("d", "x", json!({"i": i}))])
+            )
+        );
+    }
+    assert_eq!(cases::whole_log(&store).await.len(), 16);
+    let stats = store.stats();
+    assert_eq!(stats.writes, 47);
+    assert!(
+        stats.transactions < stats.writes,
+        "concurrent writes should share commits: {stats:?}"
+    );
+}
+
+/// PostgreSQL keeps documents as `jsonb`: the text comes back normalized
+/// (same value), and a string holding U+0000, which `jsonb` cannot store,
+/// fails its whole commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_documents_are_jsonb() {
+    use cqrs_core::store::CheckpointStore;
+    let Some(store) = postgres_store("jsonb").await else {
+        return;
+    };
+    let written = br#"{ "b" : 1,  "a" : [ 1, 2.50 ] }"#.to_vec();
+    store
+        .commit_read_model(
+            "shapes",
+            vec![read_models::raw_put("d", "x", written.clone())],
+            1,
+        )
+        .await
+        .unwrap();
+    let saved = store.load_read_model("shapes").await.unwrap();
+    let body = &saved.documents[0].2;
+    assert_ne!(body, &written, "jsonb normalizes the text");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(body).unwrap(),
+        serde_json::from_slice::<serde_json::Value>(&written).unwrap()
+    );
+    let nul = vec![
+        read_models::put("d", "y", json!(2)),
+        read_models::put("d", "x", json!({"text": "a\u{0}b"})),
+    ];
+    let error = store.commit_read_model("shapes", nul, 2).await.unwrap_err();
+    assert!(error.to_string().contains("shapes"), "{error}");
+    let (checkpoint, docs) = read_models::load(&store, "shapes").await;
+    assert_eq!(checkpoint, Some(1));
+    assert_eq!(docs.len(), 1);
 }

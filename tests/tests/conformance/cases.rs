@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 /// Long enough for the slowest store on a loaded 2-core machine; a hang
 /// fails instead of blocking the suite.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// An event type implemented by hand (not derived), for the decode case.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
