@@ -66,6 +66,10 @@ pub(crate) struct Parsed<'a> {
     pub(crate) path: Option<&'a Path>,
     /// The keys, in order; a key given twice is reported and kept once.
     pub(crate) entries: Vec<Entry>,
+    /// Keys the user meant to give: given with a value already reported as
+    /// wrong, or misspelled into an unknown key that suggested them. Their
+    /// absence is not reported again as a missing key.
+    pub(crate) attempted: Vec<&'static str>,
 }
 
 impl Parsed<'_> {
@@ -112,6 +116,12 @@ impl Parsed<'_> {
     pub(crate) fn flag(&self, key: &str) -> Option<&Ident> {
         let entry = self.get(key)?;
         matches!(entry.value, Value::Flag).then_some(&entry.key)
+    }
+
+    /// Every key given or attempted, for "missing key" checks.
+    pub(crate) fn mentioned(&self) -> Vec<&'static str> {
+        let given = self.entries.iter().map(|e| e.spec.name);
+        given.chain(self.attempted.iter().copied()).collect()
     }
 
     /// The span "missing key" errors point at: the attribute's path, or
@@ -170,7 +180,9 @@ fn parse_items(
         let spec = keys.iter().find(|k| key == k.name);
         match spec {
             None => {
-                report_unknown_key(cx, &key, attr, keys);
+                if let Some(meant) = report_unknown_key(cx, &key, attr, keys) {
+                    parsed.attempted.push(meant);
+                }
                 skip_value(input)?;
             }
             Some(spec) => match parse_value(input, spec) {
@@ -190,6 +202,7 @@ fn parse_items(
                 }
                 Err(error) => {
                     cx.syn_error(error);
+                    parsed.attempted.push(spec.name);
                     skip_to_comma(input);
                 }
             },
@@ -204,11 +217,18 @@ fn parse_items(
     Ok(())
 }
 
-/// Unknown key: a typo gets the closest accepted key, anything else the list.
-fn report_unknown_key(cx: &Ctxt, key: &Ident, attr: &str, keys: &[Key]) {
+/// Unknown key: a typo gets the closest accepted key, which is returned,
+/// anything else the list.
+fn report_unknown_key(
+    cx: &Ctxt,
+    key: &Ident,
+    attr: &str,
+    keys: &'static [Key],
+) -> Option<&'static str> {
     let written = key.unraw().to_string();
     let names = keys.iter().map(|k| k.name);
-    let message = match diag::did_you_mean(&written, names.clone()) {
+    let close = diag::did_you_mean(&written, names.clone());
+    let message = match close {
         Some(close) => {
             format!("unknown key `{written}` in `#[{attr}(..)]`, did you mean `{close}`?")
         }
@@ -218,6 +238,7 @@ fn report_unknown_key(cx: &Ctxt, key: &Ident, attr: &str, keys: &[Key]) {
         ),
     };
     cx.error_spanned_by(key, message);
+    close
 }
 
 fn expected(spec: &Key, span: Span) -> syn::Error {
@@ -238,7 +259,14 @@ fn parse_value(input: ParseStream<'_>, spec: &Key) -> syn::Result<Value> {
         }
         Form::List => {
             if !input.peek(syn::token::Paren) {
-                return Err(expected(spec, input.span()));
+                let tokens = take_until_comma(input);
+                if tokens.is_empty() {
+                    return Err(expected(spec, input.span()));
+                }
+                return Err(syn::Error::new_spanned(
+                    tokens,
+                    format!("expected `{}`", spec.syntax),
+                ));
             }
             let content;
             syn::parenthesized!(content in input);
@@ -282,8 +310,7 @@ fn parse_value(input: ParseStream<'_>, spec: &Key) -> syn::Result<Value> {
 /// Skips the value of an unknown key: `= <type or literal>`, `(..)` or nothing.
 fn skip_value(input: ParseStream<'_>) -> syn::Result<()> {
     if input.peek(syn::token::Paren) {
-        let _content;
-        syn::parenthesized!(_content in input);
+        input.parse::<proc_macro2::TokenTree>()?;
     } else if input.peek(Token![=]) {
         input.parse::<Token![=]>()?;
         // A type first, so `key = HashMap<K, V>` does not stop at its comma.

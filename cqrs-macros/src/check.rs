@@ -57,6 +57,16 @@ pub(crate) fn no_generics(cx: &Ctxt, generics: &Generics, derive: &str) {
     }
 }
 
+/// Whether a fallback impl can be generated for `input`: not for a generic
+/// type, whose parameters are unknown, nor for a union, which meets none of
+/// the traits' bounds (`Default`, serde), so its impl would only add errors.
+pub(crate) fn fallback_possible(input: &DeriveInput) -> bool {
+    let generics = &input.generics;
+    generics.params.is_empty()
+        && generics.where_clause.is_none()
+        && !matches!(input.data, Data::Union(_))
+}
+
 /// A name is non-empty, without surrounding whitespace or control characters,
 /// made of letters, digits, `.`, `-`, `_` and `/`; errors point at the literal.
 pub(crate) fn name(cx: &Ctxt, lit: &LitStr) -> Option<String> {
@@ -84,8 +94,12 @@ fn name_problem(value: &str) -> Option<String> {
     let bad = value
         .chars()
         .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))?;
+    let found = match bad {
+        ' ' => "a space".to_owned(),
+        other => format!("`{other}`"),
+    };
     Some(format!(
-        "`name` may contain only letters, digits, `.`, `-`, `_` and `/`, found {bad:?}"
+        "`name` may contain only letters, digits, `.`, `-`, `_` and `/`, found {found}"
     ))
 }
 
@@ -141,7 +155,7 @@ mod tests {
         );
         assert_eq!(
             name_problem("a b").as_deref(),
-            Some("`name` may contain only letters, digits, `.`, `-`, `_` and `/`, found ' '")
+            Some("`name` may contain only letters, digits, `.`, `-`, `_` and `/`, found a space")
         );
     }
 

@@ -4,8 +4,8 @@ use std::cell::RefCell;
 use std::fmt::Display;
 use std::thread;
 
-use proc_macro2::{Span, TokenStream};
-use quote::ToTokens;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote};
 
 /// Collects every mistake found while parsing and validating one input, so the
 /// user sees all of them in one build.
@@ -102,15 +102,47 @@ pub(crate) fn edge_spans<T: ToTokens>(node: &T) -> (Span, Span) {
     (first.span(), last.span())
 }
 
-/// `tokens` with its first top-level token spanned at `start` and its last at
-/// `end` (see [`edge_spans`]); the tokens between keep their spans.
-pub(crate) fn respan(tokens: TokenStream, (start, end): (Span, Span)) -> TokenStream {
-    let mut tokens: Vec<_> = tokens.into_iter().collect();
-    if let Some(first) = tokens.first_mut() {
-        first.set_span(start);
-    }
-    if let Some(last) = tokens.last_mut() {
-        last.set_span(end);
+/// Every token of `tokens`, nested ones included, spanned at `span`.
+pub(crate) fn set_spans(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), set_spans(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// `head node tail`, spanned so that an error on the expression underlines
+/// the user's `node`: the first token of `head` at the node's first token,
+/// everything else at its last (see [`edge_spans`]). The compiler reports
+/// some errors on a path segment (`Apply` in `<Self as Apply<E>>::apply`),
+/// so those segments must sit on the node's last token, its type name,
+/// rather than on a leading `crate`.
+pub(crate) fn around<T: ToTokens>(head: TokenStream, node: &T, tail: TokenStream) -> TokenStream {
+    let (start, end) = edge_spans(node);
+    let mut head = set_spans(head, end).into_iter();
+    let first = head
+        .next()
+        .map(|first| set_spans(TokenStream::from(first), start));
+    let tail = set_spans(tail, end);
+    quote!(#first #(#head)* #node #tail)
+}
+
+/// `tokens` spanned as if they were `node`: every token at the node's first
+/// token, the last one at its last (see [`edge_spans`]).
+pub(crate) fn spanned_as<T: ToTokens>(tokens: TokenStream, node: &T) -> TokenStream {
+    let (start, end) = edge_spans(node);
+    let mut tokens: Vec<TokenTree> = set_spans(tokens, start).into_iter().collect();
+    if let Some(last) = tokens.pop() {
+        tokens.extend(set_spans(TokenStream::from(last), end));
     }
     tokens.into_iter().collect()
 }

@@ -6,11 +6,11 @@
 //! `impl Apply<Opened>` exists.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 
 use super::validate::{Aggregate, EventRef};
 use crate::check::ident_string;
-use crate::diag::{edge_spans, respan, tokens_to_string};
+use crate::diag::{around, set_spans, spanned_as, tokens_to_string};
 use crate::runtime;
 
 /// The event enum at module level, everything else in a `const _` block.
@@ -74,6 +74,19 @@ pub(crate) fn conversions_tokens(
     events
         .iter()
         .map(|EventRef { path, variant }| {
+            // Spanned on the event: "`E` is implemented for `EventOf<Agg>`"
+            // hints then point at `events(..)`. The `for<'__cqrs>` bound keeps
+            // a broken `Aggregate` impl (say, no `Default`) from failing here
+            // too (rust-lang/rust#48214).
+            let event_of = spanned_as(
+                quote! {
+                    impl #krate::EventOf<#aggregate> for #path
+                    where
+                        for<'__cqrs> #aggregate: #krate::Aggregate,
+                    {}
+                },
+                *path,
+            );
             quote! {
                 #[automatically_derived]
                 impl ::core::convert::From<#path> for #event_enum {
@@ -82,7 +95,7 @@ pub(crate) fn conversions_tokens(
                     }
                 }
                 #[automatically_derived]
-                impl #krate::EventOf<#aggregate> for #path {}
+                #event_of
             }
         })
         .collect()
@@ -96,11 +109,7 @@ fn conversions(aggregate: &Aggregate<'_>) -> TokenStream {
 fn event_const(path: &syn::Path, constant: &str) -> TokenStream {
     let krate = runtime::krate();
     let constant = syn::Ident::new(constant, proc_macro2::Span::call_site());
-    let spans = edge_spans(path);
-    respan(
-        quote_spanned!(spans.0=> <#path as #krate::Event>::#constant),
-        spans,
-    )
+    around(quote!(<), path, quote!(as #krate::Event>::#constant))
 }
 
 fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
@@ -117,19 +126,27 @@ fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
         .iter()
         .map(|e| event_const(e.path, "VERSION"));
     let variants: Vec<_> = aggregate.events.iter().map(|e| e.variant).collect();
-    let paths = aggregate.events.iter().map(|e| e.path);
+    // Spanned on each event, like every use of a listed type.
+    let encodes = aggregate
+        .events
+        .iter()
+        .map(|e| around(quote!(#private::encode_event::<), e.path, quote!(>(event))));
+    let decodes = aggregate
+        .events
+        .iter()
+        .map(|e| around(quote!(#private::decode_event::<), e.path, quote!(>)));
     quote! {
         #[automatically_derived]
         impl #krate::EventSet for #event_enum {
-            const NAMES: &'static [&'static str] = &[#(#names),*];
+            const NAMES: &'static [&'static ::core::primitive::str] = &[#(#names),*];
 
-            fn event_name(&self) -> &'static str {
+            fn event_name(&self) -> &'static ::core::primitive::str {
                 match self {
                     #(Self::#variants(_) => #names,)*
                 }
             }
 
-            fn event_version(&self) -> u32 {
+            fn event_version(&self) -> ::core::primitive::u32 {
                 match self {
                     #(Self::#variants(_) => #versions,)*
                 }
@@ -137,20 +154,20 @@ fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
 
             fn encode(
                 &self,
-            ) -> ::core::result::Result<::std::vec::Vec<u8>, #private::serde_json::Error> {
+            ) -> ::core::result::Result<::std::vec::Vec<::core::primitive::u8>, #private::serde_json::Error> {
                 match self {
-                    #(Self::#variants(event) => #private::encode_event(event),)*
+                    #(Self::#variants(event) => #encodes,)*
                 }
             }
 
             fn decode(
-                name: &str,
-                version: u32,
-                payload: &[u8],
+                name: &::core::primitive::str,
+                version: ::core::primitive::u32,
+                payload: &[::core::primitive::u8],
             ) -> ::core::result::Result<Self, #krate::DecodeError> {
                 #(
                     if name == #names {
-                        return #private::decode_event::<#paths>(name, version, payload)
+                        return #decodes(name, version, payload)
                             .map(Self::#variants);
                     }
                 )*
@@ -164,6 +181,13 @@ fn serde_impls(aggregate: &Aggregate<'_>) -> TokenStream {
     let private = runtime::private();
     let event_enum = &aggregate.event_enum;
     let variants = aggregate.events.iter().map(|e| e.variant);
+    let serializes = aggregate.events.iter().map(|e| {
+        around(
+            quote!(#private::serialize_tagged::<__S,),
+            e.path,
+            quote!(>(serializer, event)),
+        )
+    });
     quote! {
         #[automatically_derived]
         impl #private::serde::Serialize for #event_enum {
@@ -172,7 +196,7 @@ fn serde_impls(aggregate: &Aggregate<'_>) -> TokenStream {
                 serializer: __S,
             ) -> ::core::result::Result<__S::Ok, __S::Error> {
                 match self {
-                    #(Self::#variants(event) => #private::serialize_tagged(serializer, event),)*
+                    #(Self::#variants(event) => #serializes,)*
                 }
             }
         }
@@ -203,19 +227,24 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
     // on `E` inside `events(..)`, so `Apply`'s `on_unimplemented` message
     // underlines the user's token.
     let arms = aggregate.events.iter().map(|EventRef { path, variant }| {
-        let spans = edge_spans(path);
-        let call = respan(
-            quote_spanned!(spans.0=> <Self as #krate::Apply<#path>>::apply),
-            spans,
+        let call = around(
+            quote!(<Self as #krate::Apply<),
+            path,
+            quote!(>>::apply(self, event)),
         );
-        quote!(#event_enum::#variant(event) => #call(self, event),)
+        quote!(#event_enum::#variant(event) => #call,)
     });
     let (encode, decode) = match &aggregate.snapshot {
-        // Spanned on `snapshot_every = N`: that is what asks for serde.
+        // Spanned from `snapshot_every` to its value: that is what asks for
+        // serde on the aggregate.
         Some(snapshot) => {
-            let spans = (snapshot.key.span(), snapshot.lit.span());
-            let encode = respan(quote_spanned!(spans.0=> #private::encode_snapshot), spans);
-            let decode = respan(quote_spanned!(spans.0=> #private::decode_snapshot), spans);
+            let spanned = |function: &str| {
+                let function = syn::Ident::new(function, proc_macro2::Span::call_site());
+                let head = set_spans(quote!(#private::#function::<Self), snapshot.key.span());
+                let tail = set_spans(quote!(>), snapshot.lit.span());
+                quote!(#head #tail)
+            };
+            let (encode, decode) = (spanned("encode_snapshot"), spanned("decode_snapshot"));
             (
                 quote!(::core::option::Option::Some(#encode(self))),
                 quote!(::core::option::Option::Some(#decode(bytes))),
@@ -232,8 +261,8 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
     quote! {
         #[automatically_derived]
         impl #krate::Aggregate for #ident {
-            const NAME: &'static str = #name;
-            const SNAPSHOT_EVERY: ::core::option::Option<u64> = #snapshot_every;
+            const NAME: &'static ::core::primitive::str = #name;
+            const SNAPSHOT_EVERY: ::core::option::Option<::core::primitive::u64> = #snapshot_every;
             type Event = #event_enum;
             type Error = #error;
             type Services = #services;
@@ -247,13 +276,13 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
             fn encode_snapshot(
                 &self,
             ) -> ::core::option::Option<
-                ::core::result::Result<::std::vec::Vec<u8>, #private::serde_json::Error>,
+                ::core::result::Result<::std::vec::Vec<::core::primitive::u8>, #private::serde_json::Error>,
             > {
                 #encode
             }
 
             fn decode_snapshot(
-                bytes: &[u8],
+                bytes: &[::core::primitive::u8],
             ) -> ::core::option::Option<::core::result::Result<Self, #private::serde_json::Error>>
             {
                 #decode
@@ -289,43 +318,39 @@ fn registration(aggregate: &Aggregate<'_>) -> TokenStream {
         .services
         .map_or_else(|| "()".to_owned(), tokens_to_string);
     let snapshot_every = snapshot_every(aggregate);
+    // The descriptor each event's own derive registered (its Rust path is
+    // where the event is defined, which the aggregate cannot know).
     let events = aggregate.events.iter().map(|EventRef { path, variant }| {
-        let spans = edge_spans(path);
         let fallback_rust_type = ident_string(variant);
-        respan(
-            quote_spanned! {spans.0=>
-                __cqrs_event_descriptor::<#path>(
-                    ::core::concat!(::core::module_path!(), "::", #fallback_rust_type)
-                )
-            },
-            spans,
-        )
-    });
-    // Each command is checked to target this aggregate, on its token.
-    let commands = aggregate.commands.iter().map(|path| {
-        let spans = edge_spans(path);
-        respan(
-            quote_spanned!(spans.0=> __cqrs_command_name::<#ident, #path>()),
-            spans,
-        )
-    });
-    quote! {
-        /// The descriptor of an event type, as its own derive registered it.
-        const fn __cqrs_event_descriptor<E: #krate::Event + #krate::Registered>(
-            fallback_rust_type: &'static str,
-        ) -> #krate::registry::EventDescriptor {
-            match <E as #krate::Registered>::REGISTRATION {
+        let registration = around(
+            quote!(<),
+            *path,
+            quote!(as #krate::Registered>::REGISTRATION),
+        );
+        let name = event_const(path, "NAME");
+        let version = event_const(path, "VERSION");
+        quote! {
+            match #registration {
                 #krate::registry::Registration::Event(descriptor) => *descriptor,
                 _ => #krate::registry::EventDescriptor {
-                    name: <E as #krate::Event>::NAME,
-                    version: <E as #krate::Event>::VERSION,
-                    rust_type: fallback_rust_type,
+                    name: #name,
+                    version: #version,
+                    rust_type: ::core::concat!(::core::module_path!(), "::", #fallback_rust_type),
                 },
             }
         }
-
+    });
+    // Each command is checked to target this aggregate, on its token.
+    let commands = aggregate.commands.iter().map(|path| {
+        around(
+            quote!(__cqrs_command_of_this_aggregate::<#ident,),
+            *path,
+            quote!(>()),
+        )
+    });
+    quote! {
         /// The name of a command that targets aggregate `A`.
-        const fn __cqrs_command_name<A, C: #krate::Command<Aggregate = A>>() -> &'static str {
+        const fn __cqrs_command_of_this_aggregate<A, C: #krate::Command<Aggregate = A>>() -> &'static ::core::primitive::str {
             <C as #krate::Command>::NAME
         }
 

@@ -35,8 +35,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .filter(|event| seen.insert(event.variant.to_string()))
         .collect();
     let enum_tokens = event_enum_tokens(ident, input.vis, &event_enum, &events);
-    let generics = &input.original.generics;
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
+    if !crate::check::fallback_possible(input.original) {
         return enum_tokens;
     }
     let conversions = conversions_tokens(ident, &event_enum, &events);
@@ -59,22 +58,22 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
 
             #[automatically_derived]
             impl #krate::EventSet for #event_enum {
-                const NAMES: &'static [&'static str] = &[];
-                fn event_name(&self) -> &'static str {
+                const NAMES: &'static [&'static ::core::primitive::str] = &[];
+                fn event_name(&self) -> &'static ::core::primitive::str {
                     ::core::unreachable!()
                 }
-                fn event_version(&self) -> u32 {
+                fn event_version(&self) -> ::core::primitive::u32 {
                     ::core::unreachable!()
                 }
                 fn encode(
                     &self,
-                ) -> ::core::result::Result<::std::vec::Vec<u8>, #private::serde_json::Error> {
+                ) -> ::core::result::Result<::std::vec::Vec<::core::primitive::u8>, #private::serde_json::Error> {
                     ::core::unreachable!()
                 }
                 fn decode(
-                    _: &str,
-                    _: u32,
-                    _: &[u8],
+                    _: &::core::primitive::str,
+                    _: ::core::primitive::u32,
+                    _: &[::core::primitive::u8],
                 ) -> ::core::result::Result<Self, #krate::DecodeError> {
                     ::core::unreachable!()
                 }
@@ -101,8 +100,8 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
 
             #[automatically_derived]
             impl #krate::Aggregate for #ident {
-                const NAME: &'static str = #name;
-                const SNAPSHOT_EVERY: ::core::option::Option<u64> = ::core::option::Option::None;
+                const NAME: &'static ::core::primitive::str = #name;
+                const SNAPSHOT_EVERY: ::core::option::Option<::core::primitive::u64> = ::core::option::Option::None;
                 type Event = #event_enum;
                 type Error = #error;
                 type Services = #services;
@@ -112,12 +111,12 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 fn encode_snapshot(
                     &self,
                 ) -> ::core::option::Option<
-                    ::core::result::Result<::std::vec::Vec<u8>, #private::serde_json::Error>,
+                    ::core::result::Result<::std::vec::Vec<::core::primitive::u8>, #private::serde_json::Error>,
                 > {
                     ::core::unreachable!()
                 }
                 fn decode_snapshot(
-                    _: &[u8],
+                    _: &[::core::primitive::u8],
                 ) -> ::core::option::Option<::core::result::Result<Self, #private::serde_json::Error>>
                 {
                     ::core::unreachable!()

@@ -108,6 +108,9 @@ fn attribute_is_present(cx: &Ctxt, input: &Input<'_>) -> bool {
 // `events(..)` is required and lists at least one event.
 fn events_are_listed<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a List> {
     let Some(events) = &input.events else {
+        if input.mentioned.contains(&"events") {
+            return None;
+        }
         cx.error_at(
             input.missing_span,
             "missing `events(..)` in `#[aggregate(..)]`: list the events this aggregate records",
@@ -123,7 +126,7 @@ fn events_are_listed<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a List> {
 
 // `error = T` is required: the domain error the handlers return.
 fn error_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.error.is_none() {
+    if input.error.is_none() && !input.mentioned.contains(&"error") {
         cx.error_at(
             input.missing_span,
             "missing `error = <type>` in `#[aggregate(..)]`: the error type its handlers return",

@@ -1,11 +1,11 @@
 //! The code `#[derive(Command)]` generates for a valid input.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 
 use super::validate::Command;
 use crate::check::ident_string;
-use crate::diag::{edge_spans, respan};
+use crate::diag::{around, set_spans, spanned_as};
 use crate::runtime;
 
 /// `Command` and `Registered` impls and the inventory submission.
@@ -20,70 +20,106 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         id,
     } = command;
     let rust_name = ident_string(ident);
-    let member = &id.member;
+    // Both impls assume `X: Aggregate`. Written `for<'__cqrs>` so it is not a
+    // "trivially false" bound (rust-lang/rust#48214): when `X` is no
+    // aggregate, the impls are unusable and the one error is the submission
+    // below, spanned on `X`, not one error per use of `X` in the signatures.
+    let assume_aggregate = spanned_as(
+        quote!(for<'__cqrs> #aggregate: #krate::Aggregate),
+        aggregate,
+    );
+    let submission = spanned_as(
+        quote!(<#ident as #krate::Registered>::REGISTRATION),
+        aggregate,
+    );
     // Spanned on the field's type: a type without `Display` is reported there.
-    let id_spans = edge_spans(id.ty);
-    let id_to_string = respan(
-        quote_spanned!(id_spans.0=> __cqrs_id_to_string(&self.#member)),
-        id_spans,
+    let id_ref = spanned_as(
+        {
+            let member = &id.member;
+            quote!(&self.#member)
+        },
+        id.ty,
     );
     // The handler call is the check that the handler exists: spanned on
     // `async` for async commands, on the `aggregate = X` value otherwise.
-    let (services, dispatch) = match is_async {
+    let future = quote! {
+        impl ::core::future::Future<
+            Output = ::core::result::Result<
+                #krate::Events<#aggregate>,
+                <#aggregate as #krate::Aggregate>::Error,
+            >,
+        > + ::core::marker::Send
+               + 'a
+    };
+    let signature = |services: TokenStream| {
+        quote! {
+            fn dispatch<'a>(
+                state: &'a #aggregate,
+                command: &'a Self,
+                #services: &'a <#aggregate as #krate::Aggregate>::Services,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<
+                    #krate::Events<#aggregate>,
+                    <#aggregate as #krate::Aggregate>::Error,
+                >,
+            > + ::core::marker::Send
+                   + 'a
+        }
+    };
+    let dispatch = match is_async {
+        // The whole method is spanned on `async`: the returned future is the
+        // handler's, so a missing impl is also reported on the signature,
+        // and that report must be identical to the call's to be shown once.
         Some(flag) => {
-            let call = respan(
-                quote_spanned!(flag.span()=> <#aggregate as #krate::HandleAsync<Self>>::handle),
-                (flag.span(), flag.span()),
-            );
-            (quote!(services), quote!(#call(state, command, services)))
+            let signature = signature(quote!(services));
+            set_spans(
+                quote! {
+                    #signature {
+                        <#aggregate as #krate::HandleAsync<Self>>::handle(state, command, services)
+                    }
+                },
+                flag.span(),
+            )
         }
         None => {
-            let spans = edge_spans(aggregate);
-            let call = respan(
-                quote_spanned!(spans.0=> <#aggregate as #krate::Handle<Self>>::handle),
-                spans,
+            let signature = signature(quote!(_services));
+            let call = around(
+                quote!(<),
+                aggregate,
+                quote!(as #krate::Handle<Self>>::handle),
             );
-            (
-                quote!(_services),
-                quote!(::core::future::ready(#call(state, command))),
-            )
+            quote! {
+                #signature {
+                    ::core::future::ready(#call(state, command))
+                }
+            }
         }
     };
     // Spanned on the type's name: `execute_json` needs `Deserialize`.
-    let execute_json = quote_spanned!(ident.span()=> #private::execute_json::<#ident>);
+    let execute_json = set_spans(quote!(#private::execute_json::<#ident>), ident.span());
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #krate::Command for #ident {
-                const NAME: &'static str = #name;
+            impl #krate::Command for #ident
+            where
+                #assume_aggregate
+            {
+                const NAME: &'static ::core::primitive::str = #name;
                 type Aggregate = #aggregate;
 
                 fn aggregate_id(&self) -> ::std::string::String {
-                    fn __cqrs_id_to_string<T: ?::core::marker::Sized + ::core::fmt::Display>(
-                        id: &T,
-                    ) -> ::std::string::String {
-                        ::std::string::ToString::to_string(id)
-                    }
-                    #id_to_string
+                    let id: &dyn ::core::fmt::Display = #id_ref;
+                    ::std::string::ToString::to_string(id)
                 }
 
-                fn dispatch<'a>(
-                    state: &'a #aggregate,
-                    command: &'a Self,
-                    #services: &'a <#aggregate as #krate::Aggregate>::Services,
-                ) -> impl ::core::future::Future<
-                    Output = ::core::result::Result<
-                        #krate::Events<#aggregate>,
-                        <#aggregate as #krate::Aggregate>::Error,
-                    >,
-                > + ::core::marker::Send
-                       + 'a {
-                    #dispatch
-                }
+                #dispatch
             }
 
             #[automatically_derived]
-            impl #krate::Registered for #ident {
+            impl #krate::Registered for #ident
+            where
+                #assume_aggregate
+            {
                 const REGISTRATION: #krate::registry::Registration =
                     #krate::registry::Registration::Command(&#krate::registry::CommandDescriptor {
                         name: #name,
@@ -94,7 +130,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             }
 
             #private::inventory::submit! {
-                <#ident as #krate::Registered>::REGISTRATION
+                #submission
             }
         };
     }

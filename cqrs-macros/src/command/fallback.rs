@@ -12,11 +12,10 @@ use crate::runtime;
 
 /// The `Command` impl, if the input names an aggregate and is not generic.
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
-    let generics = &input.original.generics;
     let Some(aggregate) = &input.aggregate else {
         return TokenStream::new();
     };
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
+    if !crate::check::fallback_possible(input.original) {
         return TokenStream::new();
     }
     let krate = runtime::krate();
@@ -29,7 +28,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #krate::Command for #ident {
-                const NAME: &'static str = #name;
+                const NAME: &'static ::core::primitive::str = #name;
                 type Aggregate = #aggregate;
 
                 fn aggregate_id(&self) -> ::std::string::String {

@@ -14,6 +14,9 @@ pub(crate) struct Input<'a> {
     pub(crate) ident: &'a Ident,
     /// Where "missing key" errors point.
     pub(crate) missing_span: Span,
+    /// The keys given, or attempted with a mistake already reported: a
+    /// required key among them is not reported missing.
+    pub(crate) mentioned: Vec<&'static str>,
     /// `aggregate = X`.
     pub(crate) aggregate: Option<Type>,
     /// `name = ".."`.
@@ -52,6 +55,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         original: input,
         ident,
         missing_span: parsed.missing_span(ident),
+        mentioned: parsed.mentioned(),
         aggregate: parsed.ty("aggregate").cloned(),
         name: parsed.str("name").cloned(),
         is_async: parsed.flag("async").cloned(),

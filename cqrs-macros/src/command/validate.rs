@@ -50,7 +50,7 @@ fn command_is_not_generic(cx: &Ctxt, input: &Input<'_>) {
 
 // `aggregate = X` is required: the aggregate the command changes.
 fn aggregate_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.aggregate.is_none() {
+    if input.aggregate.is_none() && !input.mentioned.contains(&"aggregate") {
         cx.error_at(
             input.missing_span,
             "missing `#[command(aggregate = <type>)]`: the aggregate this command changes",

@@ -21,8 +21,8 @@ pub(crate) fn expand(event: &Event<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #krate::Event for #ident {
-                const NAME: &'static str = #name;
-                const VERSION: u32 = #version;
+                const NAME: &'static ::core::primitive::str = #name;
+                const VERSION: ::core::primitive::u32 = #version;
             }
             #[automatically_derived]
             impl #krate::Registered for #ident {

@@ -11,8 +11,7 @@ use crate::runtime;
 /// The `Event` impl, with the name and version as written (or the defaults);
 /// nothing for a generic type, whose parameters are unknown.
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
-    let generics = &input.original.generics;
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
+    if !crate::check::fallback_possible(input.original) {
         return TokenStream::new();
     }
     let krate = runtime::krate();
@@ -25,8 +24,8 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #krate::Event for #ident {
-                const NAME: &'static str = #name;
-                const VERSION: u32 = 1;
+                const NAME: &'static ::core::primitive::str = #name;
+                const VERSION: ::core::primitive::u32 = 1;
             }
         };
     }

@@ -1,11 +1,11 @@
 //! The code `#[derive(Projection)]` generates for a valid input.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 
 use super::validate::Projection;
 use crate::check::ident_string;
-use crate::diag::{edge_spans, respan};
+use crate::diag::around;
 use crate::runtime;
 
 /// `Projection` and `Registered` impls and the inventory submission.
@@ -20,25 +20,20 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
     let rust_name = ident_string(ident);
     let names: Vec<_> = events
         .iter()
-        .map(|path| {
-            let spans = edge_spans(path);
-            respan(
-                quote_spanned!(spans.0=> <#path as #krate::Event>::NAME),
-                spans,
-            )
-        })
+        .map(|path| around(quote!(<), *path, quote!(as #krate::Event>::NAME)))
         .collect();
     // The `project` call for each event is the check that `impl Project<E>`
     // exists: spanned on `E` inside `events(..)`.
     let branches = events.iter().zip(&names).map(|(path, name)| {
-        let spans = edge_spans(path);
-        let project = respan(
-            quote_spanned!(spans.0=> <Self as #krate::Project<#path>>::project),
-            spans,
+        let project = around(
+            quote!(<Self as #krate::Project<),
+            *path,
+            quote!(>>::project),
         );
+        let decode = around(quote!(#krate::Envelope::<), *path, quote!(>::decode));
         quote! {
             if record.event_name == #name {
-                let envelope = #krate::Envelope::<#path>::decode(record)?;
+                let envelope = #decode(record)?;
                 #project(self, &envelope);
                 return ::core::result::Result::Ok(());
             }
@@ -48,8 +43,8 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #krate::Projection for #ident {
-                const NAME: &'static str = #name;
-                const EVENTS: &'static [&'static str] = &[#(#names),*];
+                const NAME: &'static ::core::primitive::str = #name;
+                const EVENTS: &'static [&'static ::core::primitive::str] = &[#(#names),*];
 
                 fn project_recorded(
                     &mut self,

@@ -11,8 +11,7 @@ use crate::runtime;
 
 /// The `Projection` impl, if the input is not generic.
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
-    let generics = &input.original.generics;
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
+    if !crate::check::fallback_possible(input.original) {
         return TokenStream::new();
     }
     let krate = runtime::krate();
@@ -25,8 +24,8 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #krate::Projection for #ident {
-                const NAME: &'static str = #name;
-                const EVENTS: &'static [&'static str] = &[];
+                const NAME: &'static ::core::primitive::str = #name;
+                const EVENTS: &'static [&'static ::core::primitive::str] = &[];
 
                 fn project_recorded(
                     &mut self,

@@ -16,6 +16,9 @@ pub(crate) struct Input<'a> {
     pub(crate) has_attribute: bool,
     /// Where "missing key" errors point.
     pub(crate) missing_span: Span,
+    /// The keys given, or attempted with a mistake already reported: a
+    /// required key among them is not reported missing.
+    pub(crate) mentioned: Vec<&'static str>,
     /// `name = ".."`.
     pub(crate) name: Option<LitStr>,
     /// `events(..)`, with the key token.
@@ -37,6 +40,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         ident,
         has_attribute: parsed.path.is_some(),
         missing_span: parsed.missing_span(ident),
+        mentioned: parsed.mentioned(),
         name: parsed.str("name").cloned(),
         events: parsed
             .list("events")

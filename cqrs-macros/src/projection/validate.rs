@@ -59,6 +59,9 @@ fn attribute_is_present(cx: &Ctxt, input: &Input<'_>) -> bool {
 // `events(..)` is required and lists at least one event.
 fn events_are_listed<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a [Path]> {
     let Some((key, events)) = &input.events else {
+        if input.mentioned.contains(&"events") {
+            return None;
+        }
         cx.error_at(
             input.missing_span,
             "missing `events(..)` in `#[projection(..)]`: list the events this projection consumes",

@@ -1,11 +1,11 @@
 //! The code `#[derive(Query)]` generates for a valid input.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::quote;
 
 use super::validate::Query;
 use crate::check::ident_string;
-use crate::diag::{edge_spans, respan, tokens_to_string};
+use crate::diag::{around, set_spans, spanned_as, tokens_to_string};
 use crate::runtime;
 
 /// `Query` and `Registered` impls and the inventory submission.
@@ -20,21 +20,35 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
     } = query;
     let rust_name = ident_string(ident);
     let output_name = tokens_to_string(output);
+    // Both impls assume `P: Projection`, written `for<'__cqrs>` so it is not
+    // a "trivially false" bound (rust-lang/rust#48214): when `P` is no
+    // projection, the one error is the submission below, spanned on `P`.
+    let assume_projection = spanned_as(
+        quote!(for<'__cqrs> #projection: #krate::Projection),
+        projection,
+    );
+    let submission = spanned_as(
+        quote!(<#ident as #krate::Registered>::REGISTRATION),
+        projection,
+    );
     // The `answer` call is the check that `impl Answer<Q> for P` exists:
     // spanned on the `projection = P` value.
-    let spans = edge_spans(projection);
-    let answer = respan(
-        quote_spanned!(spans.0=> <#projection as #krate::Answer<Self>>::answer),
-        spans,
+    let answer = around(
+        quote!(<),
+        projection,
+        quote!(as #krate::Answer<Self>>::answer),
     );
     // Spanned on the type's name: `query_json` needs `Deserialize` on the
     // query and `Serialize` on its output.
-    let query_json = quote_spanned!(ident.span()=> #private::query_json::<#ident>);
+    let query_json = set_spans(quote!(#private::query_json::<#ident>), ident.span());
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #krate::Query for #ident {
-                const NAME: &'static str = #name;
+            impl #krate::Query for #ident
+            where
+                #assume_projection
+            {
+                const NAME: &'static ::core::primitive::str = #name;
                 type Projection = #projection;
                 type Output = #output;
 
@@ -44,7 +58,10 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #krate::Registered for #ident {
+            impl #krate::Registered for #ident
+            where
+                #assume_projection
+            {
                 const REGISTRATION: #krate::registry::Registration =
                     #krate::registry::Registration::Query(&#krate::registry::QueryDescriptor {
                         name: #name,
@@ -56,7 +73,7 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
             }
 
             #private::inventory::submit! {
-                <#ident as #krate::Registered>::REGISTRATION
+                #submission
             }
         };
     }

@@ -13,11 +13,10 @@ use crate::runtime;
 /// The `Query` impl, if the input names its projection and output and is
 /// not generic.
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
-    let generics = &input.original.generics;
     let (Some(projection), Some(output)) = (&input.projection, &input.output) else {
         return TokenStream::new();
     };
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
+    if !crate::check::fallback_possible(input.original) {
         return TokenStream::new();
     }
     let krate = runtime::krate();
@@ -30,7 +29,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #krate::Query for #ident {
-                const NAME: &'static str = #name;
+                const NAME: &'static ::core::primitive::str = #name;
                 type Projection = #projection;
                 type Output = #output;
 

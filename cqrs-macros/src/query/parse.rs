@@ -16,6 +16,9 @@ pub(crate) struct Input<'a> {
     pub(crate) has_attribute: bool,
     /// Where "missing key" errors point.
     pub(crate) missing_span: Span,
+    /// The keys given, or attempted with a mistake already reported: a
+    /// required key among them is not reported missing.
+    pub(crate) mentioned: Vec<&'static str>,
     /// `projection = P`.
     pub(crate) projection: Option<Type>,
     /// `output = T`.
@@ -39,6 +42,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         ident,
         has_attribute: parsed.path.is_some(),
         missing_span: parsed.missing_span(ident),
+        mentioned: parsed.mentioned(),
         projection: parsed.ty("projection").cloned(),
         output: parsed.ty("output").cloned(),
         name: parsed.str("name").cloned(),

@@ -58,7 +58,7 @@ fn attribute_is_present(cx: &Ctxt, input: &Input<'_>) -> bool {
 
 // `projection = P` is required: the projection that answers.
 fn projection_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.projection.is_none() {
+    if input.projection.is_none() && !input.mentioned.contains(&"projection") {
         cx.error_at(
             input.missing_span,
             "missing `projection = <type>` in `#[query(..)]`: the projection that answers this query",
@@ -69,7 +69,7 @@ fn projection_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> 
 
 // `output = T` is required: the type of the answer.
 fn output_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.output.is_none() {
+    if input.output.is_none() && !input.mentioned.contains(&"output") {
         cx.error_at(
             input.missing_span,
             "missing `output = <type>` in `#[query(..)]`: the type of the answer",

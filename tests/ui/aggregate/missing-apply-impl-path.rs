@@ -1,0 +1,14 @@
+use cqrs_core::prelude::*;
+
+mod events {
+    use cqrs_core::prelude::*;
+
+    #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    pub struct Opened;
+}
+
+#[derive(Aggregate, Default)]
+#[aggregate(events(crate::events::Opened), error = std::io::Error)]
+pub struct Account;
+
+fn main() {}

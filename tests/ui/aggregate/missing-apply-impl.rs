@@ -1,0 +1,17 @@
+use cqrs_core::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Closed;
+
+#[derive(Aggregate, Default)]
+#[aggregate(events(Opened, Closed), error = std::io::Error)]
+pub struct Account;
+
+impl Apply<Opened> for Account {
+    fn apply(&mut self, _: &Opened) {}
+}
+
+fn main() {}

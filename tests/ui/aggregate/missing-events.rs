@@ -1,0 +1,9 @@
+use cqrs_core::prelude::*;
+
+#[derive(Aggregate, Default)]
+#[aggregate(name = "account", error = std::io::Error)]
+pub struct Account {
+    balance: u64,
+}
+
+fn main() {}

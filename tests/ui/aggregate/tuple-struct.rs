@@ -1,0 +1,14 @@
+use cqrs_core::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Aggregate, Default)]
+#[aggregate(events(Opened), error = std::io::Error)]
+pub struct Account(u64);
+
+impl Apply<Opened> for Account {
+    fn apply(&mut self, _: &Opened) {}
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use cqrs_core::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Changed<T> {
+    pub value: T,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use cqrs_core::prelude::*;
+
+#[derive(Query, Deserialize)]
+#[query(output = u64)]
+pub struct TotalCents;
+
+fn main() {}
