@@ -2,9 +2,18 @@
 //! PostgreSQL), and a PostgreSQL server stopped like a crash while writers
 //! run. Afterwards no batch is partial, versions are contiguous, positions
 //! strictly increase, and every append that was acknowledged is there.
+//!
+//! Then an engine process with a durable projection killed mid-load: the
+//! saved documents are exactly the projection as of its saved checkpoint,
+//! and an engine started on the store resumes from there, counting every
+//! event once.
+
+#[path = "../src/crash_bank.rs"]
+mod crash_bank;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -14,8 +23,15 @@ use cqrs_core::store::{
     EventStore, ExpectedVersion, GlobalLog, LogFilter, PostgresOptions, PostgresStore, SqliteStore,
     Store,
 };
-use cqrs_core::{Metadata, NewEvent, RecordedEvent, StoreError, StreamId, Timestamp};
+use cqrs_core::{
+    Engine, Metadata, NewEvent, Projection, RecordedEvent, StoreError, StreamId, Timestamp,
+};
 use cqrs_tests::pg::{TestPostgres, unique_schema};
+
+use self::crash_bank::{
+    CrashDeposit, CrashLedger, CrashOpen, CrashReceive, CrashSend, CrashWithdraw, EVENTS_KEY,
+    ViewLedger,
+};
 
 /// An append the writer saw succeed: stream id, version after it, last position.
 #[derive(Debug)]
@@ -29,13 +45,32 @@ struct Ack {
 /// `acks_before_kill` appends and `extra` more time passed, then kills it
 /// with SIGKILL. Returns what it acknowledged.
 fn run_and_kill(args: &[&str], acks_before_kill: usize, extra: Duration) -> Vec<Ack> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
+    let lines = run_until_killed(
+        env!("CARGO_BIN_EXE_crash-writer"),
+        args,
+        |lines| lines.len() >= acks_before_kill,
+        extra,
+    );
+    lines.iter().filter_map(|line| parse_ack(line)).collect()
+}
+
+/// Runs `program` with `args` until `ready` says yes to the lines it
+/// printed so far and `extra` more time passed, then kills it with SIGKILL.
+/// Returns every line it printed.
+fn run_until_killed(
+    program: &str,
+    args: &[&str],
+    mut ready: impl FnMut(&[String]) -> bool,
+    extra: Duration,
+) -> Vec<String> {
+    let name = Path::new(program).file_name().unwrap().to_string_lossy();
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("cannot start crash-writer");
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let stdout = child.stdout.take().unwrap();
     let (lines, received) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -45,16 +80,17 @@ fn run_and_kill(args: &[&str], acks_before_kill: usize, extra: Duration) -> Vec<
             }
         }
     });
-    let mut acked = Vec::new();
+    let mut printed = Vec::new();
     let started = Instant::now();
-    while acked.len() < acks_before_kill {
+    while !ready(&printed) {
         match received.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => acked.push(line),
+            Ok(line) => printed.push(line),
             Err(e) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!(
-                    "crash-writer acknowledged only {} appends: {e}",
-                    acked.len()
+                    "{name} was not ready after printing {} lines: {e}",
+                    printed.len()
                 );
             }
         }
@@ -63,15 +99,15 @@ fn run_and_kill(args: &[&str], acks_before_kill: usize, extra: Duration) -> Vec<
     // `Child::kill` is SIGKILL on unix: no destructor, no flush, no rollback.
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert!(!status.success(), "the writer must have been killed");
+    assert!(!status.success(), "{name} must have been killed");
     reader.join().unwrap();
-    acked.extend(received.try_iter());
+    printed.extend(received.try_iter());
     eprintln!(
-        "crash-writer acknowledged {} appends in {:?} before SIGKILL",
-        acked.len(),
+        "{name} printed {} lines in {:?} before SIGKILL",
+        printed.len(),
         started.elapsed()
     );
-    acked.iter().filter_map(|line| parse_ack(line)).collect()
+    printed
 }
 
 fn parse_ack(line: &str) -> Option<Ack> {
@@ -374,4 +410,226 @@ async fn postgres_restart_mid_load_loses_no_acknowledged_append() {
         .await
         .expect("watch_head did not catch up after the restart");
     }
+}
+
+// ---- an engine with a durable projection, killed --------------------------
+
+/// How many times in a row an engine is started on the store and killed.
+const KILLS: usize = 3;
+/// Commands an engine executes before it may be killed.
+const COMMANDS_BEFORE_KILL: usize = 300;
+
+/// Runs `crash-engine` with `args` under load and kills it with SIGKILL once
+/// it executed [`COMMANDS_BEFORE_KILL`] commands and its ledger saved past
+/// the 100th of them. Returns the highest saved position it reported.
+fn run_engine_and_kill(args: &[&str]) -> u64 {
+    let number = |line: &String, prefix: &str| -> Option<u64> {
+        line.strip_prefix(prefix)?.split(' ').next()?.parse().ok()
+    };
+    let printed = run_until_killed(
+        env!("CARGO_BIN_EXE_crash-engine"),
+        args,
+        |lines| {
+            let commands: Vec<u64> = lines.iter().filter_map(|l| number(l, "ok ")).collect();
+            let saved = lines.iter().filter_map(|l| number(l, "projected ")).max();
+            commands.len() >= COMMANDS_BEFORE_KILL && saved >= Some(commands[99])
+        },
+        // Long enough that the kill lands in the middle of commits.
+        Duration::from_millis(200),
+    );
+    printed
+        .iter()
+        .filter_map(|l| number(l, "projected "))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every event of the log the ledger consumes, paged.
+async fn ledger_events(store: &dyn Store) -> Vec<Arc<RecordedEvent>> {
+    let filter = LogFilter::events(CrashLedger::EVENTS.iter().copied());
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let slice = store.read_log(after, &filter, 1000).await.unwrap();
+        if slice.through == after {
+            return all;
+        }
+        after = slice.through;
+        all.extend(slice.events);
+    }
+}
+
+/// The ledger's saved documents are exactly a replay of the log through its
+/// saved checkpoint: not a document more or less, not an event counted twice
+/// or missed. Returns how many events that is.
+async fn check_saved_ledger(store: &dyn Store, reported: u64) -> u64 {
+    let head = store.head().await.unwrap();
+    let saved = store.load_read_model(CrashLedger::NAME).await.unwrap();
+    let checkpoint = saved
+        .checkpoint
+        .expect("the ledger saved a checkpoint before the kill");
+    assert!(
+        checkpoint >= reported && checkpoint <= head,
+        "saved checkpoint {checkpoint}: below what the engine reported saved \
+         ({reported}), or above the head ({head})"
+    );
+    eprintln!(
+        "ledger saved through {checkpoint} of {head} ({} documents)",
+        saved.documents.len()
+    );
+    let mut at_checkpoint = CrashLedger::default();
+    for record in ledger_events(store).await {
+        if record.position <= checkpoint {
+            at_checkpoint.project_recorded(&record).unwrap();
+        }
+    }
+    let documents: BTreeMap<String, u64> = saved
+        .documents
+        .iter()
+        .map(|(collection, key, body)| {
+            assert_eq!(collection, "balances");
+            (key.clone(), serde_json::from_slice(body).unwrap())
+        })
+        .collect();
+    assert_eq!(documents.len(), saved.documents.len());
+    assert_eq!(
+        documents,
+        crash_bank::documents(&at_checkpoint),
+        "the saved documents are not the ledger as of checkpoint {checkpoint}"
+    );
+    assert_eq!(
+        documents.get(EVENTS_KEY).copied(),
+        Some(at_checkpoint.projected_here)
+    );
+    at_checkpoint.projected_here
+}
+
+/// An engine started on the store restores the ledger, projects only the
+/// events after its checkpoint, and ends equal to a replay from scratch,
+/// every event counted once; then it goes on and saves what it projects.
+async fn check_resumed_ledger(store: Arc<dyn Store>, through_checkpoint: u64) {
+    let head = store.head().await.unwrap();
+    let total = ledger_events(&*store).await.len() as u64;
+    let engine = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .registry(crash_bank::registry())
+        .build()
+        .await
+        .unwrap();
+    let live = engine
+        .query(ViewLedger)
+        .at_least(head)
+        .timeout(Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        live.projected_here,
+        total - through_checkpoint,
+        "the restarted ledger must project exactly the events after its checkpoint"
+    );
+    assert_eq!(
+        live.balances.get(EVENTS_KEY).copied(),
+        Some(total),
+        "every event counted once"
+    );
+    let replayed = cqrs_core::replay::<CrashLedger>(&*store).await.unwrap();
+    assert_eq!(live.balances, crash_bank::documents(&replayed));
+
+    let account = String::from("after-the-crash");
+    let other = String::from("acct-00");
+    let mut last = None;
+    for receipt in [
+        engine
+            .execute(CrashOpen {
+                account: account.clone(),
+            })
+            .await,
+        engine
+            .execute(CrashDeposit {
+                account: account.clone(),
+                amount: 50,
+            })
+            .await,
+        engine
+            .execute(CrashWithdraw {
+                account: account.clone(),
+                amount: 20,
+            })
+            .await,
+        engine
+            .execute(CrashSend {
+                from: account.clone(),
+                to: other.clone(),
+                amount: 5,
+            })
+            .await,
+        engine
+            .execute(CrashReceive {
+                to: account.clone(),
+                from: other,
+                amount: 1,
+            })
+            .await,
+    ] {
+        last = Some(receipt.unwrap());
+    }
+    let view = engine
+        .query(ViewLedger)
+        .after(&last.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(view.balances[&account], 26);
+    assert_eq!(view.balances[EVENTS_KEY], total + 5);
+    let position = engine
+        .projection_status(CrashLedger::NAME)
+        .unwrap()
+        .position;
+    engine.shutdown();
+    let saved = store.load_read_model(CrashLedger::NAME).await.unwrap();
+    assert_eq!(saved.checkpoint, Some(position));
+    assert_eq!(saved.documents.len(), view.balances.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_engine_killed_mid_load_resumes_its_durable_projection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("engine.db");
+    let mut through_checkpoint = 0;
+    for _ in 0..KILLS {
+        let path_text = path.to_str().unwrap().to_owned();
+        let reported =
+            tokio::task::spawn_blocking(move || run_engine_and_kill(&["sqlite", &path_text]))
+                .await
+                .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        through_checkpoint = check_saved_ledger(&store, reported).await;
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    check_resumed_ledger(Arc::new(store), through_checkpoint).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_engine_killed_mid_load_resumes_its_durable_projection() {
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::start_durable)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let config = server.connection_string();
+    let schema = unique_schema("engine_crash");
+    let connect =
+        || PostgresStore::connect(&config, PostgresOptions::new().schema(schema.as_str()));
+    let mut through_checkpoint = 0;
+    for _ in 0..KILLS {
+        let args = (config.clone(), schema.clone());
+        let reported = tokio::task::spawn_blocking(move || {
+            run_engine_and_kill(&["postgres", &args.0, &args.1])
+        })
+        .await
+        .unwrap();
+        let store = connect().await.unwrap();
+        through_checkpoint = check_saved_ledger(&store, reported).await;
+    }
+    check_resumed_ledger(Arc::new(connect().await.unwrap()), through_checkpoint).await;
 }

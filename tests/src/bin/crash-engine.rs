@@ -1,0 +1,157 @@
+//! The engine process of the crash tests (`tests/tests/crash.rs`): runs a
+//! `cqrs_core::Engine` with the durable `CrashLedger` projection and executes
+//! bank commands from 8 concurrent tasks as fast as it can, until it is
+//! killed (or 30 s pass).
+//!
+//! ```text
+//! crash-engine sqlite <file>
+//! crash-engine postgres <connection string> <schema>
+//! ```
+//!
+//! Prints `ok <position>` for each command that appended, and
+//! `projected <position> <events>` whenever the ledger's saved position
+//! moves (with how many events it projected in this process).
+
+#[path = "../crash_bank.rs"]
+mod crash_bank;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cqrs_core::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
+use cqrs_core::{CommandError, Engine, Projection, Receipt};
+
+use self::crash_bank::{
+    CrashDeposit, CrashError, CrashLedger, CrashOpen, CrashReceive, CrashSend, CrashWithdraw,
+    ViewLedger,
+};
+
+const TASKS: u64 = 8;
+const ACCOUNTS: u64 = 16;
+/// Small batches: the ledger commits often, so a kill often lands mid-commit.
+const PROJECTION_BATCH: usize = 16;
+/// The engine stops by itself if no one kills it.
+const LIFETIME: Duration = Duration::from_secs(30);
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let store: Arc<dyn Store> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["sqlite", path] => Arc::new(SqliteStore::open(path).expect("cannot open the SQLite file")),
+        ["postgres", config, schema] => Arc::new(
+            PostgresStore::connect(config, PostgresOptions::new().schema(schema))
+                .await
+                .expect("cannot connect to PostgreSQL"),
+        ),
+        _ => {
+            eprintln!("usage: crash-engine sqlite <file> | postgres <connection> <schema>");
+            std::process::exit(2);
+        }
+    };
+    let engine = Engine::builder()
+        .shared_store(store)
+        .registry(crash_bank::registry())
+        .projection_batch_size(PROJECTION_BATCH)
+        .build()
+        .await
+        .expect("the crash bank registers cleanly");
+    for a in 0..ACCOUNTS {
+        report(
+            engine
+                .execute(CrashOpen {
+                    account: account(a),
+                })
+                .await,
+        );
+    }
+    tokio::spawn(watch_ledger(engine.clone()));
+    let deadline = Instant::now() + LIFETIME;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let engine = engine.clone();
+        tasks.spawn(async move { work(&engine, task, deadline).await });
+    }
+    tasks.join_all().await;
+}
+
+fn account(n: u64) -> String {
+    format!("acct-{:02}", n % ACCOUNTS)
+}
+
+/// Deposits, withdrawals and transfers between random accounts.
+async fn work(engine: &Engine, task: u64, deadline: Instant) {
+    // A small xorshift: reproducible per task, no dependency.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ (task + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    while Instant::now() < deadline {
+        let (roll, a, b, amount) = (next() % 10, next(), next(), next() % 100 + 1);
+        let account = account(a);
+        if roll < 5 {
+            report(engine.execute(CrashDeposit { account, amount }).await);
+        } else if roll < 7 {
+            report(engine.execute(CrashWithdraw { account, amount }).await);
+        } else {
+            let to = self::account(b);
+            let send = CrashSend {
+                from: account.clone(),
+                to: to.clone(),
+                amount,
+            };
+            if report(engine.execute(send).await) {
+                let receive = CrashReceive {
+                    to,
+                    from: account,
+                    amount,
+                };
+                report(engine.execute(receive).await);
+            }
+        }
+    }
+}
+
+/// Prints what a command appended; returns whether it succeeded. Refusals
+/// (no funds, same account) are part of the load.
+fn report(result: Result<Receipt, CommandError<CrashError>>) -> bool {
+    match result {
+        Ok(receipt) => {
+            if let Some(position) = receipt.position {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "ok {position}");
+                let _ = out.flush();
+            }
+            true
+        }
+        Err(CommandError::Domain(_)) => false,
+        Err(e) => {
+            eprintln!("crash-engine: {e}");
+            false
+        }
+    }
+}
+
+/// Prints the ledger's saved position each time it moves.
+async fn watch_ledger(engine: Engine) {
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let Some(status) = engine.projection_status(CrashLedger::NAME) else {
+            return;
+        };
+        if status.position > last {
+            last = status.position;
+            let projected = match engine.query(ViewLedger).await {
+                Ok(view) => view.projected_here,
+                Err(_) => 0,
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "projected {last} {projected}");
+            let _ = out.flush();
+        }
+    }
+}
