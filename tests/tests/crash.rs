@@ -459,6 +459,33 @@ async fn ledger_events(store: &dyn Store) -> Vec<Arc<RecordedEvent>> {
     }
 }
 
+/// Waits until the head and the ledger's checkpoint stop moving.
+///
+/// PostgreSQL runs what a client sent before it died: a backend notices the
+/// client is gone only when it answers, so an append or a commit the killed
+/// engine had sent may land after the kill. Each is one statement, one
+/// implicit transaction, so none waits for the dead client: the store
+/// settles within milliseconds.
+async fn settle(store: &dyn Store) {
+    let state = || async {
+        let checkpoint = store.load_checkpoint(CrashLedger::NAME).await.unwrap();
+        (store.head().await.unwrap(), checkpoint)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = state().await;
+    let mut unchanged = 0;
+    while unchanged < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the store keeps changing after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = state().await;
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        last = now;
+    }
+}
+
 /// The ledger's saved documents are exactly a replay of the log through its
 /// saved checkpoint: not a document more or less, not an event counted twice
 /// or missed. Returns how many events that is.
@@ -629,6 +656,7 @@ async fn postgres_engine_killed_mid_load_resumes_its_durable_projection() {
         .await
         .unwrap();
         let store = connect().await.unwrap();
+        settle(&store).await;
         through_checkpoint = check_saved_ledger(&store, reported).await;
     }
     check_resumed_ledger(Arc::new(connect().await.unwrap()), through_checkpoint).await;
