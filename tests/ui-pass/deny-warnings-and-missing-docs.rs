@@ -1,7 +1,12 @@
 //! A user crate that denies warnings, missing docs, missing `Debug` impls and
 //! unneeded qualifications: every item the derives generate is documented and
 //! named by a path that cannot be shortened.
-#![deny(warnings, missing_docs, missing_debug_implementations, unused_qualifications)]
+#![deny(
+    warnings,
+    missing_docs,
+    missing_debug_implementations,
+    unused_qualifications
+)]
 
 use cqrs_core::prelude::*;
 

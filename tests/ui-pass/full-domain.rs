@@ -184,7 +184,10 @@ async fn main() {
     assert_eq!(balance, Some(70));
 
     let receipt = app
-        .execute_json("account.open", serde_json::json!({ "account": 2, "owner": "Bob" }))
+        .execute_json(
+            "account.open",
+            serde_json::json!({ "account": 2, "owner": "Bob" }),
+        )
         .await
         .unwrap();
     assert_eq!(receipt.id, "2");

@@ -77,7 +77,11 @@ impl Handle<Open> for Account {
 }
 
 impl HandleAsync<Touch> for Account {
-    async fn handle(&self, _: &Touch, _: &()) -> core::result::Result<Events<Self>, std::io::Error> {
+    async fn handle(
+        &self,
+        _: &Touch,
+        _: &(),
+    ) -> core::result::Result<Events<Self>, std::io::Error> {
         core::result::Result::Ok(Events::new())
     }
 }

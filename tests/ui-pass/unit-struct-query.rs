@@ -54,6 +54,9 @@ async fn main() {
     let receipt = app.execute(Ping { probe: 2 }).await.unwrap();
     let count = app.query(PingCount).after(&receipt).await.unwrap();
     assert_eq!(count, 2);
-    let json = app.query_json("PingCount", serde_json::json!(null)).await.unwrap();
+    let json = app
+        .query_json("PingCount", serde_json::json!(null))
+        .await
+        .unwrap();
     assert_eq!(json, serde_json::json!(2));
 }

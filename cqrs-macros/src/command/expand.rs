@@ -42,15 +42,6 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     );
     // The handler call is the check that the handler exists: spanned on
     // `async` for async commands, on the `aggregate = X` value otherwise.
-    let future = quote! {
-        impl ::core::future::Future<
-            Output = ::core::result::Result<
-                #krate::Events<#aggregate>,
-                <#aggregate as #krate::Aggregate>::Error,
-            >,
-        > + ::core::marker::Send
-               + 'a
-    };
     let signature = |services: TokenStream| {
         quote! {
             fn dispatch<'a>(

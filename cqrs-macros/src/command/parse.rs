@@ -65,7 +65,12 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
 
 fn id_fields((index, field): (usize, &Field)) -> Vec<IdField<'_>> {
     let Field {
-        attrs, ident, ty, ..
+        attrs,
+        vis: _,
+        mutability: _,
+        ident,
+        colon_token: _,
+        ty,
     } = field;
     let member = match ident {
         Some(ident) => Member::Named(ident.clone()),
