@@ -71,10 +71,12 @@ pub trait EventSet: Clone + Debug + PartialEq + Send + Sync + Sized + 'static {
 ///
 /// `events![..]` and [`Events::push`] accept only such events, so a handler
 /// that emits a foreign event does not compile.
+// The aggregate is often still being inferred where this is checked (inside
+// `events![..]`), so the message does not name it.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not an event of aggregate `{A}`",
-    label = "not listed in `events(..)` of `{A}`",
-    note = "add `{Self}` to `#[aggregate(events(..))]` on `{A}`, or emit one of its events"
+    message = "`{Self}` is not one of this aggregate's events",
+    label = "not listed in the aggregate's `events(..)`",
+    note = "list `{Self}` in `#[aggregate(events(..))]`, or emit one of the aggregate's events"
 )]
 pub trait EventOf<A: Aggregate>: Event + Into<A::Event> {}
 

@@ -165,8 +165,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// events, commands and queries derive.
 pub mod prelude {
     pub use crate::{
-        Aggregate, Answer, Apply, Command, CommandError, Engine, Envelope, Event, Events, Handle,
-        HandleAsync, MemoryStore, Metadata, Project, Projection, Query, Receipt, events,
+        Aggregate, Answer, Apply, Command, CommandError, Documents, Engine, Envelope, Event,
+        Events, Handle, HandleAsync, MemoryStore, Metadata, Project, Projection, Query, Receipt,
+        events,
     };
     pub use serde::{Deserialize, Serialize};
 }

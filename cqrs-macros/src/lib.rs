@@ -279,6 +279,36 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// event without `impl Project<E>` is reported on that event inside
 /// `events(..)`.
 ///
+/// # Durable read models: `#[document]`
+///
+/// A field of type `cqrs_core::Documents<D>` marked `#[document]` is a
+/// collection of serde documents by key that the store keeps. After each batch
+/// of events the runner saves the documents that changed and the checkpoint in
+/// one transaction; after a restart the projection reloads them and resumes
+/// from the checkpoint, so every event is counted exactly once. Every field of
+/// such a projection must be `#[document]` (any other would start empty after
+/// a restart); the collection is stored under the field's name.
+///
+/// ```
+/// use cqrs_core::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// pub struct Deposited { pub amount: u64 }
+///
+/// #[derive(Projection, Default)]
+/// #[projection(name = "durable_balances", events(Deposited))]
+/// pub struct DurableBalances {
+///     #[document]
+///     accounts: Documents<u64>,
+/// }
+///
+/// impl Project<Deposited> for DurableBalances {
+///     fn project(&mut self, e: &Envelope<Deposited>) {
+///         *self.accounts.entry(e.aggregate_id()).or_default() += e.amount;
+///     }
+/// }
+/// ```
+///
 /// # Examples
 ///
 /// ```
@@ -301,7 +331,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// assert_eq!(Balances::NAME, "balances");
 /// assert_eq!(Balances::EVENTS, &["Deposited"]);
 /// ```
-#[proc_macro_derive(Projection, attributes(projection))]
+#[proc_macro_derive(Projection, attributes(projection, document))]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     run(input, projection::derive)
 }

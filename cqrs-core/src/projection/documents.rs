@@ -143,6 +143,11 @@ impl<'a, D> Entry<'a, D> {
 pub type Changes = Vec<(String, Option<Vec<u8>>)>;
 
 /// A documents collection as the runner sees it, whatever its document type.
+#[diagnostic::on_unimplemented(
+    message = "a `#[document]` field must be a documents collection, not `{Self}`",
+    label = "not a `Documents<D>`",
+    note = "a `#[document]` field holds `cqrs_core::Documents<D>`: documents by key, `D` serializable"
+)]
 pub trait DocumentCollection: Send + Sync {
     /// The changed documents since the last call, encoded (`None`: deleted).
     ///

@@ -49,6 +49,9 @@ pub(crate) fn event_enum_tokens(
     quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+        // Variants are named after the user's event types, which often share
+        // the aggregate's name as a prefix.
+        #[allow(clippy::enum_variant_names)]
         #vis enum #event_enum {
             #(#variants,)*
         }

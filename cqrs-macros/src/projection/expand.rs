@@ -1,7 +1,9 @@
 //! The code `#[derive(Projection)]` generates for a valid input.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, Type};
 
 use super::validate::Projection;
 use crate::check::ident_string;
@@ -16,7 +18,9 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
         ident,
         name,
         events,
+        documents,
     } = projection;
+    let collections = document_collections(documents);
     let rust_name = ident_string(ident);
     let names: Vec<_> = events
         .iter()
@@ -53,6 +57,8 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
                     #(#branches)*
                     ::core::result::Result::Ok(())
                 }
+
+                #collections
             }
 
             #[automatically_derived]
@@ -72,5 +78,29 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
                 <#ident as #krate::Registered>::REGISTRATION
             }
         };
+    }
+}
+
+/// `document_collections`, listing the `#[document]` fields; the coercion to
+/// `&mut dyn DocumentCollection` is the check of each field's type, spanned
+/// on that type.
+fn document_collections(documents: &[(&Ident, &Type)]) -> TokenStream {
+    if documents.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = runtime::krate();
+    let entries = documents.iter().map(|(field, ty)| {
+        let name = field.to_string();
+        let collection = quote_spanned! {ty.span()=>
+            &mut self.#field as &mut dyn #krate::projection::DocumentCollection
+        };
+        quote! { (#name, #collection) }
+    });
+    quote! {
+        fn document_collections(
+            &mut self,
+        ) -> ::std::vec::Vec<(&'static ::core::primitive::str, &mut dyn #krate::projection::DocumentCollection)> {
+            ::std::vec![#(#entries),*]
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `#[derive(Projection)]` input into its IR.
 
 use proc_macro2::Span;
-use syn::{DeriveInput, Ident, LitStr, Path};
+use syn::{Attribute, Data, DeriveInput, Field, Fields, Ident, LitStr, Path, Type};
 
 use crate::attr;
 use crate::diag::Ctxt;
@@ -23,6 +23,20 @@ pub(crate) struct Input<'a> {
     pub(crate) name: Option<LitStr>,
     /// `events(..)`, with the key token.
     pub(crate) events: Option<(Ident, Vec<Path>)>,
+    /// Every field, with its `#[document]` attribute if it has one.
+    pub(crate) fields: Vec<StateField<'a>>,
+}
+
+/// One field of the projection's state.
+pub(crate) struct StateField<'a> {
+    /// The whole field, for spans.
+    pub(crate) original: &'a Field,
+    /// Its name; `None` in a tuple struct.
+    pub(crate) ident: Option<&'a Ident>,
+    /// Its type.
+    pub(crate) ty: &'a Type,
+    /// `#[document]` on it, if present.
+    pub(crate) document: Option<&'a Attribute>,
 }
 
 /// Reads the `#[projection(..)]` attributes of `input`.
@@ -32,8 +46,16 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         vis: _,
         ident,
         generics: _,
-        data: _,
+        data,
     } = input;
+    let fields = match data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(named) => named.named.iter().map(state_field).collect(),
+            Fields::Unnamed(unnamed) => unnamed.unnamed.iter().map(state_field).collect(),
+            Fields::Unit => Vec::new(),
+        },
+        Data::Enum(_) | Data::Union(_) => Vec::new(),
+    };
     let parsed = attr::parse(cx, attrs, "projection", super::KEYS);
     Input {
         original: input,
@@ -45,5 +67,23 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         events: parsed
             .list("events")
             .map(|(key, items)| (key.clone(), items.to_vec())),
+        fields,
+    }
+}
+
+fn state_field(field: &Field) -> StateField<'_> {
+    let Field {
+        attrs,
+        vis: _,
+        mutability: _,
+        ident,
+        colon_token: _,
+        ty,
+    } = field;
+    StateField {
+        original: field,
+        ident: ident.as_ref(),
+        ty,
+        document: attrs.iter().find(|attr| attr.path().is_ident("document")),
     }
 }

@@ -95,3 +95,71 @@ fn unions_and_lifetimes_are_refused() {
         ])
     );
 }
+
+/// The `#[document]` fields, or the messages.
+fn documents(input: &DeriveInput) -> Result<Vec<String>, Vec<String>> {
+    let cx = Ctxt::new();
+    let parsed = parse::from_syn(&cx, input);
+    let model = validate::validate(&cx, &parsed).map(|m| {
+        m.documents
+            .iter()
+            .map(|(field, _)| field.to_string())
+            .collect()
+    });
+    match cx.check() {
+        Ok(()) => Ok(model.expect("a model when there is no error")),
+        Err(errors) => Err(errors.into_iter().map(|e| e.to_string()).collect()),
+    }
+}
+
+#[test]
+fn document_fields_are_collections() {
+    let input: DeriveInput = parse_quote!(
+        #[projection(events(Deposited))]
+        struct Balances {
+            #[document]
+            accounts: Documents<u64>,
+            #[document]
+            owners: Documents<String>,
+        }
+    );
+    assert_eq!(
+        documents(&input),
+        Ok(vec!["accounts".to_owned(), "owners".to_owned()])
+    );
+}
+
+#[test]
+fn a_durable_projection_has_no_other_state() {
+    let input: DeriveInput = parse_quote!(
+        #[projection(events(Deposited))]
+        struct Balances {
+            #[document]
+            accounts: Documents<u64>,
+            seen: u64,
+        }
+    );
+    let errors = documents(&input).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("`seen` is not a `#[document]` field"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn document_takes_no_arguments_and_needs_a_name() {
+    let input: DeriveInput = parse_quote!(
+        #[projection(events(Deposited))]
+        struct Balances {
+            #[document(table = "x")]
+            accounts: Documents<u64>,
+        }
+    );
+    assert!(documents(&input).unwrap_err()[0].contains("takes no arguments"));
+    let input: DeriveInput = parse_quote!(
+        #[projection(events(Deposited))]
+        struct Balances(#[document] Documents<u64>);
+    );
+    assert!(documents(&input).unwrap_err()[0].contains("needs a named field"));
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use syn::{Ident, Path};
+use syn::{Ident, Meta, Path, Type};
 
 use super::parse::Input;
 use crate::check::{self, Structs};
@@ -16,6 +16,8 @@ pub(crate) struct Projection<'a> {
     pub(crate) name: String,
     /// The consumed events, in declaration order.
     pub(crate) events: Vec<&'a Path>,
+    /// The `#[document]` fields: name and type.
+    pub(crate) documents: Vec<(&'a Ident, &'a Type)>,
 }
 
 /// Checks every rule, reporting each broken one to `cx`.
@@ -27,11 +29,69 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Projection
         .flatten()
         .and_then(|events| events_are_distinct(cx, events));
     let name = check::name_or_ident(cx, input.name.as_ref(), input.ident);
+    let documents = documents_are_well_formed(cx, input);
+    let documents =
+        documents.filter(|documents| durable_state_is_all_documents(cx, input, documents));
     Some(Projection {
         ident: input.ident,
         name: name?,
         events: events?,
+        documents: documents?,
     })
+}
+
+// `#[document]` is a bare marker on a named field.
+fn documents_are_well_formed<'a>(
+    cx: &Ctxt,
+    input: &'a Input<'a>,
+) -> Option<Vec<(&'a Ident, &'a Type)>> {
+    let mut ok = true;
+    let mut documents = Vec::new();
+    for field in &input.fields {
+        let Some(attr) = field.document else { continue };
+        if !matches!(attr.meta, Meta::Path(_)) {
+            cx.error_spanned_by(
+                &attr.meta,
+                "`#[document]` takes no arguments: the collection is named after its field",
+            );
+            ok = false;
+        }
+        match field.ident {
+            Some(ident) => documents.push((ident, field.ty)),
+            None => {
+                cx.error_spanned_by(attr, "`#[document]` needs a named field: the collection is stored under the field's name");
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(documents)
+}
+
+// A projection with `#[document]` fields resumes from its saved documents, so
+// every other field would silently start empty after a restart.
+fn durable_state_is_all_documents(
+    cx: &Ctxt,
+    input: &Input<'_>,
+    documents: &[(&Ident, &Type)],
+) -> bool {
+    if documents.is_empty() {
+        return true;
+    }
+    let mut ok = true;
+    for field in input.fields.iter().filter(|f| f.document.is_none()) {
+        let name = field
+            .ident
+            .map_or_else(|| String::from("this field"), |i| format!("`{i}`"));
+        cx.error_spanned_by(
+            field.original,
+            format!(
+                "{name} is not a `#[document]` field: a projection with `#[document]` fields resumes from the \
+                 saved documents after a restart, so {name} would start empty; make it `#[document]` too"
+            ),
+        );
+        ok = false;
+    }
+    ok
 }
 
 // A projection is a read model: a struct of any kind.
