@@ -22,7 +22,8 @@
 //!   settled, so a tail never skips one.
 //! - [`GlobalLog::watch_head`] publishes the highest position a reader may read;
 //!   it only moves forward.
-//! - Payload bytes and metadata come back exactly as written.
+//! - Payloads and metadata come back as the JSON values written (a store may
+//!   normalise whitespace and key order, as PostgreSQL's `jsonb` does).
 //!
 //! The `tests` package runs one conformance suite against every store.
 

@@ -149,7 +149,7 @@ pub struct PostgresStats {
 ///     event_id         uuid NOT NULL UNIQUE,
 ///     event_name       text NOT NULL,
 ///     schema_version   integer NOT NULL,
-///     payload          json NOT NULL,     -- the JSON text, byte for byte
+///     payload          jsonb NOT NULL,
 ///     metadata         jsonb NOT NULL,
 ///     timestamp_us     bigint NOT NULL,   -- microseconds since the Unix epoch, exact
 ///     UNIQUE (stream_aggregate, stream_id, version)  -- also the index for stream reads
@@ -168,19 +168,15 @@ pub struct PostgresStats {
 /// function append_group(..)   -- the append path, below
 /// ```
 ///
-/// The payload column is `json`, not `jsonb`: the store contract says payload
-/// bytes come back exactly as written, and `jsonb` rewrites them (key order,
-/// whitespace, duplicate keys). `json` still checks the text is JSON and
-/// supports the JSON operators; metadata, which the store itself encodes, is
-/// `jsonb`. Payloads must therefore be UTF-8 JSON text.
-///
-/// Document bodies are `jsonb`, on purpose the other way round: a read model
-/// is there to be read, also with SQL and indexes
-/// (`SELECT key, body->>'balance' FROM cqrs.documents WHERE projection = 'balances'`),
-/// and its documents are decoded again by serde, so the normalized text that
-/// comes back (keys reordered, whitespace changed) decodes to the same value.
-/// `jsonb` cannot hold the character U+0000 in a string: a document containing
-/// one is refused, and its commit saves nothing.
+/// Payloads, metadata and document bodies are `jsonb`, so events and read
+/// models can be queried and indexed with SQL
+/// (`SELECT payload->>'amount' FROM cqrs.events WHERE event_name = 'account.deposited'`,
+/// a GIN index for containment queries). `jsonb` stores the value, not the
+/// text: keys come back in its own order and whitespace is normalised, which
+/// serde decodes to the same event. Payloads must therefore be UTF-8 JSON, and
+/// `jsonb` cannot hold the character U+0000 in a string: an append or a
+/// document containing one is refused with [`StoreError::InvalidAppend`] (or a
+/// failed commit), and nothing of it is saved.
 ///
 /// The schema name is the only text spliced into SQL: it is checked against
 /// `^[a-z_][a-z0-9_]{0,62}$` and always double-quoted. Every value travels as

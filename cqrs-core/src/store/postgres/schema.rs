@@ -74,7 +74,7 @@ CREATE TABLE {s}.events (
     event_id         uuid NOT NULL UNIQUE,
     event_name       text NOT NULL,
     schema_version   integer NOT NULL,
-    payload          json NOT NULL,
+    payload          jsonb NOT NULL,
     metadata         jsonb NOT NULL,
     timestamp_us     bigint NOT NULL,
     CONSTRAINT events_stream_version UNIQUE (stream_aggregate, stream_id, version)
@@ -140,7 +140,7 @@ BEGIN
                     event_name, schema_version, payload, metadata, timestamp_us)
                 SELECT a_aggregate[i], a_id[i], current_version + n, e_event_id[done + n],
                     e_event_name[done + n], e_schema_version[done + n],
-                    e_payload[done + n]::json, e_metadata[done + n]::jsonb, e_timestamp[done + n]
+                    e_payload[done + n]::jsonb, e_metadata[done + n]::jsonb, e_timestamp[done + n]
                 FROM generate_series(1, a_count[i]) AS n
                 ORDER BY n
                 RETURNING position

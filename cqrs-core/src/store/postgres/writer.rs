@@ -245,7 +245,8 @@ fn append_error(job: &AppendJob, error: &CallError) -> StoreError {
         CallError::Postgres(e) => {
             if let Some(db) = e.as_db_error() {
                 let code = db.code();
-                // Data exceptions (class 22): a payload that is not JSON text.
+                // Data exceptions (class 22): a payload that is not JSON, or
+                // that `jsonb` cannot hold (U+0000 in a string).
                 if code.code().starts_with("22") {
                     return StoreError::InvalidAppend {
                         stream: stream.clone(),
