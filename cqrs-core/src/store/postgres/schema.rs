@@ -126,9 +126,14 @@ BEGIN
     -- in increasing order and a reader never skips one.
     PERFORM pg_advisory_xact_lock(lock_key);
     FOR i IN 1 .. coalesce(array_length(a_aggregate, 1), 0) LOOP
-        SELECT coalesce(max(ev.version), 0) INTO current_version
+        -- The newest version through the stream index, one row read
+        -- (`max(version)` here visits every row of the stream).
+        SELECT ev.version INTO current_version
         FROM {s}.events ev
-        WHERE ev.stream_aggregate = a_aggregate[i] AND ev.stream_id = a_id[i];
+        WHERE ev.stream_aggregate = a_aggregate[i] AND ev.stream_id = a_id[i]
+        ORDER BY ev.version DESC
+        LIMIT 1;
+        current_version := coalesce(current_version, 0);
         actual := current_version;
         IF a_expected[i] >= 0 AND a_expected[i] <> current_version THEN
             first_position := NULL;
