@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Config, Engine, Shared};
+use super::{Config, Engine, Shared, TypeMap};
 use crate::error::{Error, RegistryError};
 use crate::projection::runner::ProjectionHost;
 use crate::registry::Registry;
@@ -47,7 +47,7 @@ use crate::store::{MemoryStore, Store};
 pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
     registry: Option<Registry>,
-    services: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    services: TypeMap<Arc<dyn Any + Send + Sync>>,
     config: Config,
 }
 
@@ -56,7 +56,7 @@ impl Default for EngineBuilder {
         Self {
             store: None,
             registry: None,
-            services: HashMap::new(),
+            services: TypeMap::default(),
             config: Config {
                 max_retries: 8,
                 cache_capacity: 10_000,
@@ -175,7 +175,7 @@ impl EngineBuilder {
                 store,
                 registry,
                 services,
-                caches: Mutex::new(HashMap::new()),
+                caches: Mutex::new(TypeMap::default()),
                 projections,
                 config,
                 shutdown,

@@ -7,6 +7,7 @@ mod query;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -89,12 +90,37 @@ pub struct Engine {
 struct Shared {
     store: Arc<dyn Store>,
     registry: Registry,
-    services: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    services: TypeMap<Arc<dyn Any + Send + Sync>>,
     /// One `AggregateCache<A>` per aggregate type, made on first use.
-    caches: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    caches: Mutex<TypeMap<Arc<dyn Any + Send + Sync>>>,
     projections: HashMap<&'static str, RunningProjection>,
     config: Config,
     shutdown: watch::Sender<bool>,
+}
+
+/// A map keyed by type, looked up on every command. A `TypeId` is already a
+/// hash, so it is used as is rather than hashed again with SipHash; no user
+/// input reaches these keys.
+type TypeMap<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
+
+#[derive(Debug, Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `TypeId` (it writes one `u64`), but correct for any input.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -83,9 +83,36 @@ impl MemoryStore {
                 reason: String::from("no events to append"),
             });
         }
+        // Built before taking the lock, which then only numbers them: the
+        // critical section stays short when many tasks append at once.
+        let records: Vec<Arc<RecordedEvent>> = events
+            .into_iter()
+            .map(|mut event| {
+                // Kept for the life of the store: drop the encoder's spare capacity.
+                event.payload.shrink_to_fit();
+                Arc::new(RecordedEvent {
+                    event_id: event.event_id,
+                    stream: stream.clone(),
+                    version: 0,
+                    position: 0,
+                    event_name: event.event_name,
+                    schema_version: event.schema_version,
+                    payload: event.payload,
+                    metadata: event.metadata,
+                    timestamp: event.timestamp,
+                })
+            })
+            .collect();
         let mut inner = self.lock();
         let Inner { log, streams, .. } = &mut *inner;
-        let current = streams.get(stream).map_or(0, |v| v.len() as u64);
+        // One hash lookup, and the stream id is cloned as a key only for a
+        // new stream.
+        let mut new_stream = Vec::new();
+        let indices = match streams.get_mut(stream) {
+            Some(indices) => indices,
+            None => &mut new_stream,
+        };
+        let current = indices.len() as u64;
         if let ExpectedVersion::Exact(expected) = expected
             && expected != current
         {
@@ -95,28 +122,31 @@ impl MemoryStore {
                 actual: current,
             });
         }
-        let indices = streams.entry(stream.clone()).or_default();
         let first_position = log.len() as u64 + 1;
         let mut version = current;
-        for event in events {
+        for mut record in records {
             version += 1;
             indices.push(log.len());
             let position = log.len() as u64 + 1;
-            log.push(Arc::new(RecordedEvent {
-                event_id: event.event_id,
-                stream: stream.clone(),
-                version,
-                position,
-                event_name: event.event_name,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                metadata: event.metadata,
-                timestamp: event.timestamp,
-            }));
+            if let Some(record) = Arc::get_mut(&mut record) {
+                record.version = version;
+                record.position = position;
+            }
+            log.push(record);
+        }
+        if !new_stream.is_empty() {
+            streams.insert(stream.clone(), new_stream);
         }
         let last_position = log.len() as u64;
-        // Published under the lock so the head never moves backwards.
-        self.head.send_replace(last_position);
+        // Published under the lock so the head never moves backwards. With
+        // no receiver (a write-only engine) nobody is woken: the value is
+        // still updated for `borrow`, and `watch_head` subscribes under the
+        // same lock, so a new receiver never misses a change.
+        let listened = self.head.receiver_count() > 0;
+        self.head.send_if_modified(|head| {
+            *head = last_position;
+            listened
+        });
         Ok(AppendOutcome {
             version,
             first_position,
@@ -193,6 +223,8 @@ impl GlobalLog for MemoryStore {
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
+        // Under the store lock: see `append_now` on skipped notifications.
+        let _inner = self.lock();
         self.head.subscribe()
     }
 }
