@@ -12,6 +12,11 @@ use crate::event::{Event, EventSet, Events};
 /// (`<Aggregate>Event`), the fold over it and the command dispatch. Users write
 /// one [`Apply`] impl per event and one [`Handle`] (or [`HandleAsync`]) impl per
 /// command.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate",
+    label = "not an aggregate",
+    note = "derive it: `#[derive(Aggregate, Default)]` with `#[aggregate(events(..), commands(..), error = ..)]`"
+)]
 pub trait Aggregate: Default + Send + Sync + Sized + 'static {
     /// The stream type name (`#[aggregate(name = "..")]`, default: the type name).
     const NAME: &'static str;

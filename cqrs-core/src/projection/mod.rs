@@ -27,6 +27,11 @@ use crate::store::{LogFilter, Store};
 ///
 /// Implemented by `#[derive(Projection)]`; users write one [`Project`] impl per
 /// consumed event.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a projection",
+    label = "not a projection",
+    note = "derive it: `#[derive(Projection, Default)]` with `#[projection(events(..))]`"
+)]
 pub trait Projection: Default + Send + Sync + 'static {
     /// The projection name (`#[projection(name = "..")]`, default: the type name).
     const NAME: &'static str;
