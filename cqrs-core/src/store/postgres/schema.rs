@@ -100,6 +100,13 @@ CREATE TABLE {s}.checkpoints (
 -- a_aggregate[i]/a_id[i], expecting version a_expected[i] (-1: any), with
 -- a_count[i] events taken in order from the e_* arrays. A batch whose stream
 -- is elsewhere is skipped and reported (new_version NULL); the others commit.
+-- One statement for the whole group (one lookup of each stream's version
+-- through its index, one INSERT), not one per batch. Two batches of one
+-- stream in a group both see the version before the group, so the second
+-- fails the unique (stream, version) key and aborts the group; the store
+-- then appends each batch alone, which reports it correctly. JIT is off:
+-- the planner's row estimates for the arrays make it compile (tens of ms)
+-- a statement that touches a few rows.
 CREATE FUNCTION {s}.append_group(
     lock_key bigint,
     channel text,
@@ -114,47 +121,53 @@ CREATE FUNCTION {s}.append_group(
     e_metadata text[],
     e_timestamp bigint[]
 ) RETURNS TABLE (actual bigint, first_position bigint, last_position bigint, new_version bigint)
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE SET jit = off AS $fn$
 DECLARE
-    i integer;
-    done integer := 0;
-    current_version bigint;
     head bigint;
 BEGIN
     -- Serializes appends: positions are allocated under this lock, and it is
     -- released only after the commit is visible, so positions become visible
     -- in increasing order and a reader never skips one.
     PERFORM pg_advisory_xact_lock(lock_key);
-    FOR i IN 1 .. coalesce(array_length(a_aggregate, 1), 0) LOOP
-        -- The newest version through the stream index, one row read
-        -- (`max(version)` here visits every row of the stream).
-        SELECT ev.version INTO current_version
-        FROM {s}.events ev
-        WHERE ev.stream_aggregate = a_aggregate[i] AND ev.stream_id = a_id[i]
-        ORDER BY ev.version DESC
-        LIMIT 1;
-        current_version := coalesce(current_version, 0);
-        actual := current_version;
-        IF a_expected[i] >= 0 AND a_expected[i] <> current_version THEN
-            first_position := NULL;
-            last_position := NULL;
-            new_version := NULL;
-        ELSE
-            WITH inserted AS (
-                INSERT INTO {s}.events (stream_aggregate, stream_id, version, event_id,
-                    event_name, schema_version, payload, metadata, timestamp_us)
-                SELECT a_aggregate[i], a_id[i], current_version + n, e_event_id[done + n],
-                    e_event_name[done + n], e_schema_version[done + n],
-                    e_payload[done + n]::jsonb, e_metadata[done + n]::jsonb, e_timestamp[done + n]
-                FROM generate_series(1, a_count[i]) AS n
-                ORDER BY n
-                RETURNING position
-            )
-            SELECT min(position), max(position) INTO first_position, last_position FROM inserted;
-            new_version := current_version + a_count[i];
-            head := last_position;
-        END IF;
-        done := done + a_count[i];
+    FOR actual, first_position, last_position, new_version IN
+        WITH batch AS (
+            SELECT i, a_aggregate[i] AS agg, a_id[i] AS sid, a_expected[i] AS expected,
+                a_count[i] AS cnt,
+                -- Events of the batches before this one.
+                coalesce(sum(a_count[i]) OVER (ORDER BY i
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS done,
+                -- The newest version, one index row (`max(version)` would
+                -- visit every row of the stream).
+                coalesce((SELECT ev.version FROM {s}.events ev
+                    WHERE ev.stream_aggregate = a_aggregate[i] AND ev.stream_id = a_id[i]
+                    ORDER BY ev.version DESC LIMIT 1), 0) AS cur
+            FROM generate_subscripts(a_aggregate, 1) AS i
+        ),
+        inserted AS (
+            INSERT INTO {s}.events (stream_aggregate, stream_id, version, event_id,
+                event_name, schema_version, payload, metadata, timestamp_us)
+            SELECT b.agg, b.sid, b.cur + n, e_event_id[b.done + n],
+                e_event_name[b.done + n], e_schema_version[b.done + n],
+                e_payload[b.done + n]::jsonb, e_metadata[b.done + n]::jsonb,
+                e_timestamp[b.done + n]
+            FROM batch b, generate_series(1, b.cnt) AS n
+            WHERE b.expected < 0 OR b.expected = b.cur
+            ORDER BY b.i, n
+            RETURNING position, stream_aggregate, stream_id
+        ),
+        spans AS (
+            SELECT stream_aggregate, stream_id, min(position) AS f, max(position) AS l
+            FROM inserted GROUP BY stream_aggregate, stream_id
+        )
+        -- A stream's rows belong to its one batch that passed the check
+        -- (two that pass abort the group, see above).
+        SELECT b.cur, s.f, s.l, CASE WHEN s.f IS NULL THEN NULL ELSE b.cur + b.cnt END
+        FROM batch b LEFT JOIN spans s
+            ON s.stream_aggregate = b.agg AND s.stream_id = b.sid
+            AND (b.expected < 0 OR b.expected = b.cur)
+        ORDER BY b.i
+    LOOP
+        head := greatest(head, last_position);
         RETURN NEXT;
     END LOOP;
     IF head IS NOT NULL THEN

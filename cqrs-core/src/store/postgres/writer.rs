@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use deadpool_postgres::tokio_postgres::error::SqlState;
@@ -44,10 +45,16 @@ fn payload_bytes(job: &AppendJob) -> usize {
     job.events.iter().map(|e| e.payload.len()).sum()
 }
 
+/// The longest a group waits for the callers of the previous one.
+const MAX_PATIENCE: Duration = Duration::from_millis(1);
+
 impl Writer {
     /// Commits waiting appends in groups until every store clone is dropped.
     pub(super) async fn run(mut self) {
         let mut next = None;
+        // The size of the last group and how long its commit took.
+        let mut last_group = 1;
+        let mut last_commit = Duration::ZERO;
         loop {
             let first = match next.take() {
                 Some(job) => job,
@@ -58,21 +65,50 @@ impl Writer {
             };
             let mut bytes = payload_bytes(&first);
             let mut group = vec![first];
-            // Stop at `max_group` appends or about `GROUP_BYTES` of payload,
-            // keeping one statement's parameters a sensible size.
-            while group.len() < self.max_group {
-                let Ok(job) = self.jobs.try_recv() else {
-                    break;
-                };
-                bytes += payload_bytes(&job);
-                if bytes > GROUP_BYTES {
-                    next = Some(job);
-                    break;
+            let mut full = self.gather(&mut group, &mut bytes, &mut next);
+            // The callers of the last group were just answered and are likely
+            // appending again. Without waiting for them, N concurrent writers
+            // split into two alternating groups of N/2, each paying a commit;
+            // a short wait (yielding, a quarter of a commit at most) lets them
+            // share this group's commit. A lone writer (groups of one) never
+            // waits.
+            if !full && group.len() < last_group {
+                let patience = (last_commit / 4).min(MAX_PATIENCE);
+                let started = Instant::now();
+                while !full && group.len() < last_group && started.elapsed() < patience {
+                    tokio::task::yield_now().await;
+                    full = self.gather(&mut group, &mut bytes, &mut next);
                 }
-                group.push(job);
             }
+            last_group = group.len();
+            let started = Instant::now();
             self.commit(group).await;
+            last_commit = started.elapsed();
         }
+    }
+
+    /// Moves waiting appends into `group`, up to `max_group` appends or about
+    /// `GROUP_BYTES` of payload (keeping one statement's parameters a
+    /// sensible size); an append over the limit waits in `next`. Returns
+    /// whether the group is full.
+    fn gather(
+        &mut self,
+        group: &mut Vec<AppendJob>,
+        bytes: &mut usize,
+        next: &mut Option<AppendJob>,
+    ) -> bool {
+        while group.len() < self.max_group {
+            let Ok(job) = self.jobs.try_recv() else {
+                return false;
+            };
+            *bytes += payload_bytes(&job);
+            if *bytes > GROUP_BYTES {
+                *next = Some(job);
+                return true;
+            }
+            group.push(job);
+        }
+        true
     }
 
     async fn commit(&self, group: Vec<AppendJob>) {
@@ -82,8 +118,8 @@ impl Writer {
                 outcomes
             }
             // A statement error (a payload that is not JSON, a duplicate
-            // event id) aborted the whole group: retry each append alone so
-            // only the faulty one fails.
+            // event id, two appends to one stream) aborted the whole group:
+            // retry each append alone so only the faulty one fails.
             Err(e) if e.as_db_error().is_some() && group.len() > 1 => {
                 let mut outcomes = Vec::with_capacity(group.len());
                 for job in &group {
