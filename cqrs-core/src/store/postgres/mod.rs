@@ -578,6 +578,11 @@ impl GlobalLog for PostgresStore {
                 .map_err(fail)?;
             let events = (!filter.events.is_empty()).then_some(&filter.events);
             let aggregates = (!filter.aggregates.is_empty()).then_some(&filter.aggregates);
+            // The last position one page looks at: 64 pages ahead (as the memory
+            // store bounds its scan): a sparse filter takes more pages rather
+            // than one that scans the whole log.
+            let window_end =
+                after.saturating_add(u64::try_from(limit).unwrap_or(u64::MAX).saturating_mul(64));
             let rows = client
                 .query(
                     &statement,
@@ -586,6 +591,7 @@ impl GlobalLog for PostgresStore {
                         &events,
                         &aggregates,
                         &i64::try_from(limit).unwrap_or(i64::MAX),
+                        &to_i64(window_end),
                     ],
                 )
                 .await
@@ -601,7 +607,7 @@ impl GlobalLog for PostgresStore {
             let through = if records.len() >= limit {
                 records.last().map_or(after, |r| r.position)
             } else {
-                head.max(after)
+                head.min(window_end).max(after)
             };
             Ok(LogSlice {
                 events: records,
