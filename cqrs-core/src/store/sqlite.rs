@@ -938,8 +938,9 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
     let conversion = |i, e: Box<dyn std::error::Error + Send + Sync>| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
     };
-    let event_id: String = row.get(4)?;
-    let event_id = Uuid::parse_str(&event_id).map_err(|e| conversion(4, Box::new(e)))?;
+    // Parsed from the row's own text: no copy of it per column.
+    let event_id =
+        Uuid::parse_str(row.get_ref(4)?.as_str()?).map_err(|e| conversion(4, Box::new(e)))?;
     let payload = match row.get_ref(7)? {
         ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
         other => {
@@ -950,9 +951,8 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
             ));
         }
     };
-    let metadata: String = row.get(8)?;
     let metadata: Metadata =
-        serde_json::from_str(&metadata).map_err(|e| conversion(8, Box::new(e)))?;
+        serde_json::from_str(row.get_ref(8)?.as_str()?).map_err(|e| conversion(8, Box::new(e)))?;
     Ok(RecordedEvent {
         position: to_u64(row.get(0)?),
         stream: StreamId::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?),
