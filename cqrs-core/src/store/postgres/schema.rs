@@ -154,17 +154,18 @@ BEGIN
             WHERE b.expected < 0 OR b.expected = b.cur
             ORDER BY b.i, n
             RETURNING position, stream_aggregate, stream_id
-        ),
-        spans AS (
-            SELECT stream_aggregate, stream_id, min(position) AS f, max(position) AS l
-            FROM inserted GROUP BY stream_aggregate, stream_id
         )
-        -- A stream's rows belong to its one batch that passed the check
-        -- (two that pass abort the group, see above).
+        -- A stream's rows belong to its one batch that passed the check (two
+        -- that pass abort the group, see above). A plain aggregate per batch,
+        -- not a hash join: the planner sizes hash tables from its guess of
+        -- the arrays' length (1,000), which costs more than the whole append.
         SELECT b.cur, s.f, s.l, CASE WHEN s.f IS NULL THEN NULL ELSE b.cur + b.cnt END
-        FROM batch b LEFT JOIN spans s
-            ON s.stream_aggregate = b.agg AND s.stream_id = b.sid
-            AND (b.expected < 0 OR b.expected = b.cur)
+        FROM batch b LEFT JOIN LATERAL (
+            SELECT min(r.position) AS f, max(r.position) AS l
+            FROM inserted r
+            WHERE r.stream_aggregate = b.agg AND r.stream_id = b.sid
+                AND (b.expected < 0 OR b.expected = b.cur)
+        ) s ON true
         ORDER BY b.i
     LOOP
         head := greatest(head, last_position);
