@@ -454,7 +454,10 @@ const _: () = {
         }
         fn document_collections(
             &mut self,
-        ) -> ::std::vec::Vec<(&'static str, &mut dyn ::cqrs_core::projection::DocumentCollection)> {
+        ) -> ::std::vec::Vec<(
+            &'static str,
+            &mut dyn ::cqrs_core::projection::DocumentCollection,
+        )> {
             ::std::vec![("accounts", &mut self.accounts)]
         }
     }
@@ -557,14 +560,39 @@ async fn hand_expanded_domain_runs_end_to_end() {
 async fn a_durable_projection_resumes_from_its_checkpoint_and_rebuilds() {
     use cqrs_core::store::CheckpointStore;
     let store = MemoryStore::new();
-    let first = Engine::builder().store(store.clone()).build().await.unwrap();
-    first.execute(Open { id: "d".into(), owner: "D".into() }).await.unwrap();
+    let first = Engine::builder()
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    first
+        .execute(Open {
+            id: "d".into(),
+            owner: "D".into(),
+        })
+        .await
+        .unwrap();
     let mut last = None;
     for _ in 0..10 {
-        last = Some(first.execute(Deposit { id: "d".into(), amount: 2 }).await.unwrap());
+        last = Some(
+            first
+                .execute(Deposit {
+                    id: "d".into(),
+                    amount: 2,
+                })
+                .await
+                .unwrap(),
+        );
     }
     let last = last.unwrap();
-    assert_eq!(first.query(LedgerOf { id: "d".into() }).after(&last).await.unwrap(), Some(20));
+    assert_eq!(
+        first
+            .query(LedgerOf { id: "d".into() })
+            .after(&last)
+            .await
+            .unwrap(),
+        Some(20)
+    );
     assert!(first.projection_status("ledger").unwrap().durable);
     first.shutdown();
     drop(first);
@@ -574,20 +602,60 @@ async fn a_durable_projection_resumes_from_its_checkpoint_and_rebuilds() {
 
     // A new engine on the same store restores the documents and resumes
     // after the checkpoint: nothing is counted twice.
-    let second = Engine::builder().store(store.clone()).build().await.unwrap();
-    let r = second.execute(Deposit { id: "d".into(), amount: 5 }).await.unwrap();
-    assert_eq!(second.query(LedgerOf { id: "d".into() }).after(&r).await.unwrap(), Some(25));
-    assert_eq!(second.query(LedgerOf { id: "__events".into() }).after(&r).await.unwrap(), Some(11));
+    let second = Engine::builder()
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    let r = second
+        .execute(Deposit {
+            id: "d".into(),
+            amount: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .query(LedgerOf { id: "d".into() })
+            .after(&r)
+            .await
+            .unwrap(),
+        Some(25)
+    );
+    assert_eq!(
+        second
+            .query(LedgerOf {
+                id: "__events".into()
+            })
+            .after(&r)
+            .await
+            .unwrap(),
+        Some(11)
+    );
 
     // Rebuild from zero: documents and checkpoint reset, the log replayed.
     let rebuild = second.rebuild("ledger").await.unwrap();
     let progress = rebuild.subscribe();
     let done = rebuild.finished().await.unwrap();
-    assert!(done.done && done.position >= 12 && done.target >= 12, "{done:?}");
+    assert!(
+        done.done && done.position >= 12 && done.target >= 12,
+        "{done:?}"
+    );
     assert_eq!(done.events, 11, "only the ledger's events are read");
     assert_eq!(*progress.borrow(), done);
-    assert_eq!(second.query(LedgerOf { id: "__events".into() }).await.unwrap(), Some(11));
-    assert_eq!(second.query(LedgerOf { id: "d".into() }).await.unwrap(), Some(25));
+    assert_eq!(
+        second
+            .query(LedgerOf {
+                id: "__events".into()
+            })
+            .await
+            .unwrap(),
+        Some(11)
+    );
+    assert_eq!(
+        second.query(LedgerOf { id: "d".into() }).await.unwrap(),
+        Some(25)
+    );
     assert!(matches!(
         second.rebuild("nope").await,
         Err(cqrs_core::Error::UnknownProjection { .. })

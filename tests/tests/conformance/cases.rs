@@ -69,7 +69,11 @@ fn assert_same_event(stored: &RecordedEvent, written: &NewEvent) {
     assert_eq!(stored.event_id, written.event_id);
     assert_eq!(stored.event_name, written.event_name);
     assert_eq!(stored.schema_version, written.schema_version);
-    assert_eq!(json_value(&stored.payload), json_value(&written.payload), "payloads differ");
+    assert_eq!(
+        json_value(&stored.payload),
+        json_value(&written.payload),
+        "payloads differ"
+    );
     assert_eq!(stored.metadata, written.metadata);
     assert_eq!(stored.timestamp, written.timestamp);
 }
