@@ -384,3 +384,68 @@ pub fn derive_projection(input: TokenStream) -> TokenStream {
 pub fn derive_query(input: TokenStream) -> TokenStream {
     run(input, query::derive)
 }
+
+#[cfg(test)]
+mod no_panic {
+    //! No input makes a derive panic: odd and broken inputs, through every
+    //! derive, give tokens (code or errors), never a panic.
+
+    use syn::DeriveInput;
+
+    const DERIVES: &[(&str, fn(&DeriveInput) -> proc_macro2::TokenStream)] = &[
+        ("Event", crate::event::derive),
+        ("Aggregate", crate::aggregate::derive),
+        ("Command", crate::command::derive),
+        ("Projection", crate::projection::derive),
+        ("Query", crate::query::derive),
+    ];
+
+    const INPUTS: &[&str] = &[
+        "struct A;",
+        "struct A();",
+        "struct A { x: u8 }",
+        "enum A { X, Y(u8) }",
+        "union A { x: u8 }",
+        "struct A<'a, T: Clone, const N: usize> where T: Copy { x: &'a [T; N] }",
+        "#[event] #[aggregate] #[command] #[projection] #[query] struct A;",
+        "#[event()] #[aggregate()] #[command()] #[projection()] #[query()] struct A;",
+        "#[event(name)] #[aggregate(name)] #[command(name)] #[projection(name)] #[query(name)] struct A;",
+        "#[event = 1] #[aggregate = \"x\"] #[command = 2] #[projection = 3] #[query = 4] struct A;",
+        "#[event(name = 1, version = \"x\", version = 0, nme = \"a\")] struct A;",
+        "#[event(name = \"\", version = 99999999999999999999999)] struct A;",
+        "#[event(name = \" a\\u{0}\", version = -1)] struct A;",
+        "#[aggregate(events(), commands(), error = \"E\", services = 1, snapshot_every = 0)] struct A;",
+        "#[aggregate(events(A, A, crate::A, ::a::b::A), commands(C, C), error = E)] struct A;",
+        "#[aggregate(events(<A as B>::C, A<u8>, [u8; 3]), error = fn())] struct A;",
+        "#[aggregate(events = 1, commands = \"x\", error(E), snapshot_every = 1.5)] struct A;",
+        "#[aggregate(events(A), error = E, snapshot_every = 18446744073709551616)] struct A;",
+        "#[command(aggregate = 1, async = true, async, name = \"\")] struct A { #[id] #[id(x)] a: u8, #[id = 1] b: u8 }",
+        "#[command(aggregate = A)] struct A(#[id] u8, #[id] u8);",
+        "#[command(aggregate = A)] struct A;",
+        "#[command(aggregate = A)] enum A { #[id] X }",
+        "#[projection(events(A, A), name = \"\\t\")] struct A { #[document] a: u8, #[document(x)] b: u8, c: u8 }",
+        "#[projection(events(A))] struct A(#[document] u8);",
+        "#[query(projection = 1, output = , name = \"q\")] struct A;",
+        "#[query(projection = P, output = impl Trait)] struct A;",
+        "#[query(projection(P), output(u8))] union A { x: u8 }",
+    ];
+
+    #[test]
+    fn no_input_makes_a_derive_panic() {
+        let mut tried = 0;
+        for input in INPUTS {
+            let parsed: DeriveInput = match syn::parse_str(input) {
+                Ok(parsed) => parsed,
+                // A few inputs are not even valid Rust; the compiler rejects
+                // those before any derive runs.
+                Err(_) => continue,
+            };
+            tried += 1;
+            for (name, derive) in DERIVES {
+                let outcome = std::panic::catch_unwind(|| derive(&parsed).to_string());
+                assert!(outcome.is_ok(), "#[derive({name})] panicked on `{input}`");
+            }
+        }
+        assert!(tried >= 24, "only {tried} inputs parsed");
+    }
+}
