@@ -392,7 +392,9 @@ mod no_panic {
 
     use syn::DeriveInput;
 
-    const DERIVES: &[(&str, fn(&DeriveInput) -> proc_macro2::TokenStream)] = &[
+    type Derive = fn(&DeriveInput) -> proc_macro2::TokenStream;
+
+    const DERIVES: &[(&str, Derive)] = &[
         ("Event", crate::event::derive),
         ("Aggregate", crate::aggregate::derive),
         ("Command", crate::command::derive),
