@@ -285,24 +285,23 @@ impl Sql {
                  ORDER BY version"
             ),
             // The head and the page in one statement, so one snapshot: every
-            // position up to that head is settled (see `PostgresStore`).
-            // The page walks the primary key in order, up to position $5 at
-            // most (OFFSET 0 keeps the planner from merging the
-            // filter into the scan): with the filter as an index condition it
-            // would collect and sort every matching event after $1 for each
-            // page, so a catch-up cost the square of the log's length.
+            // position up to that head is settled (see `PostgresStore`), and
+            // none above it is visible. The page walks the primary key in
+            // order from $1 and stops at $4 matches or at position $5 (the
+            // caller's window). Only the `position > $1` condition can use an
+            // index: with the filter as an index condition, or a bounded
+            // range the planner misjudges (a table not yet analyzed gets a
+            // guess of 0.5 %), it collects and sorts every candidate in the
+            // window instead of stopping early, so a catch-up cost the square
+            // of the log's length.
             read_log: format!(
                 "WITH h AS (SELECT coalesce(max(position), 0) AS head FROM {s}.events)
                  SELECT h.head, {EVENT_COLUMNS_E}
                  FROM h LEFT JOIN LATERAL (
-                     SELECT * FROM (
-                         SELECT * FROM {s}.events
-                         WHERE position > $1 AND position <= least(h.head, $5)
-                         ORDER BY position
-                         OFFSET 0
-                     ) w
-                     WHERE ($2::text[] IS NULL OR event_name = ANY($2))
-                       AND ($3::text[] IS NULL OR stream_aggregate = ANY($3))
+                     SELECT * FROM {s}.events
+                     WHERE position > $1 AND (position + 0) <= $5
+                       AND ($2::text[] IS NULL OR (event_name || '') = ANY($2))
+                       AND ($3::text[] IS NULL OR (stream_aggregate || '') = ANY($3))
                      ORDER BY position
                      LIMIT $4
                  ) e ON true
