@@ -54,7 +54,15 @@ pub(crate) async fn run(args: &[String]) -> Result<Report, Failure> {
         }
         "pg-growth" => {
             let store = postgres(text(1)?, text(2)?).await?;
-            pg_growth(store, text(3)?, number(4)?, number(5)?).await
+            pg_growth(
+                text(1)?,
+                store,
+                text(3)?,
+                number(4)?,
+                number(5)?,
+                number(6)?,
+            )
+            .await
         }
         "pg-raw-insert" => {
             pg_raw_insert(text(1)?, text(2)?, number(3)?, number(4)?, number(5)?, 1).await
@@ -71,6 +79,7 @@ pub(crate) async fn run(args: &[String]) -> Result<Report, Failure> {
         "catchup-fill" => catchup_fill(text(1)?, text(2)?, number(3)?).await,
         "catchup-replay" => catchup_replay(text(1)?, text(2)?).await,
         "catchup-scan" => catchup_scan(text(1)?, text(2)?).await,
+        "catchup-read" => catchup_read(text(1)?, text(2)?).await,
         other => Err(Failure(format!("unknown task `{other}`"))),
     }
 }
@@ -171,10 +180,12 @@ fn new_event<E: Event>(event: &E) -> Result<NewEvent, Failure> {
 /// `cached`: the engine has loaded each account before the clock starts;
 /// `snapshot`: no cache, every command loads the snapshot and what follows.
 async fn pg_growth(
+    connection: &str,
     store: PostgresStore,
     mode: &str,
     size: usize,
     aggregates: usize,
+    at_least: usize,
 ) -> Result<Report, Failure> {
     let mut writes = tokio::task::JoinSet::new();
     for a in 0..aggregates {
@@ -216,6 +227,12 @@ async fn pg_growth(
     }
     let cache = if mode == "cached" { 10_000 } else { 0 };
     let engine = engine(store, cache).await?;
+    // Flush what the preparation wrote, so its write-back does not slow the
+    // timed commits (the other side does the same).
+    pg_connect(connection)
+        .await?
+        .batch_execute("CHECKPOINT")
+        .await?;
     let deposit = |a: usize| Deposit {
         account: script::account_id(a),
         amount: 1,
@@ -234,9 +251,9 @@ async fn pg_growth(
         }
     }
     // Our commands cost one transaction each whatever the stream length:
-    // time at least 200 of them (round after round over the accounts) so
-    // the figure is not a handful of fsyncs.
-    let rounds = 200usize.div_ceil(aggregates);
+    // time at least `at_least` of them (round after round over the
+    // accounts) so the figure is not a handful of fsyncs.
+    let rounds = at_least.div_ceil(aggregates);
     let started = Instant::now();
     for _ in 0..rounds {
         for a in 0..aggregates {
@@ -496,6 +513,30 @@ async fn catchup_replay(kind: &str, target: &str) -> Result<Report, Failure> {
         ("seconds", seconds),
         ("events", events as f64),
         ("accounts", accounts as f64),
+    ])
+}
+
+/// Reads the whole log through the store, projecting nothing: where a
+/// replay's time goes (not a figure; `-v` diagnostics).
+async fn catchup_read(kind: &str, target: &str) -> Result<Report, Failure> {
+    let store = open(kind, target).await?;
+    let filter = cqrs_core::store::LogFilter::events(
+        <Balances as cqrs_core::Projection>::EVENTS.iter().copied(),
+    );
+    let started = Instant::now();
+    let head = store.head().await?;
+    let (mut after, mut events) = (0, 0usize);
+    while after < head {
+        let slice = store.read_log(after, &filter, 1024).await?;
+        events += slice.events.len();
+        if slice.through <= after {
+            break;
+        }
+        after = slice.through;
+    }
+    Ok(vec![
+        ("seconds", started.elapsed().as_secs_f64()),
+        ("events", events as f64),
     ])
 }
 

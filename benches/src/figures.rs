@@ -27,6 +27,8 @@ pub(crate) struct Sizes {
     /// clamped to `pg_growth_clamp`.
     pg_growth: usize,
     pg_growth_clamp: (usize, usize),
+    /// PostgreSQL growth: our side times at least this many commands.
+    pg_growth_ours: usize,
 }
 
 impl Sizes {
@@ -39,6 +41,7 @@ impl Sizes {
             catchup: 100_000,
             pg_growth: 100_000,
             pg_growth_clamp: (10, 50),
+            pg_growth_ours: 200,
         }
     }
 
@@ -49,8 +52,9 @@ impl Sizes {
             pg: (10, 50),
             sqlite: (20, 50),
             catchup: 100_000,
-            pg_growth: 30_000,
+            pg_growth: 20_000,
             pg_growth_clamp: (5, 20),
+            pg_growth_ours: 100,
         }
     }
 
@@ -352,6 +356,7 @@ impl Bench {
                         s(mode),
                         s(size),
                         s(aggregates),
+                        s(self.sizes.pg_growth_ours),
                     ];
                     Ok(micros(&[self.sample(Side::Ours, args)?])?[0])
                 };

@@ -295,6 +295,9 @@ async fn pg_growth(
     .bind(deposited)
     .execute(&pool)
     .await?;
+    // Flush what the preparation wrote, so its write-back does not slow the
+    // timed commits (the other side does the same).
+    sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
     // Fill the pool as the measured loop will use it.
     cqrs.execute(
         "warm-0",
