@@ -56,6 +56,7 @@ pub(crate) async fn run(args: &[String]) -> Result<Report, Failure> {
             let store = postgres(text(1)?, text(2)?).await?;
             pg_growth(
                 text(1)?,
+                text(2)?,
                 store,
                 text(3)?,
                 number(4)?,
@@ -181,6 +182,7 @@ fn new_event<E: Event>(event: &E) -> Result<NewEvent, Failure> {
 /// `snapshot`: no cache, every command loads the snapshot and what follows.
 async fn pg_growth(
     connection: &str,
+    schema: &str,
     store: PostgresStore,
     mode: &str,
     size: usize,
@@ -227,12 +229,14 @@ async fn pg_growth(
     }
     let cache = if mode == "cached" { 10_000 } else { 0 };
     let engine = engine(store, cache).await?;
-    // Flush what the preparation wrote, so its write-back does not slow the
-    // timed commits (the other side does the same).
-    pg_connect(connection)
-        .await?
-        .batch_execute("CHECKPOINT")
+    // Settle what the preparation wrote, so neither its write-back nor an
+    // autovacuum of the new rows runs during the timed commits (the other
+    // side does the same).
+    let client = pg_connect(connection).await?;
+    client
+        .batch_execute(&format!("VACUUM ANALYZE \"{schema}\".events"))
         .await?;
+    client.batch_execute("CHECKPOINT").await?;
     let deposit = |a: usize| Deposit {
         account: script::account_id(a),
         amount: 1,

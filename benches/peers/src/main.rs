@@ -295,8 +295,12 @@ async fn pg_growth(
     .bind(deposited)
     .execute(&pool)
     .await?;
-    // Flush what the preparation wrote, so its write-back does not slow the
-    // timed commits (the other side does the same).
+    // Settle what the preparation wrote, so neither its write-back nor an
+    // autovacuum of the new rows runs during the timed commits (the other
+    // side does the same).
+    sqlx::raw_sql(&format!("VACUUM ANALYZE {schema}.events"))
+        .execute(&pool)
+        .await?;
     sqlx::raw_sql("CHECKPOINT").execute(&pool).await?;
     // Fill the pool as the measured loop will use it.
     cqrs.execute(
