@@ -62,6 +62,7 @@ pub(crate) async fn run(args: &[String]) -> Result<Report, Failure> {
                 number(4)?,
                 number(5)?,
                 number(6)?,
+                number(7)?,
             )
             .await
         }
@@ -188,6 +189,7 @@ async fn pg_growth(
     size: usize,
     aggregates: usize,
     at_least: usize,
+    total: usize,
 ) -> Result<Report, Failure> {
     let mut writes = tokio::task::JoinSet::new();
     for a in 0..aggregates {
@@ -233,6 +235,21 @@ async fn pg_growth(
     // autovacuum of the new rows runs during the timed commits (the other
     // side does the same).
     let client = pg_connect(connection).await?;
+    // Other streams up to `total` events, so every stream length is timed
+    // on a table (and indexes) of the same size.
+    let filler = i64::try_from(total.saturating_sub(size * aggregates)).unwrap_or(0);
+    client
+        .execute(
+            &format!(
+                "INSERT INTO \"{schema}\".events (stream_aggregate, stream_id, version, \
+                 event_id, event_name, schema_version, payload, metadata, timestamp_us) \
+                 SELECT 'filler', 'filler-' || (g / 1000), g % 1000 + 1, gen_random_uuid(), \
+                 'account.deposited', 1, '{{\"amount\":1}}', '{{}}', 0 \
+                 FROM generate_series(0, $1::bigint - 1) g"
+            ),
+            &[&filler],
+        )
+        .await?;
     client
         .batch_execute(&format!("VACUUM ANALYZE \"{schema}\".events"))
         .await?;

@@ -334,7 +334,15 @@ impl Bench {
         if self.pg().is_none() {
             return Ok(());
         }
-        // PostgreSQL: ours cached and snapshot, and postgres-es.
+        // PostgreSQL: ours cached and snapshot, and postgres-es. Every size
+        // runs on a table of the same size (the largest preparation, the
+        // rest in other streams): a bigger table costs more per commit
+        // whatever the stream length (more index pages to write).
+        let total = GROWTH_SIZES
+            .iter()
+            .map(|&n| n * self.sizes.pg_growth_accounts(n))
+            .max()
+            .unwrap_or(0);
         let mut pg: Vec<[Vec<f64>; 3]> = (0..n).map(|_| Default::default()).collect();
         for run in 0..self.runs {
             let mut order: Vec<usize> = (0..n).collect();
@@ -357,6 +365,7 @@ impl Bench {
                         s(size),
                         s(aggregates),
                         s(self.sizes.pg_growth_ours),
+                        s(total),
                     ];
                     Ok(micros(&[self.sample(Side::Ours, args)?])?[0])
                 };
@@ -369,6 +378,7 @@ impl Bench {
                         unique_schema("growth_es"),
                         s(size),
                         s(aggregates),
+                        s(total),
                     ];
                     Ok(micros(&[self.sample(Side::Peer, args)?])?[0])
                 };

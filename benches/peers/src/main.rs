@@ -10,7 +10,7 @@
 //! cqrs-bench-peers mem-cmds   ACCOUNTS COMMANDS CLIENTS
 //! cqrs-bench-peers mem-growth SIZE AGGREGATES
 //! cqrs-bench-peers pg-cmds    URL SCHEMA ACCOUNTS COMMANDS CLIENTS
-//! cqrs-bench-peers pg-growth  URL SCHEMA SIZE AGGREGATES
+//! cqrs-bench-peers pg-growth  URL SCHEMA SIZE AGGREGATES TOTAL
 //! ```
 
 mod bank;
@@ -105,6 +105,7 @@ async fn run(args: &[String]) -> Result<Vec<(&'static str, f64)>, Failure> {
                 text(args, 2)?,
                 number(args, 3)?,
                 number(args, 4)?,
+                number(args, 5)?,
             )
             .await
         }
@@ -274,6 +275,7 @@ async fn pg_growth(
     schema: &str,
     size: usize,
     aggregates: usize,
+    total: usize,
 ) -> Result<Vec<(&'static str, f64)>, Failure> {
     let cqrs = postgres(url, schema).await?;
     let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
@@ -293,6 +295,21 @@ async fn pg_growth(
     .bind(size as i64)
     .bind(opened)
     .bind(deposited)
+    .execute(&pool)
+    .await?;
+    // Other streams up to `total` events, so every stream length is timed
+    // on a table (and indexes) of the same size.
+    let filler = i64::try_from(total.saturating_sub(size * aggregates)).unwrap_or(0);
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.events
+         SELECT 'filler', 'filler-' || (g / 1000), g % 1000 + 1, 'account.deposited', '1',
+                $2::json, '{{}}'
+         FROM generate_series(0, $1 - 1) g"
+    ))
+    .bind(filler)
+    .bind(serde_json::to_string(&AccountEvent::MoneyDeposited(
+        MoneyDeposited { amount: 1 },
+    ))?)
     .execute(&pool)
     .await?;
     // Settle what the preparation wrote, so neither its write-back nor an
