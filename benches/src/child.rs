@@ -54,17 +54,16 @@ pub(crate) async fn run(args: &[String]) -> Result<Report, Failure> {
         }
         "pg-growth" => {
             let store = postgres(text(1)?, text(2)?).await?;
-            pg_growth(
-                text(1)?,
-                text(2)?,
-                store,
-                text(3)?,
-                number(4)?,
-                number(5)?,
-                number(6)?,
-                number(7)?,
-            )
-            .await
+            let growth = Growth {
+                connection: text(1)?,
+                schema: text(2)?,
+                mode: text(3)?,
+                size: number(4)?,
+                aggregates: number(5)?,
+                at_least: number(6)?,
+                total: number(7)?,
+            };
+            pg_growth(store, growth).await
         }
         "pg-raw-insert" => {
             pg_raw_insert(text(1)?, text(2)?, number(3)?, number(4)?, number(5)?, 1).await
@@ -177,20 +176,36 @@ fn new_event<E: Event>(event: &E) -> Result<NewEvent, Failure> {
     })
 }
 
+/// One PostgreSQL growth sample.
+struct Growth<'a> {
+    connection: &'a str,
+    schema: &'a str,
+    /// `cached`: the engine has loaded each account before the clock starts;
+    /// `snapshot`: no cache, every command loads the snapshot and what
+    /// follows.
+    mode: &'a str,
+    /// Events per timed account.
+    size: usize,
+    /// Timed accounts.
+    aggregates: usize,
+    /// Commands to time at least.
+    at_least: usize,
+    /// Events in the table, filler streams included.
+    total: usize,
+}
+
 /// One command on each of `aggregates` accounts that have `size` events,
 /// with the snapshot the engine would have taken (every 100 events).
-/// `cached`: the engine has loaded each account before the clock starts;
-/// `snapshot`: no cache, every command loads the snapshot and what follows.
-async fn pg_growth(
-    connection: &str,
-    schema: &str,
-    store: PostgresStore,
-    mode: &str,
-    size: usize,
-    aggregates: usize,
-    at_least: usize,
-    total: usize,
-) -> Result<Report, Failure> {
+async fn pg_growth(store: PostgresStore, growth: Growth<'_>) -> Result<Report, Failure> {
+    let Growth {
+        connection,
+        schema,
+        mode,
+        size,
+        aggregates,
+        at_least,
+        total,
+    } = growth;
     let mut writes = tokio::task::JoinSet::new();
     for a in 0..aggregates {
         let store = store.clone();
