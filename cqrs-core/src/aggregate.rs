@@ -42,6 +42,13 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
     fn decode_snapshot(bytes: &[u8]) -> Option<Result<Self, serde_json::Error>>;
 }
 
+/// The services of an aggregate that declares none (`()`), which need no
+/// registration; `None` for any other services type.
+pub(crate) fn unit_services<S: 'static>() -> Option<&'static S> {
+    static UNIT: () = ();
+    (&UNIT as &dyn std::any::Any).downcast_ref::<S>()
+}
+
 /// Folds event `E` into the aggregate's state.
 ///
 /// Must not fail and must not look anywhere but at the event: it runs again on

@@ -50,7 +50,6 @@
 //! # }
 //! ```
 
-use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -110,10 +109,9 @@ impl<A: Aggregate> AggregateTest<A> {
             mut state,
             services,
         } = self;
-        static UNIT: () = ();
         let services: &A::Services = match (
             &services,
-            (&UNIT as &dyn Any).downcast_ref::<A::Services>(),
+            crate::aggregate::unit_services::<A::Services>(),
         ) {
             (Some(services), _) => services,
             (None, Some(unit)) => unit,

@@ -367,8 +367,7 @@ impl Engine {
     }
 
     fn services<A: Aggregate>(&self) -> Result<&A::Services, Error> {
-        static UNIT: () = ();
-        if let Some(unit) = (&UNIT as &dyn Any).downcast_ref::<A::Services>() {
+        if let Some(unit) = crate::aggregate::unit_services::<A::Services>() {
             return Ok(unit);
         }
         self.shared
