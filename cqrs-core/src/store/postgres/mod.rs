@@ -347,7 +347,8 @@ impl PostgresStore {
         let (jobs, receiver) = mpsc::channel(options.max_group.max(16) * 4);
         let writer = Writer {
             pool: pool.clone(),
-            sql: sql.append_group.clone(),
+            group_sql: sql.append_group.clone(),
+            one_sql: sql.append_one.clone(),
             lock_key: schema.lock_key("cqrs.append"),
             channel: schema.as_str().to_owned(),
             jobs: receiver,

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::tokio_postgres::Row;
 use deadpool_postgres::tokio_postgres::error::SqlState;
+use deadpool_postgres::{Client, Pool};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -26,7 +27,10 @@ pub(super) struct AppendJob {
 /// The writer task's state.
 pub(super) struct Writer {
     pub(super) pool: Pool,
-    pub(super) sql: String,
+    /// `append_group`, for a group of several appends.
+    pub(super) group_sql: String,
+    /// `append_one`, the same for a group of one, at a fraction of the cost.
+    pub(super) one_sql: String,
     pub(super) lock_key: i64,
     pub(super) channel: String,
     pub(super) jobs: mpsc::Receiver<AppendJob>,
@@ -151,45 +155,31 @@ impl Writer {
         }
     }
 
-    /// Appends `group` in one call of `append_group`: one round trip, one
-    /// transaction.
+    /// Appends `group` in one call of `append_group` (or `append_one` for a
+    /// single append): one round trip, one transaction.
     async fn call(&self, group: &[AppendJob]) -> Result<Vec<Outcome>, CallError> {
         let client = acquire(&self.pool).await.map_err(CallError::Connect)?;
+        if let [job] = group {
+            return self
+                .call_one(&client, job)
+                .await
+                .map(|outcome| vec![outcome]);
+        }
         let statement = client
-            .prepare_cached(&self.sql)
+            .prepare_cached(&self.group_sql)
             .await
             .map_err(CallError::Postgres)?;
-        let events = group.iter().map(|j| j.events.len()).sum();
         let mut a_aggregate = Vec::with_capacity(group.len());
         let mut a_id = Vec::with_capacity(group.len());
         let mut a_expected = Vec::with_capacity(group.len());
         let mut a_count = Vec::with_capacity(group.len());
-        let mut e_event_id: Vec<Uuid> = Vec::with_capacity(events);
-        let mut e_event_name = Vec::with_capacity(events);
-        let mut e_schema_version = Vec::with_capacity(events);
-        let mut e_payload = Vec::with_capacity(events);
-        let mut e_metadata = Vec::with_capacity(events);
-        let mut e_timestamp = Vec::with_capacity(events);
         for job in group {
             a_aggregate.push(job.stream.aggregate.as_str());
             a_id.push(job.stream.id.as_str());
-            a_expected.push(match job.expected {
-                ExpectedVersion::Any => -1_i64,
-                ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
-            });
+            a_expected.push(expected(job));
             a_count.push(i32::try_from(job.events.len()).unwrap_or(i32::MAX));
-            for event in &job.events {
-                e_event_id.push(event.event_id);
-                e_event_name.push(event.event_name.as_str());
-                e_schema_version.push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
-                // `PostgresStore::append` checked that payloads are UTF-8.
-                e_payload.push(std::str::from_utf8(&event.payload).unwrap_or_default());
-                e_metadata.push(
-                    serde_json::to_string(&event.metadata).unwrap_or_else(|_| String::from("{}")),
-                );
-                e_timestamp.push(event.timestamp.as_micros());
-            }
         }
+        let columns = EventColumns::of(group);
         let rows = client
             .query(
                 &statement,
@@ -200,12 +190,12 @@ impl Writer {
                     &a_id,
                     &a_expected,
                     &a_count,
-                    &e_event_id,
-                    &e_event_name,
-                    &e_schema_version,
-                    &e_payload,
-                    &e_metadata,
-                    &e_timestamp,
+                    &columns.event_id,
+                    &columns.event_name,
+                    &columns.schema_version,
+                    &columns.payload,
+                    &columns.metadata,
+                    &columns.timestamp,
                 ],
             )
             .await
@@ -220,25 +210,106 @@ impl Writer {
         Ok(group
             .iter()
             .zip(rows)
-            .map(|(job, row)| {
-                let actual: i64 = row.get(0);
-                match row.get::<_, Option<i64>>(3) {
-                    Some(version) => Ok(AppendOutcome {
-                        version: to_u64(version),
-                        first_position: to_u64(row.get(1)),
-                        last_position: to_u64(row.get(2)),
-                    }),
-                    None => Err(StoreError::Conflict {
-                        stream: job.stream.clone(),
-                        expected: match job.expected {
-                            ExpectedVersion::Exact(v) => v,
-                            ExpectedVersion::Any => 0,
-                        },
-                        actual: to_u64(actual),
-                    }),
-                }
-            })
+            .map(|(job, row)| outcome(job, &row))
             .collect())
+    }
+
+    /// Appends one job with `append_one`.
+    async fn call_one(&self, client: &Client, job: &AppendJob) -> Result<Outcome, CallError> {
+        let statement = client
+            .prepare_cached(&self.one_sql)
+            .await
+            .map_err(CallError::Postgres)?;
+        let columns = EventColumns::of(std::slice::from_ref(job));
+        let row = client
+            .query_one(
+                &statement,
+                &[
+                    &self.lock_key,
+                    &self.channel,
+                    &job.stream.aggregate,
+                    &job.stream.id,
+                    &expected(job),
+                    &columns.event_id,
+                    &columns.event_name,
+                    &columns.schema_version,
+                    &columns.payload,
+                    &columns.metadata,
+                    &columns.timestamp,
+                ],
+            )
+            .await
+            .map_err(CallError::Postgres)?;
+        Ok(outcome(job, &row))
+    }
+}
+
+/// The events of some appends, column by column, as the functions take them.
+struct EventColumns<'a> {
+    event_id: Vec<Uuid>,
+    event_name: Vec<&'a str>,
+    schema_version: Vec<i32>,
+    payload: Vec<&'a str>,
+    metadata: Vec<String>,
+    timestamp: Vec<i64>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(group: &'a [AppendJob]) -> Self {
+        let events = group.iter().map(|j| j.events.len()).sum();
+        let mut columns = Self {
+            event_id: Vec::with_capacity(events),
+            event_name: Vec::with_capacity(events),
+            schema_version: Vec::with_capacity(events),
+            payload: Vec::with_capacity(events),
+            metadata: Vec::with_capacity(events),
+            timestamp: Vec::with_capacity(events),
+        };
+        for event in group.iter().flat_map(|job| &job.events) {
+            columns.event_id.push(event.event_id);
+            columns.event_name.push(event.event_name.as_str());
+            columns
+                .schema_version
+                .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
+            // `PostgresStore::append` checked that payloads are UTF-8.
+            columns
+                .payload
+                .push(std::str::from_utf8(&event.payload).unwrap_or_default());
+            columns.metadata.push(
+                serde_json::to_string(&event.metadata).unwrap_or_else(|_| String::from("{}")),
+            );
+            columns.timestamp.push(event.timestamp.as_micros());
+        }
+        columns
+    }
+}
+
+/// The version an append expects, as the functions take it (-1: any).
+fn expected(job: &AppendJob) -> i64 {
+    match job.expected {
+        ExpectedVersion::Any => -1,
+        ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+    }
+}
+
+/// One result row of `append_group` or `append_one`: `new_version` is NULL
+/// when the stream was not at the expected version.
+fn outcome(job: &AppendJob, row: &Row) -> Outcome {
+    let actual: i64 = row.get(0);
+    match row.get::<_, Option<i64>>(3) {
+        Some(version) => Ok(AppendOutcome {
+            version: to_u64(version),
+            first_position: to_u64(row.get(1)),
+            last_position: to_u64(row.get(2)),
+        }),
+        None => Err(StoreError::Conflict {
+            stream: job.stream.clone(),
+            expected: match job.expected {
+                ExpectedVersion::Exact(v) => v,
+                ExpectedVersion::Any => 0,
+            },
+            actual: to_u64(actual),
+        }),
     }
 }
 
