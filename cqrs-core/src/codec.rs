@@ -6,9 +6,30 @@ use serde::ser::{SerializeStruct, Serializer};
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::event::{Event, EventSet};
 
-/// Encodes an event's payload.
+/// Encodes an event's payload into a buffer of exactly its size.
+///
+/// Stores keep payloads for the life of the event: serializing into a
+/// reused scratch buffer and copying out once costs one exact allocation,
+/// where `serde_json::to_vec` grows a buffer (128 bytes or more) that the
+/// store would then have to shrink or waste.
 pub(crate) fn encode_event<E: Event>(event: &E) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(event)
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            serde_json::to_writer(&mut *buffer, event)?;
+            let payload = buffer.to_vec();
+            // A rare huge event should not pin its buffer to the thread.
+            if buffer.capacity() > 64 * 1024 {
+                *buffer = Vec::new();
+            }
+            Ok(payload)
+        }
+        // Re-entered from inside a `Serialize` impl: no scratch to share.
+        Err(_) => serde_json::to_vec(event),
+    })
 }
 
 /// Decodes a payload stored under `name` and `version` as `E`.
@@ -125,5 +146,16 @@ mod tests {
         let broken = decode_event::<Moved>("moved", 2, b"{\"to\": 5}").unwrap_err();
         assert!(matches!(broken.kind, DecodeErrorKind::Payload { .. }));
         assert!(broken.to_string().contains("`moved` version 2"), "{broken}");
+    }
+
+    #[test]
+    fn payloads_are_exactly_sized_and_the_scratch_buffer_is_reused_safely() {
+        let long = "y".repeat(100_000);
+        for to in ["x", long.as_str(), "", "z"] {
+            let event = Moved { to: to.into() };
+            let payload = encode_event(&event).unwrap();
+            assert_eq!(payload, serde_json::to_vec(&event).unwrap());
+            assert_eq!(payload.capacity(), payload.len());
+        }
     }
 }

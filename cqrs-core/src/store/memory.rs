@@ -83,26 +83,6 @@ impl MemoryStore {
                 reason: String::from("no events to append"),
             });
         }
-        // Built before taking the lock, which then only numbers them: the
-        // critical section stays short when many tasks append at once.
-        let records: Vec<Arc<RecordedEvent>> = events
-            .into_iter()
-            .map(|mut event| {
-                // Kept for the life of the store: drop the encoder's spare capacity.
-                event.payload.shrink_to_fit();
-                Arc::new(RecordedEvent {
-                    event_id: event.event_id,
-                    stream: stream.clone(),
-                    version: 0,
-                    position: 0,
-                    event_name: event.event_name,
-                    schema_version: event.schema_version,
-                    payload: event.payload,
-                    metadata: event.metadata,
-                    timestamp: event.timestamp,
-                })
-            })
-            .collect();
         let mut inner = self.lock();
         let Inner { log, streams, .. } = &mut *inner;
         // One hash lookup, and the stream id is cloned as a key only for a
@@ -122,17 +102,29 @@ impl MemoryStore {
                 actual: current,
             });
         }
+        // Records are built in place, numbered as they are made: no
+        // intermediate list, and nothing to undo (the check above is the
+        // only way to fail).
         let first_position = log.len() as u64 + 1;
         let mut version = current;
-        for mut record in records {
+        log.reserve(events.len());
+        for mut event in events {
             version += 1;
             indices.push(log.len());
-            let position = log.len() as u64 + 1;
-            if let Some(record) = Arc::get_mut(&mut record) {
-                record.version = version;
-                record.position = position;
-            }
-            log.push(record);
+            // Kept for the life of the store: drop any spare capacity (a
+            // no-op for the engine's exactly sized payloads).
+            event.payload.shrink_to_fit();
+            log.push(Arc::new(RecordedEvent {
+                event_id: event.event_id,
+                stream: stream.clone(),
+                version,
+                position: log.len() as u64 + 1,
+                event_name: event.event_name,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+                timestamp: event.timestamp,
+            }));
         }
         if !new_stream.is_empty() {
             streams.insert(stream.clone(), new_stream);
