@@ -2,7 +2,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -175,7 +175,7 @@ impl EngineBuilder {
                 store,
                 registry,
                 services,
-                caches: Mutex::new(TypeMap::default()),
+                caches: RwLock::new(TypeMap::default()),
                 projections,
                 config,
                 shutdown,

@@ -8,7 +8,7 @@ mod query;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -92,7 +92,7 @@ struct Shared {
     registry: Registry,
     services: TypeMap<Arc<dyn Any + Send + Sync>>,
     /// One `AggregateCache<A>` per aggregate type, made on first use.
-    caches: Mutex<TypeMap<Arc<dyn Any + Send + Sync>>>,
+    caches: RwLock<TypeMap<Arc<dyn Any + Send + Sync>>>,
     projections: HashMap<&'static str, RunningProjection>,
     config: Config,
     shutdown: watch::Sender<bool>,
@@ -384,15 +384,29 @@ impl Engine {
     }
 
     fn cache<A: Aggregate>(&self) -> Arc<AggregateCache<A>> {
-        let mut caches = self
+        // Read-locked on every command, write-locked once per aggregate type:
+        // concurrent commands do not queue here.
+        let existing = self
             .shared
             .caches
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let entry = caches.entry(TypeId::of::<A>()).or_insert_with(|| {
-            Arc::new(AggregateCache::<A>::new(self.shared.config.cache_capacity))
-        });
-        match Arc::clone(entry).downcast::<AggregateCache<A>>() {
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&TypeId::of::<A>())
+            .map(Arc::clone);
+        let entry = match existing {
+            Some(entry) => entry,
+            None => Arc::clone(
+                self.shared
+                    .caches
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(TypeId::of::<A>())
+                    .or_insert_with(|| {
+                        Arc::new(AggregateCache::<A>::new(self.shared.config.cache_capacity))
+                    }),
+            ),
+        };
+        match entry.downcast::<AggregateCache<A>>() {
             Ok(cache) => cache,
             // Keyed by `TypeId::of::<A>()`, so the entry is always an `AggregateCache<A>`.
             Err(_) => Arc::new(AggregateCache::new(self.shared.config.cache_capacity)),
