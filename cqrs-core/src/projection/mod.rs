@@ -21,7 +21,7 @@ pub use runner::{ProjectionStatus, Rebuild, RebuildProgress, RunState};
 use crate::error::DecodeError;
 use crate::event::Event;
 use crate::record::RecordedEvent;
-use crate::store::{LogFilter, Store};
+use crate::store::{LogFilter, ReadAhead, Store};
 
 /// A read model built from events of any aggregates.
 ///
@@ -67,9 +67,17 @@ pub trait Project<E: Event> {
     fn project(&mut self, event: &Envelope<E>);
 }
 
+/// How many events [`replay`] reads per page: big enough that the cost of a
+/// query is spread over many events, small enough that the first page (the
+/// one read before there is anything to project) is a small part of a long
+/// catch-up.
+const REPLAY_PAGE: usize = 4096;
+
 /// Builds projection `P` from scratch by reading the whole log of `store`,
 /// without touching any running copy: the reference a live projection can be
 /// compared with, and the way to inspect a read model offline.
+///
+/// The next page of the log is read while the current one is projected.
 ///
 /// # Errors
 ///
@@ -79,16 +87,20 @@ pub async fn replay<P: Projection>(store: &dyn Store) -> Result<P, crate::Error>
     let filter = LogFilter::events(P::EVENTS.iter().copied());
     let head = store.head().await?;
     let mut state = P::default();
-    let mut after = 0;
-    while after < head {
-        let slice = store.read_log(after, &filter, 1024).await?;
+    let mut pages = ReadAhead::new(store, 0, &filter, REPLAY_PAGE);
+    while pages.position() < head {
+        let from = pages.position();
+        let slice = pages.next_page().await?;
+        if slice.through <= from {
+            break;
+        }
+        if slice.through < head {
+            pages.read_ahead().await;
+        }
         for record in &slice.events {
             state.project_recorded(record)?;
         }
-        if slice.through <= after {
-            break;
-        }
-        after = slice.through;
+        pages.recycle(slice.events);
     }
     Ok(state)
 }

@@ -271,6 +271,7 @@ impl<P: Projection> Runner<P> {
                     rebuild = Some((progress, now));
                 }
             }
+            tail.recycle(slice.events);
         }
     }
 

@@ -27,9 +27,12 @@
 //!
 //! The `tests` package runs one conformance suite against every store.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod decode;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod read_ahead;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -41,6 +44,7 @@ use tokio::sync::watch;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStats, PostgresStore};
+pub(crate) use read_ahead::ReadAhead;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore, Synchronous};
 
@@ -155,6 +159,28 @@ pub trait GlobalLog: Send + Sync + Debug + 'static {
         filter: &'a LogFilter,
         limit: usize,
     ) -> BoxFuture<'a, Result<LogSlice, StoreError>>;
+
+    /// [`read_log`](Self::read_log), handing back `spent`: records of earlier
+    /// pages the caller is done with. A store may refill those no one else
+    /// holds (reusing their strings and buffers) instead of allocating new
+    /// ones for every event; a record still shared elsewhere is only released.
+    /// [`Tail`] and the projections' catch-up read through this.
+    ///
+    /// The default drops `spent` and calls `read_log`.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn read_log_recycling<'a>(
+        &'a self,
+        after: u64,
+        filter: &'a LogFilter,
+        limit: usize,
+        spent: Vec<Arc<RecordedEvent>>,
+    ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
+        drop(spent);
+        self.read_log(after, filter, limit)
+    }
 
     /// The highest position a reader may read now (0: the log is empty).
     ///
@@ -287,6 +313,10 @@ impl<T: EventStore + GlobalLog + SnapshotStore + CheckpointStore> Store for T {}
 
 /// Follows the global log: catch-up first, then live, in batches.
 ///
+/// While the caller works on one batch, the next is already being read (when
+/// the log has more), and the records of batches handed back with
+/// [`recycle`](Self::recycle) are reused for new ones.
+///
 /// # Examples
 ///
 /// ```
@@ -301,10 +331,7 @@ impl<T: EventStore + GlobalLog + SnapshotStore + CheckpointStore> Store for T {}
 /// ```
 #[derive(Debug)]
 pub struct Tail {
-    store: Arc<dyn Store>,
-    after: u64,
-    filter: LogFilter,
-    batch: usize,
+    pages: ReadAhead<'static>,
     head: watch::Receiver<u64>,
 }
 
@@ -312,18 +339,20 @@ impl Tail {
     /// Follows `store` from after position `after`.
     pub fn new(store: Arc<dyn Store>, after: u64, filter: LogFilter, batch: usize) -> Self {
         let head = store.watch_head();
-        Self {
-            store,
-            after,
-            filter,
-            batch: batch.max(1),
-            head,
-        }
+        let filter = Arc::new(filter);
+        let batch = batch.max(1);
+        // The reads own what they use, so one can run ahead of `next`.
+        let pages = ReadAhead::with(after, move |after, spent| {
+            let store = Arc::clone(&store);
+            let filter = Arc::clone(&filter);
+            Box::pin(async move { store.read_log_recycling(after, &filter, batch, spent).await })
+        });
+        Self { pages, head }
     }
 
     /// The position this tail has read through.
     pub fn position(&self) -> u64 {
-        self.after
+        self.pages.position()
     }
 
     /// The next non-empty step: waits for new events when caught up. Returns a
@@ -335,13 +364,13 @@ impl Tail {
     pub async fn next(&mut self) -> Result<LogSlice, StoreError> {
         loop {
             let head = *self.head.borrow_and_update();
-            if head > self.after {
-                let slice = self
-                    .store
-                    .read_log(self.after, &self.filter, self.batch)
-                    .await?;
-                if slice.through > self.after {
-                    self.after = slice.through;
+            let from = self.pages.position();
+            if head > from {
+                let slice = self.pages.next_page().await?;
+                if slice.through > from {
+                    if *self.head.borrow() > slice.through {
+                        self.pages.read_ahead().await;
+                    }
                     return Ok(slice);
                 }
             }
@@ -352,5 +381,11 @@ impl Tail {
                 });
             }
         }
+    }
+
+    /// Hands back the events of a batch the caller is done with, so reading
+    /// the next batches can reuse their memory.
+    pub fn recycle(&mut self, events: Vec<Arc<RecordedEvent>>) {
+        self.pages.recycle(events);
     }
 }

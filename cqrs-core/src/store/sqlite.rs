@@ -12,13 +12,14 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehav
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use super::decode::{EventRow, Spent, decode_metadata};
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
     LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
-use crate::record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
+use crate::record::{NewEvent, RecordedEvent, StreamId, Timestamp};
 
 /// How hard SQLite works to keep a committed transaction through a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -934,15 +935,18 @@ impl ToSql for Payload<'_> {
     }
 }
 
-fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
+/// Reads an event row laid out as `EVENT_COLUMNS`, borrowing its text.
+fn event_row<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<EventRow<'r>> {
     let conversion = |i, e: Box<dyn std::error::Error + Send + Sync>| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
     };
-    // Parsed from the row's own text: no copy of it per column.
-    let event_id =
-        Uuid::parse_str(row.get_ref(4)?.as_str()?).map_err(|e| conversion(4, Box::new(e)))?;
+    let text = |i| -> rusqlite::Result<&'r str> { Ok(row.get_ref(i)?.as_str()?) };
+    // The id and the metadata are parsed from the bytes: their parsers
+    // check what they read, no need to check the text as UTF-8 first.
+    let bytes = |i| -> rusqlite::Result<&'r [u8]> { Ok(row.get_ref(i)?.as_bytes()?) };
+    let event_id = Uuid::try_parse_ascii(bytes(4)?).map_err(|e| conversion(4, Box::new(e)))?;
     let payload = match row.get_ref(7)? {
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes,
         other => {
             return Err(rusqlite::Error::InvalidColumnType(
                 7,
@@ -951,19 +955,23 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
             ));
         }
     };
-    let metadata: Metadata =
-        serde_json::from_str(row.get_ref(8)?.as_str()?).map_err(|e| conversion(8, Box::new(e)))?;
-    Ok(RecordedEvent {
+    let metadata = decode_metadata(bytes(8)?).map_err(|e| conversion(8, Box::new(e)))?;
+    Ok(EventRow {
         position: to_u64(row.get(0)?),
-        stream: StreamId::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?),
+        aggregate: text(1)?,
+        stream_id: text(2)?,
         version: to_u64(row.get(3)?),
         event_id,
-        event_name: row.get(5)?,
+        event_name: text(5)?,
         schema_version: row.get(6)?,
         payload,
         metadata,
         timestamp: Timestamp(row.get(9)?),
     })
+}
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    event_row(row).map(|row| row.to_record())
 }
 
 /// The filter's lists as JSON arrays for `json_each`, `NULL` when empty.
@@ -1028,6 +1036,16 @@ impl GlobalLog for SqliteStore {
         filter: &'a LogFilter,
         limit: usize,
     ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
+        self.read_log_recycling(after, filter, limit, Vec::new())
+    }
+
+    fn read_log_recycling<'a>(
+        &'a self,
+        after: u64,
+        filter: &'a LogFilter,
+        limit: usize,
+        spent: Vec<Arc<RecordedEvent>>,
+    ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
         let events = json_list(&filter.events);
         let aggregates = json_list(&filter.aggregates);
         let limit = limit.max(1);
@@ -1049,21 +1067,21 @@ impl GlobalLog for SqliteStore {
                  ORDER BY position
                  LIMIT ?5"
             );
-            let records: Vec<Arc<RecordedEvent>> = conn
-                .prepare_cached(&sql)
+            let mut spent = Spent::new(spent);
+            let mut records = Vec::with_capacity(limit.min(head.saturating_sub(after) as usize));
+            conn.prepare_cached(&sql)
                 .and_then(|mut s| {
-                    s.query_map(
-                        params![
-                            to_i64(after),
-                            to_i64(head),
-                            events,
-                            aggregates,
-                            i64::try_from(limit).unwrap_or(i64::MAX)
-                        ],
-                        record_from_row,
-                    )?
-                    .map(|r| r.map(Arc::new))
-                    .collect()
+                    let mut rows = s.query(params![
+                        to_i64(after),
+                        to_i64(head),
+                        events,
+                        aggregates,
+                        i64::try_from(limit).unwrap_or(i64::MAX)
+                    ])?;
+                    while let Some(row) = rows.next()? {
+                        records.push(spent.record(event_row(row)?));
+                    }
+                    Ok(())
                 })
                 .map_err(fail)?;
             let through = if records.len() >= limit {
