@@ -4,6 +4,7 @@
 //! on [`PostgresStore`].
 
 mod listener;
+mod log;
 mod schema;
 mod writer;
 
@@ -22,13 +23,14 @@ use tokio::task::JoinHandle;
 
 use self::schema::{SchemaName, Sql};
 use self::writer::{AppendJob, Writer};
+use super::decode::{EventRow, decode_metadata};
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
     LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
-use crate::record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
+use crate::record::{NewEvent, RecordedEvent, StreamId, Timestamp};
 
 /// Settings of a [`PostgresStore`].
 ///
@@ -269,6 +271,8 @@ struct Inner {
     schema: SchemaName,
     pool: Pool,
     sql: Sql,
+    /// The statement of a catch-up page (see [`log::page_sql`]).
+    page_sql: String,
     jobs: mpsc::Sender<AppendJob>,
     head: Arc<watch::Sender<u64>>,
     stats: Arc<Counters>,
@@ -315,7 +319,7 @@ impl PostgresStore {
             pg.connect_timeout(options.connect_timeout);
         }
         let manager = Manager::from_config(
-            pg.clone(),
+            plan_once_per_session(pg.clone()),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -366,6 +370,7 @@ impl PostgresStore {
         ));
         Ok(Self {
             inner: Arc::new(Inner {
+                page_sql: log::page_sql(&schema),
                 schema,
                 pool,
                 sql,
@@ -394,6 +399,24 @@ impl PostgresStore {
     async fn client(&self) -> Result<Object, StoreError> {
         acquire(&self.inner.pool).await
     }
+}
+
+/// `config` with `plan_cache_mode = force_generic_plan`: each statement of
+/// the store is planned once per connection, never for the values of one
+/// call. They are fixed shapes with one good plan each, and a custom plan is
+/// worse than wasted planning time for the read of the log: on its first
+/// five calls PostgreSQL would plan it for the actual positions, see most of
+/// the table after `position > $1`, and collect and sort all of it (tens of
+/// milliseconds) to return one page. A `plan_cache_mode` in the connection
+/// string's own `options` still wins: it comes later.
+fn plan_once_per_session(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
+    let ours = "-c plan_cache_mode=force_generic_plan";
+    let options = match config.get_options() {
+        Some(theirs) => format!("{ours} {theirs}"),
+        None => String::from(ours),
+    };
+    config.options(options);
+    config
 }
 
 /// A pooled connection, or a clear error saying why there is none.
@@ -461,25 +484,33 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Reads an event row laid out as `EVENT_COLUMNS`, starting at column `at`.
-fn record_from_row(row: &Row, at: usize) -> Result<RecordedEvent, StoreError> {
-    let position: i64 = row.get(at);
-    let metadata: String = row.get(at + 8);
-    let metadata: Metadata = serde_json::from_str(&metadata).map_err(|e| StoreError::Backend {
+/// Reads an event row laid out as `EVENT_COLUMNS`, starting at column `at`,
+/// borrowing its text.
+fn event_row(row: &Row, at: usize) -> Result<EventRow<'_>, StoreError> {
+    let position: i64 = row.try_get(at).map_err(|e| pg_error("an event row", e))?;
+    let fail = |e| {
+        pg_error(
+            format!("the event at position {position} does not decode"),
+            e,
+        )
+    };
+    let metadata: &str = row.try_get(at + 8).map_err(fail)?;
+    let metadata = decode_metadata(metadata.as_bytes()).map_err(|e| StoreError::Backend {
         message: format!("the metadata of the event at position {position} does not decode"),
         source: Some(Box::new(e)),
     })?;
-    let payload: String = row.get(at + 7);
-    Ok(RecordedEvent {
+    let payload: &str = row.try_get(at + 7).map_err(fail)?;
+    Ok(EventRow {
         position: to_u64(position),
-        stream: StreamId::new(row.get::<_, String>(at + 1), row.get::<_, String>(at + 2)),
-        version: to_u64(row.get(at + 3)),
-        event_id: row.get(at + 4),
-        event_name: row.get(at + 5),
-        schema_version: u32::try_from(row.get::<_, i32>(at + 6)).unwrap_or(0),
-        payload: payload.into_bytes(),
+        aggregate: row.try_get(at + 1).map_err(fail)?,
+        stream_id: row.try_get(at + 2).map_err(fail)?,
+        version: to_u64(row.try_get(at + 3).map_err(fail)?),
+        event_id: row.try_get(at + 4).map_err(fail)?,
+        event_name: row.try_get(at + 5).map_err(fail)?,
+        schema_version: u32::try_from(row.try_get::<_, i32>(at + 6).map_err(fail)?).unwrap_or(0),
+        payload: payload.as_bytes(),
         metadata,
-        timestamp: Timestamp(row.get(at + 9)),
+        timestamp: Timestamp(row.try_get(at + 9).map_err(fail)?),
     })
 }
 
@@ -556,7 +587,7 @@ impl EventStore for PostgresStore {
                 .await
                 .map_err(fail)?;
             rows.iter()
-                .map(|row| record_from_row(row, 0).map(Arc::new))
+                .map(|row| event_row(row, 0).map(|row| Arc::new(row.to_record())))
                 .collect()
         })
     }
@@ -569,52 +600,26 @@ impl GlobalLog for PostgresStore {
         filter: &'a LogFilter,
         limit: usize,
     ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
-        Box::pin(async move {
-            let fail = |e| pg_error(format!("cannot read the global log after {after}"), e);
-            let limit = limit.max(1);
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&self.inner.sql.read_log)
-                .await
-                .map_err(fail)?;
-            let events = (!filter.events.is_empty()).then_some(&filter.events);
-            let aggregates = (!filter.aggregates.is_empty()).then_some(&filter.aggregates);
-            // The last position one page looks at: 64 pages ahead (as the memory
-            // store bounds its scan): a sparse filter takes more pages rather
-            // than one that scans the whole log.
-            let window_end =
-                after.saturating_add(u64::try_from(limit).unwrap_or(u64::MAX).saturating_mul(64));
-            let rows = client
-                .query(
-                    &statement,
-                    &[
-                        &to_i64(after),
-                        &events,
-                        &aggregates,
-                        &i64::try_from(limit).unwrap_or(i64::MAX),
-                        &to_i64(window_end),
-                    ],
-                )
-                .await
-                .map_err(fail)?;
-            let head = rows.first().map_or(0, |row| to_u64(row.get(0)));
-            let mut records = Vec::with_capacity(rows.len());
-            for row in &rows {
-                // With no matching event, the one row is the head alone.
-                if row.get::<_, Option<i64>>(1).is_some() {
-                    records.push(Arc::new(record_from_row(row, 1)?));
-                }
-            }
-            let through = if records.len() >= limit {
-                records.last().map_or(after, |r| r.position)
-            } else {
-                head.min(window_end).max(after)
-            };
-            Ok(LogSlice {
-                events: records,
-                through,
-            })
-        })
+        // The schema's statement, which also sorts the page on the server;
+        // catch-ups read through `read_log_recycling`, whose statement
+        // streams the page instead (see `log::page_sql`).
+        Box::pin(self.spawn_read_page(
+            |inner| &inner.sql.read_log,
+            after,
+            filter,
+            limit,
+            Vec::new(),
+        ))
+    }
+
+    fn read_log_recycling<'a>(
+        &'a self,
+        after: u64,
+        filter: &'a LogFilter,
+        limit: usize,
+        spent: Vec<Arc<RecordedEvent>>,
+    ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
+        Box::pin(self.spawn_read_page(|inner| &inner.page_sql, after, filter, limit, spent))
     }
 
     fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
