@@ -66,14 +66,14 @@ impl<D> Documents<D> {
     /// The document at `key`, to change it.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut D> {
         let doc = self.docs.get_mut(key)?;
-        self.changed.insert(key.to_owned());
+        mark_changed(&mut self.changed, key);
         Some(doc)
     }
 
     /// The document at `key`, to change or create it.
     pub fn entry(&mut self, key: impl Into<String>) -> Entry<'_, D> {
         let key = key.into();
-        self.changed.insert(key.clone());
+        mark_changed(&mut self.changed, &key);
         Entry {
             inner: self.docs.entry(key),
         }
@@ -82,14 +82,14 @@ impl<D> Documents<D> {
     /// Sets the document at `key`, returning the previous one.
     pub fn insert(&mut self, key: impl Into<String>, doc: D) -> Option<D> {
         let key = key.into();
-        self.changed.insert(key.clone());
+        mark_changed(&mut self.changed, &key);
         self.docs.insert(key, doc)
     }
 
     /// Deletes the document at `key`.
     pub fn remove(&mut self, key: &str) -> Option<D> {
         let removed = self.docs.remove(key)?;
-        self.changed.insert(key.to_owned());
+        mark_changed(&mut self.changed, key);
         Some(removed)
     }
 
@@ -106,6 +106,15 @@ impl<D> Documents<D> {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
+    }
+}
+
+/// Adds `key` to the changed keys, copying it only if it is not there yet: a
+/// projection writes the same documents over and over (an account per event)
+/// between two saves.
+fn mark_changed(changed: &mut BTreeSet<String>, key: &str) {
+    if !changed.contains(key) {
+        changed.insert(key.to_owned());
     }
 }
 
