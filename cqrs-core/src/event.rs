@@ -105,22 +105,39 @@ pub trait EventOf<A: Aggregate>: Event + Into<A::Event> {}
 /// assert_eq!(events.len(), 1);
 /// ```
 pub struct Events<A: Aggregate> {
-    items: Vec<A::Event>,
+    items: Items<A::Event>,
     _aggregate: PhantomData<fn() -> A>,
+}
+
+/// Most commands emit one event: it is kept inline, without a heap
+/// allocation per command.
+#[derive(Clone, PartialEq)]
+enum Items<E> {
+    None,
+    One(E),
+    Many(Vec<E>),
 }
 
 impl<A: Aggregate> Events<A> {
     /// No events: the command changed nothing.
     pub fn new() -> Self {
         Self {
-            items: Vec::new(),
+            items: Items::None,
             _aggregate: PhantomData,
         }
     }
 
     /// Appends one event of this aggregate.
     pub fn push<E: EventOf<A>>(&mut self, event: E) {
-        self.items.push(event.into());
+        let event = event.into();
+        self.items = match std::mem::replace(&mut self.items, Items::None) {
+            Items::None => Items::One(event),
+            Items::One(first) => Items::Many(vec![first, event]),
+            Items::Many(mut all) => {
+                all.push(event);
+                Items::Many(all)
+            }
+        };
     }
 
     /// Appends one event of this aggregate, by value (for chaining).
@@ -132,22 +149,30 @@ impl<A: Aggregate> Events<A> {
 
     /// How many events.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.as_slice().len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.as_slice().is_empty()
     }
 
     /// The events, in order.
     pub fn as_slice(&self) -> &[A::Event] {
-        &self.items
+        match &self.items {
+            Items::None => &[],
+            Items::One(event) => std::slice::from_ref(event),
+            Items::Many(all) => all,
+        }
     }
 
     /// The events, in order, by value.
     pub fn into_vec(self) -> Vec<A::Event> {
-        self.items
+        match self.items {
+            Items::None => Vec::new(),
+            Items::One(event) => vec![event],
+            Items::Many(all) => all,
+        }
     }
 }
 
@@ -159,7 +184,7 @@ impl<A: Aggregate> Default for Events<A> {
 
 impl<A: Aggregate> Debug for Events<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(&self.items).finish()
+        f.debug_list().entries(self.as_slice()).finish()
     }
 }
 
@@ -174,7 +199,7 @@ impl<A: Aggregate> Clone for Events<A> {
 
 impl<A: Aggregate> PartialEq for Events<A> {
     fn eq(&self, other: &Self) -> bool {
-        self.items == other.items
+        self.as_slice() == other.as_slice()
     }
 }
 
@@ -183,7 +208,7 @@ impl<A: Aggregate> IntoIterator for Events<A> {
     type IntoIter = std::vec::IntoIter<A::Event>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.items.into_iter()
+        self.into_vec().into_iter()
     }
 }
 

@@ -209,7 +209,11 @@ impl Engine {
         let services = self.services::<C::Aggregate>()?;
         let cache = self.cache::<C::Aggregate>();
         let slot = cache.slot(&stream.id);
-        let mut guard = slot.lock().await;
+        // Uncontended (the usual case), the lock is taken without a future.
+        let mut guard = match slot.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => slot.lock().await,
+        };
         let mut attempt = 0;
         loop {
             let loaded = match guard.take() {
@@ -217,7 +221,7 @@ impl Engine {
                 None => self.load::<C::Aggregate>(&stream).await?,
             };
             let events = match C::dispatch(&loaded.state, command, services).await {
-                Ok(events) => events.into_vec(),
+                Ok(events) => events,
                 Err(refusal) => {
                     if cache.keeps_state() {
                         *guard = Some(loaded);
@@ -232,7 +236,7 @@ impl Engine {
                 }
                 return Ok(self.receipt::<C>(stream, version, None, 0, attempt));
             }
-            let new_events = encode(&events, &metadata)?;
+            let new_events = encode(events.as_slice(), &metadata)?;
             match self
                 .shared
                 .store
@@ -244,7 +248,7 @@ impl Engine {
                         mut state,
                         version: before,
                     } = loaded;
-                    for event in &events {
+                    for event in events.as_slice() {
                         state.apply_event(event);
                     }
                     let loaded = Loaded {
@@ -573,23 +577,23 @@ impl Engine {
 
 fn encode<E: EventSet>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent>, Error> {
     let timestamp = Timestamp::now();
-    events
-        .iter()
-        .map(|event| {
-            let payload = event.encode().map_err(|source| Error::EventEncode {
-                event: event.event_name(),
-                source,
-            })?;
-            Ok(NewEvent {
-                event_id: uuid::Uuid::new_v4(),
-                event_name: event.event_name().to_owned(),
-                schema_version: event.event_version(),
-                payload,
-                metadata: metadata.clone(),
-                timestamp,
-            })
-        })
-        .collect()
+    // Sized exactly: collecting through `Result` would start at four.
+    let mut encoded = Vec::with_capacity(events.len());
+    for event in events {
+        let payload = event.encode().map_err(|source| Error::EventEncode {
+            event: event.event_name(),
+            source,
+        })?;
+        encoded.push(NewEvent {
+            event_id: uuid::Uuid::new_v4(),
+            event_name: event.event_name().to_owned(),
+            schema_version: event.event_version(),
+            payload,
+            metadata: metadata.clone(),
+            timestamp,
+        });
+    }
+    Ok(encoded)
 }
 
 #[cfg(all(test, feature = "derive"))]

@@ -314,3 +314,26 @@ async fn shutdown_stops_the_runners_but_not_commands() {
         "{err}"
     );
 }
+
+#[test]
+fn events_keep_their_order_however_many_there_are() {
+    let added = |n| TallyEvent::from(Added { n });
+    let mut events = Events::<Tally>::new();
+    assert!(events.is_empty() && events.as_slice().is_empty());
+    for n in 1..=3 {
+        events.push(Added { n });
+        let expected: Vec<_> = (1..=n).map(added).collect();
+        assert_eq!(events.len() as u64, n);
+        assert_eq!(events.as_slice(), expected.as_slice());
+        assert_eq!(events.clone().into_vec(), expected);
+        assert_eq!(events.clone().into_iter().collect::<Vec<_>>(), expected);
+        assert_eq!(format!("{events:?}"), format!("{expected:?}"));
+    }
+    assert_eq!(
+        events![Added { n: 1 }, Added { n: 2 }],
+        Events::<Tally>::new()
+            .with(Added { n: 1 })
+            .with(Added { n: 2 })
+    );
+    assert_ne!(events![Added { n: 1 }], Events::<Tally>::new());
+}
