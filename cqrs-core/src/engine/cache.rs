@@ -17,16 +17,20 @@ pub(crate) struct Loaded<A> {
 /// What one stream's lock guards: its loaded state, when known.
 pub(crate) type Slot<A> = Arc<tokio::sync::Mutex<Option<Loaded<A>>>>;
 
+/// Hashed with foldhash, randomly seeded per map: a stream id is hashed on
+/// every command, and SipHash cost more than the rest of the lookup.
+type Slots<A> = HashMap<String, Slot<A>, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 pub(crate) struct AggregateCache<A> {
-    slots: Mutex<HashMap<String, Slot<A>>>,
+    slots: Mutex<Slots<A>>,
     capacity: usize,
 }
 
 impl<A> AggregateCache<A> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
             capacity,
         }
     }
@@ -61,7 +65,7 @@ impl<A> AggregateCache<A> {
 
 /// Drops about a tenth of the idle slots (no command holds them), so the
 /// cost of eviction is paid once per many inserts.
-fn evict<A>(slots: &mut HashMap<String, Slot<A>>, capacity: usize) {
+fn evict<A>(slots: &mut Slots<A>, capacity: usize) {
     let target = capacity - capacity / 10;
     let mut excess = slots.len().saturating_sub(target).max(1);
     slots.retain(|_, slot| {

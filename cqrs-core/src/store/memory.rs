@@ -48,8 +48,9 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     log: Vec<Arc<RecordedEvent>>,
-    /// Per stream, the indices of its events in `log`, by version.
-    streams: HashMap<StreamId, Vec<usize>>,
+    /// Per stream, the indices of its events in `log`, by version. Hashed
+    /// with foldhash (randomly seeded): looked up on every append.
+    streams: HashMap<StreamId, Vec<usize>, foldhash::fast::RandomState>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, u64>,
     /// Per projection, (collection, key) -> document.
