@@ -27,6 +27,13 @@ pub fn encode_event<E: Event>(event: &E) -> Result<Vec<u8>, serde_json::Error> {
     crate::codec::encode_event(event)
 }
 
+/// A command's stream id from its `#[id]` field: generic rather than through
+/// `&dyn Display`, so that `String`, `&str` and the integers take their
+/// `ToString` fast paths instead of the formatting machinery.
+pub fn stream_id<T: std::fmt::Display + ?Sized>(id: &T) -> String {
+    id.to_string()
+}
+
 /// Decodes a payload stored as `name`/`version` into `E`.
 ///
 /// # Errors

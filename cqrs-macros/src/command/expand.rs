@@ -5,7 +5,7 @@ use quote::quote;
 
 use super::validate::Command;
 use crate::check::ident_string;
-use crate::diag::{around, set_spans, spanned_as};
+use crate::diag::{around, edge_spans, set_spans, spanned_as};
 use crate::runtime;
 
 /// `Command` and `Registered` impls and the inventory submission.
@@ -32,14 +32,14 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         quote!(<#ident as #krate::Registered>::REGISTRATION),
         aggregate,
     );
-    // Spanned on the field's type: a type without `Display` is reported there.
-    let id_ref = spanned_as(
-        {
-            let member = &id.member;
-            quote!(&self.#member)
-        },
-        id.ty,
-    );
+    // Spanned on the field's type, call included: a type without `Display`
+    // is reported there and nowhere else.
+    let stream_id = {
+        let member = &id.member;
+        let call = set_spans(quote!(#private::stream_id), edge_spans(id.ty).0);
+        let field = spanned_as(quote!(&self.#member), id.ty);
+        quote!(#call(#field))
+    };
     // The handler call is the check that the handler exists: spanned on
     // `async` for async commands, on the `aggregate = X` value otherwise.
     let signature = |services: TokenStream| {
@@ -99,8 +99,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
                 type Aggregate = #aggregate;
 
                 fn aggregate_id(&self) -> ::std::string::String {
-                    let id: &dyn ::core::fmt::Display = #id_ref;
-                    ::std::string::ToString::to_string(id)
+                    #stream_id
                 }
 
                 #dispatch
