@@ -123,6 +123,13 @@ pub(crate) fn decode_metadata(text: &[u8]) -> Result<Metadata, serde_json::Error
 /// The direct scan of [`decode_metadata`]: `None` for anything it does not
 /// cover.
 fn common_metadata(text: &[u8]) -> Option<Metadata> {
+    // What the engine writes for every event of a command, as serde_json
+    // spells it: matched whole, before the general scan.
+    if let Some(rest) = text.strip_prefix(br#"{"correlation_id":"#)
+        && let Some((id, b"}")) = quoted_uuid(rest)
+    {
+        return Some(Metadata::new().correlation_id(id));
+    }
     let mut metadata = Metadata::new();
     let mut rest = skip_space(text).strip_prefix(b"{")?;
     rest = skip_space(rest);
@@ -217,6 +224,7 @@ mod tests {
             String::from("{}"),
             String::from(" { } "),
             format!(r#"{{"correlation_id":"{ID}"}}"#),
+            format!(r#"{{"correlation_id":"{ID}"}} "#),
             // PostgreSQL's jsonb: its own key order, a space after each `:` and `,`.
             format!(r#"{{"actor": "ada", "causation_id": "{OTHER}", "correlation_id": "{ID}"}}"#),
             format!("{{\n\t\"actor\" : \"Zoë\" ,\r\n\"correlation_id\":\"{ID}\"}}"),
@@ -265,6 +273,8 @@ mod tests {
             format!(r#"{{"correlation_id":"{{{ID}}}"}}"#),
             format!(r#"{{"correlation_id":"urn:uuid:{ID}"}}"#),
             format!(r#"{{"correlation_id":"{ID}x"}}"#),
+            format!(r#"{{"correlation_id":"{ID}"}}x"#),
+            format!(r#"{{"correlation_id":"{ID}"}}}}"#),
             format!(r#"{{"correlation_id":"{}"}}"#, &ID[1..]),
         ] {
             agrees(&text);
