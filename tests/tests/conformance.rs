@@ -91,6 +91,7 @@ macro_rules! conformance {
                     cases::metadata_round_trips,
                     cases::unicode_and_large_payloads,
                     cases::ten_thousand_events_read_back,
+                    cases::catch_up_reads_every_event_once_across_pages,
                     cases::undecodable_payload_is_a_typed_error,
                     cases::watch_head_follows_appends,
                     read_models::read_model_commit_then_load,

@@ -311,10 +311,15 @@ pub trait Store: EventStore + GlobalLog + SnapshotStore + CheckpointStore {}
 
 impl<T: EventStore + GlobalLog + SnapshotStore + CheckpointStore> Store for T {}
 
+/// How many reads of the log a catch-up keeps under way: the next page, and
+/// a guess at the one after it (see [`ReadAhead`]): two pages read at once
+/// while the caller projects a third.
+pub(crate) const READS_AHEAD: usize = 2;
+
 /// Follows the global log: catch-up first, then live, in batches.
 ///
-/// While the caller works on one batch, the next is already being read (when
-/// the log has more), and the records of batches handed back with
+/// While the caller works on one batch, the next ones are already being read
+/// (when the log has more), and the records of batches handed back with
 /// [`recycle`](Self::recycle) are reused for new ones.
 ///
 /// # Examples
@@ -340,12 +345,11 @@ impl Tail {
     pub fn new(store: Arc<dyn Store>, after: u64, filter: LogFilter, batch: usize) -> Self {
         let head = store.watch_head();
         let filter = Arc::new(filter);
-        let batch = batch.max(1);
         // The reads own what they use, so one can run ahead of `next`.
-        let pages = ReadAhead::with(after, move |after, spent| {
+        let pages = ReadAhead::with(after, batch, move |after, limit, spent| {
             let store = Arc::clone(&store);
             let filter = Arc::clone(&filter);
-            Box::pin(async move { store.read_log_recycling(after, &filter, batch, spent).await })
+            Box::pin(async move { store.read_log_recycling(after, &filter, limit, spent).await })
         });
         Self { pages, head }
     }
@@ -368,9 +372,8 @@ impl Tail {
             if head > from {
                 let slice = self.pages.next_page().await?;
                 if slice.through > from {
-                    if *self.head.borrow() > slice.through {
-                        self.pages.read_ahead().await;
-                    }
+                    let head = *self.head.borrow();
+                    self.pages.read_ahead(READS_AHEAD, head).await;
                     return Ok(slice);
                 }
             }

@@ -563,6 +563,104 @@ pub(crate) async fn ten_thousand_events_read_back(store: Arc<dyn Store>) {
     assert_eq!(whole_log(&*store).await.len(), TOTAL);
 }
 
+/// Keeps a copy of every event it consumes, and the record itself for some:
+/// a record a projection still holds must not be refilled by a later read.
+#[derive(Default)]
+struct Copies {
+    copies: Vec<RecordedEvent>,
+    held: Vec<(usize, Arc<RecordedEvent>)>,
+}
+
+impl cqrs_core::Projection for Copies {
+    const NAME: &'static str = "copies";
+    const EVENTS: &'static [&'static str] = &["kept", "also-kept"];
+
+    fn project_recorded(
+        &mut self,
+        record: &Arc<RecordedEvent>,
+    ) -> Result<(), cqrs_core::DecodeError> {
+        if self.copies.len().is_multiple_of(7) {
+            self.held.push((self.copies.len(), Arc::clone(record)));
+        }
+        self.copies.push((**record).clone());
+        Ok(())
+    }
+}
+
+impl Copies {
+    fn check_held(&self) {
+        for (i, record) in &self.held {
+            assert_eq!(**record, self.copies[*i], "a held record was overwritten");
+        }
+    }
+}
+
+/// A catch-up (`replay`, and a `Tail` handing its batches back) over many
+/// pages, with dense and sparse stretches of wanted events and metadata of
+/// every shape, sees exactly the events of the log, each once, whole.
+pub(crate) async fn catch_up_reads_every_event_once_across_pages(store: Arc<dyn Store>) {
+    const TOTAL: usize = 12_000;
+    const BATCH: usize = 500;
+    let correlation = Uuid::new_v4();
+    let event_at = |i: usize| {
+        // Dense, then sparse, then dense again.
+        let name = match (i * 3 / TOTAL, i % 10) {
+            (1, 0 | 1) | (0 | 2, 0..=5) => "kept",
+            (0 | 2, 6) => "also-kept",
+            _ => "other",
+        };
+        let mut e = event(name, json!({ "i": i }));
+        e.metadata = match i % 4 {
+            0 => Metadata::new(),
+            1 => Metadata::new().correlation_id(correlation),
+            2 => Metadata::new()
+                .correlation_id(correlation)
+                .causation_id(Uuid::new_v4())
+                .actor(format!("actor \"{i}\" ü")),
+            _ => Metadata::new()
+                .actor("ada")
+                .with("channel", format!("c{i}")),
+        };
+        e
+    };
+    for b in 0..TOTAL / BATCH {
+        let s = StreamId::new("catch-up", format!("s-{}", b % 3));
+        let events = (b * BATCH..(b + 1) * BATCH).map(event_at).collect();
+        store
+            .append(&s, ExpectedVersion::Any, events)
+            .await
+            .unwrap();
+    }
+    let wanted: Vec<RecordedEvent> = whole_log(&*store)
+        .await
+        .iter()
+        .filter(|e| <Copies as cqrs_core::Projection>::EVENTS.contains(&e.event_name.as_str()))
+        .map(|e| (**e).clone())
+        .collect();
+    assert!(wanted.len() > 5_000);
+
+    let replayed = cqrs_core::replay::<Copies>(&*store).await.unwrap();
+    replayed.check_held();
+    assert!(replayed.copies == wanted, "replay differs from the log");
+
+    let head = store.head().await.unwrap();
+    let filter = LogFilter::events(<Copies as cqrs_core::Projection>::EVENTS.iter().copied());
+    let mut tail = Tail::new(Arc::clone(&store), 0, filter, 300);
+    let mut tailed = Copies::default();
+    while tail.position() < head {
+        let slice = tokio::time::timeout(PATIENCE, tail.next())
+            .await
+            .expect("the tail hangs")
+            .unwrap();
+        for record in &slice.events {
+            cqrs_core::Projection::project_recorded(&mut tailed, record).unwrap();
+        }
+        tail.recycle(slice.events);
+    }
+    tailed.check_held();
+    assert!(tailed.copies == wanted, "the tail differs from the log");
+}
+
 pub(crate) async fn undecodable_payload_is_a_typed_error(store: Arc<dyn Store>) {
     let bad = StreamId::new("account", "bad");
     let good = StreamId::new("account", "good");
