@@ -1,7 +1,7 @@
 //! Documents: a read model as keyed serde documents, saved by the store
 //! together with the projection's checkpoint.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::collections::btree_map::{self, BTreeMap};
 
 use serde::Serialize;
@@ -31,14 +31,19 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, Clone)]
 pub struct Documents<D> {
     docs: BTreeMap<String, D>,
-    changed: BTreeSet<String>,
+    changed: ChangedKeys,
 }
+
+/// The keys written since the last save. Checked on every write, so hashed
+/// (with foldhash, randomly seeded) rather than ordered: a projection
+/// writes on every event, and saves once a batch.
+type ChangedKeys = HashSet<String, foldhash::fast::RandomState>;
 
 impl<D> Default for Documents<D> {
     fn default() -> Self {
         Self {
             docs: BTreeMap::new(),
-            changed: BTreeSet::new(),
+            changed: ChangedKeys::default(),
         }
     }
 }
@@ -112,7 +117,7 @@ impl<D> Documents<D> {
 /// Adds `key` to the changed keys, copying it only if it is not there yet: a
 /// projection writes the same documents over and over (an account per event)
 /// between two saves.
-fn mark_changed(changed: &mut BTreeSet<String>, key: &str) {
+fn mark_changed(changed: &mut ChangedKeys, key: &str) {
     if !changed.contains(key) {
         changed.insert(key.to_owned());
     }
@@ -178,8 +183,11 @@ pub trait DocumentCollection: Send + Sync {
 
 impl<D: Serialize + DeserializeOwned + Send + Sync> DocumentCollection for Documents<D> {
     fn take_changes(&mut self) -> Result<Changes, serde_json::Error> {
-        let mut changes = Vec::with_capacity(self.changed.len());
-        for key in &self.changed {
+        // In key order, as the store is given them.
+        let mut keys: Vec<&String> = self.changed.iter().collect();
+        keys.sort_unstable();
+        let mut changes = Vec::with_capacity(keys.len());
+        for key in keys {
             let body = self.docs.get(key).map(serde_json::to_vec).transpose()?;
             changes.push((key.clone(), body));
         }
