@@ -103,7 +103,7 @@ impl DecodeError {
     #[must_use]
     pub fn at(mut self, record: &RecordedEvent) -> Self {
         self.at = Some(EventLocation {
-            stream: record.stream.clone(),
+            stream: StreamId::clone(&record.stream),
             version: record.version,
             position: record.position,
         });

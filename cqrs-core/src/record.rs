@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -115,8 +116,9 @@ pub struct NewEvent {
 pub struct RecordedEvent {
     /// Unique id, assigned when the event was produced.
     pub event_id: Uuid,
-    /// The stream it belongs to.
-    pub stream: StreamId,
+    /// The stream it belongs to, shared: the events of one stream can point
+    /// at one copy of its id.
+    pub stream: Arc<StreamId>,
     /// Its version in the stream: 1 for the first event, contiguous.
     pub version: u64,
     /// Its position in the global log: 1 for the first event, strictly increasing.

@@ -276,7 +276,7 @@ impl<P: Projection> ProjectionTest<P> {
         *version += 1;
         let record = Arc::new(RecordedEvent {
             event_id: uuid::Uuid::new_v4(),
-            stream,
+            stream: Arc::new(stream),
             version: *version,
             position: self.position,
             event_name: E::NAME.to_owned(),

@@ -31,7 +31,7 @@ impl EventRow<'_> {
     pub(crate) fn to_record(&self) -> RecordedEvent {
         RecordedEvent {
             event_id: self.event_id,
-            stream: StreamId::new(self.aggregate, self.stream_id),
+            stream: Arc::new(StreamId::new(self.aggregate, self.stream_id)),
             version: self.version,
             position: self.position,
             event_name: self.event_name.to_owned(),
@@ -58,8 +58,16 @@ impl EventRow<'_> {
             timestamp,
         } = record;
         *event_id = self.event_id;
-        replace_text(&mut stream.aggregate, self.aggregate);
-        replace_text(&mut stream.id, self.stream_id);
+        if stream.aggregate != self.aggregate || stream.id != self.stream_id {
+            match Arc::get_mut(stream) {
+                Some(stream) => {
+                    replace_text(&mut stream.aggregate, self.aggregate);
+                    replace_text(&mut stream.id, self.stream_id);
+                }
+                // Shared with a record the reader still holds.
+                None => *stream = Arc::new(StreamId::new(self.aggregate, self.stream_id)),
+            }
+        }
         *version = self.version;
         *position = self.position;
         replace_text(event_name, self.event_name);

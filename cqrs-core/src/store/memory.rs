@@ -106,6 +106,12 @@ impl MemoryStore {
         // Records are built in place, numbered as they are made: no
         // intermediate list, and nothing to undo (the check above is the
         // only way to fail).
+        // Every event of a stream shares one copy of its id: the first
+        // event's.
+        let shared_id = match indices.first() {
+            Some(&first) => Arc::clone(&log[first].stream),
+            None => Arc::new(stream.clone()),
+        };
         let first_position = log.len() as u64 + 1;
         let mut version = current;
         log.reserve(events.len());
@@ -117,7 +123,7 @@ impl MemoryStore {
             event.payload.shrink_to_fit();
             log.push(Arc::new(RecordedEvent {
                 event_id: event.event_id,
-                stream: stream.clone(),
+                stream: Arc::clone(&shared_id),
                 version,
                 position: log.len() as u64 + 1,
                 event_name: event.event_name,
@@ -323,6 +329,34 @@ mod tests {
             metadata: Metadata::new(),
             timestamp: Timestamp::now(),
         }
+    }
+
+    #[tokio::test]
+    async fn the_events_of_a_stream_share_one_copy_of_its_id() {
+        let store = MemoryStore::new();
+        let (a, b) = (StreamId::new("account", "a"), StreamId::new("account", "b"));
+        store
+            .append(&a, ExpectedVersion::Exact(0), vec![event("x"), event("y")])
+            .await
+            .unwrap();
+        store
+            .append(&b, ExpectedVersion::Any, vec![event("x")])
+            .await
+            .unwrap();
+        store
+            .append(&a, ExpectedVersion::Exact(2), vec![event("z")])
+            .await
+            .unwrap();
+        let events = store.read_stream(&a, 1).await.unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(events.iter().all(|e| *e.stream == a));
+        assert!(
+            events
+                .iter()
+                .all(|e| Arc::ptr_eq(&e.stream, &events[0].stream))
+        );
+        let other = store.read_stream(&b, 1).await.unwrap();
+        assert_eq!(*other[0].stream, b);
     }
 
     #[tokio::test]

@@ -117,7 +117,7 @@ pub(crate) async fn append_and_read(store: Arc<dyn Store>) {
     assert_eq!(stored.len(), 2);
     for (i, (s, w)) in stored.iter().zip(&written).enumerate() {
         assert_same_event(s, w);
-        assert_eq!(s.stream, a);
+        assert_eq!(*s.stream, a);
         assert_eq!(s.version, i as u64 + 1);
         assert_eq!(s.position, i as u64 + 1);
     }
@@ -144,7 +144,7 @@ pub(crate) async fn append_and_read(store: Arc<dyn Store>) {
     assert_eq!(log.through, 3);
     let positions: Vec<u64> = log.events.iter().map(|e| e.position).collect();
     assert_eq!(positions, [1, 2, 3]);
-    assert_eq!(log.events[2].stream, b);
+    assert_eq!(*log.events[2].stream, b);
     let rest = store.read_log(3, &LogFilter::all(), 100).await.unwrap();
     assert!(rest.events.is_empty());
     assert_eq!(rest.through, 3);
@@ -521,7 +521,7 @@ pub(crate) async fn unicode_and_large_payloads(store: Arc<dyn Store>) {
     let stored = store.read_stream(&s, 1).await.unwrap();
     assert_eq!(stored.len(), 3);
     for (st, w) in stored.iter().zip(&written) {
-        assert_eq!(st.stream, s);
+        assert_eq!(*st.stream, s);
         assert_same_event(st, w);
     }
     let by_name = store
@@ -727,7 +727,7 @@ pub(crate) async fn undecodable_payload_is_a_typed_error(store: Arc<dyn Store>) 
     assert_eq!(log.len(), 4);
     let decoded: Vec<_> = log
         .iter()
-        .filter(|r| r.stream == good)
+        .filter(|r| *r.stream == good)
         .map(|r| Envelope::<Deposited>::decode(r).unwrap().amount)
         .collect();
     assert_eq!(decoded, [2, 3]);
