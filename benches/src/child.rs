@@ -168,7 +168,7 @@ fn kib(value: Option<u64>) -> f64 {
 fn new_event<E: Event>(event: &E) -> Result<NewEvent, Failure> {
     Ok(NewEvent {
         event_id: uuid::Uuid::new_v4(),
-        event_name: E::NAME.to_owned(),
+        event_name: E::NAME.into(),
         schema_version: E::VERSION,
         payload: serde_json::to_vec(event)?,
         metadata: Metadata::new().correlation_id(uuid::Uuid::new_v4()),

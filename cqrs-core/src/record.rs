@@ -1,5 +1,6 @@
 //! Stored events as the log sees them: untyped records with their envelope data.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use uuid::Uuid;
 /// Names one stream: the aggregate (stream type) and the instance id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StreamId {
-    /// The aggregate name, e.g. `"account"`.
-    pub aggregate: String,
+    /// The aggregate name, e.g. `"account"`: borrowed when it is the
+    /// aggregate's own `NAME`, so naming a stream costs no copy of it.
+    pub aggregate: Cow<'static, str>,
     /// The instance id, e.g. `"acc-42"`.
     pub id: String,
 }
@@ -21,7 +23,23 @@ impl StreamId {
     /// A stream of aggregate `aggregate` with instance id `id`.
     pub fn new(aggregate: impl Into<String>, id: impl Into<String>) -> Self {
         Self {
-            aggregate: aggregate.into(),
+            aggregate: Cow::Owned(aggregate.into()),
+            id: id.into(),
+        }
+    }
+
+    /// A stream of an aggregate named by a `&'static str` (an aggregate's
+    /// `NAME`): the name is borrowed, not copied.
+    ///
+    /// ```
+    /// use cqrs_core::StreamId;
+    /// let stream = StreamId::of("account", "a-1");
+    /// assert_eq!(stream, StreamId::new("account", "a-1"));
+    /// assert_eq!(stream.to_string(), "account/a-1");
+    /// ```
+    pub fn of(aggregate: &'static str, id: impl Into<String>) -> Self {
+        Self {
+            aggregate: Cow::Borrowed(aggregate),
             id: id.into(),
         }
     }
@@ -99,8 +117,9 @@ impl Metadata {
 pub struct NewEvent {
     /// A fresh unique id.
     pub event_id: Uuid,
-    /// The stored event name.
-    pub event_name: String,
+    /// The stored event name (borrowed from the event type's `NAME` when
+    /// the engine encodes it).
+    pub event_name: Cow<'static, str>,
     /// The schema version of the payload.
     pub schema_version: u32,
     /// The JSON payload.
@@ -124,7 +143,7 @@ pub struct RecordedEvent {
     /// Its position in the global log: 1 for the first event, strictly increasing.
     pub position: u64,
     /// The stored event name.
-    pub event_name: String,
+    pub event_name: Cow<'static, str>,
     /// The schema version of the payload.
     pub schema_version: u32,
     /// The JSON payload.

@@ -279,7 +279,7 @@ impl<P: Projection> ProjectionTest<P> {
             stream: Arc::new(stream),
             version: *version,
             position: self.position,
-            event_name: E::NAME.to_owned(),
+            event_name: E::NAME.into(),
             schema_version: E::VERSION,
             payload,
             metadata: Metadata::new(),

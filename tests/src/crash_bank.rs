@@ -346,7 +346,7 @@ impl cqrs_core::Projection for CrashLedger {
     ];
 
     fn project_recorded(&mut self, record: &Arc<RecordedEvent>) -> Result<(), DecodeError> {
-        match record.event_name.as_str() {
+        match &*record.event_name {
             <Opened as Event>::NAME => project_as::<Opened>(self, record),
             <Deposited as Event>::NAME => project_as::<Deposited>(self, record),
             <Withdrawn as Event>::NAME => project_as::<Withdrawn>(self, record),

@@ -254,7 +254,7 @@ async fn postgres_writer_killed_mid_load_leaves_whole_batches() {
 fn event(seq: u64) -> NewEvent {
     NewEvent {
         event_id: uuid::Uuid::new_v4(),
-        event_name: String::from("restarted"),
+        event_name: "restarted".into(),
         schema_version: 1,
         payload: format!(r#"{{"seq":{seq}}}"#).into_bytes(),
         metadata: Metadata::new(),

@@ -6,6 +6,7 @@ mod cache;
 mod query;
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -169,7 +170,7 @@ impl Engine {
         command: C,
         mut metadata: Metadata,
     ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
-        let stream = StreamId::new(<C::Aggregate as Aggregate>::NAME, command.aggregate_id());
+        let stream = StreamId::of(<C::Aggregate as Aggregate>::NAME, command.aggregate_id());
         let span = tracing::info_span!(
             "command",
             aggregate = <C::Aggregate as Aggregate>::NAME,
@@ -586,7 +587,7 @@ fn encode<E: EventSet>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent
         })?;
         encoded.push(NewEvent {
             event_id: uuid::Uuid::new_v4(),
-            event_name: event.event_name().to_owned(),
+            event_name: Cow::Borrowed(event.event_name()),
             schema_version: event.event_version(),
             payload,
             metadata: metadata.clone(),

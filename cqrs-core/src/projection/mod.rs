@@ -119,7 +119,7 @@ mod tests {
 
         fn project_recorded(&mut self, record: &Arc<RecordedEvent>) -> Result<(), DecodeError> {
             // The runner's filter reads only the listed events.
-            assert!(Self::EVENTS.contains(&record.event_name.as_str()));
+            assert!(Self::EVENTS.contains(&&*record.event_name));
             self.0.push(record.position);
             Ok(())
         }
@@ -143,7 +143,7 @@ mod tests {
             let batch = (chunk * 100..((chunk + 1) * 100).min(events))
                 .map(|i| NewEvent {
                     event_id: uuid::Uuid::new_v4(),
-                    event_name: String::from(name(i)),
+                    event_name: String::from(name(i)).into(),
                     schema_version: 1,
                     payload: b"{}".to_vec(),
                     metadata: Metadata::new(),
@@ -166,7 +166,7 @@ mod tests {
             .events;
         let mut by_one = Positions::default();
         for record in &all {
-            if Positions::EVENTS.contains(&record.event_name.as_str()) {
+            if Positions::EVENTS.contains(&&*record.event_name) {
                 by_one.project_recorded(record).unwrap();
             }
         }

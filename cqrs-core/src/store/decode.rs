@@ -5,6 +5,7 @@
 //! its cost: a record is an `Arc` and four heap buffers, and the metadata is
 //! JSON. Both stores decode rows through here.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -34,7 +35,7 @@ impl EventRow<'_> {
             stream: Arc::new(StreamId::new(self.aggregate, self.stream_id)),
             version: self.version,
             position: self.position,
-            event_name: self.event_name.to_owned(),
+            event_name: Cow::Owned(self.event_name.to_owned()),
             schema_version: self.schema_version,
             payload: self.payload.to_vec(),
             metadata: self.metadata.clone(),
@@ -61,7 +62,7 @@ impl EventRow<'_> {
         if stream.aggregate != self.aggregate || stream.id != self.stream_id {
             match Arc::get_mut(stream) {
                 Some(stream) => {
-                    replace_text(&mut stream.aggregate, self.aggregate);
+                    replace_text(stream.aggregate.to_mut(), self.aggregate);
                     replace_text(&mut stream.id, self.stream_id);
                 }
                 // Shared with a record the reader still holds.
@@ -70,7 +71,7 @@ impl EventRow<'_> {
         }
         *version = self.version;
         *position = self.position;
-        replace_text(event_name, self.event_name);
+        replace_text(event_name.to_mut(), self.event_name);
         *schema_version = self.schema_version;
         payload.clear();
         payload.extend_from_slice(self.payload);

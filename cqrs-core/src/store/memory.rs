@@ -323,7 +323,7 @@ mod tests {
     fn event(name: &str) -> NewEvent {
         NewEvent {
             event_id: uuid::Uuid::new_v4(),
-            event_name: name.to_owned(),
+            event_name: name.to_owned().into(),
             schema_version: 1,
             payload: b"{}".to_vec(),
             metadata: Metadata::new(),

@@ -131,8 +131,12 @@ impl LogFilter {
 
     /// Whether a record passes the filter.
     pub fn matches(&self, record: &RecordedEvent) -> bool {
-        (self.events.is_empty() || self.events.contains(&record.event_name))
-            && (self.aggregates.is_empty() || self.aggregates.contains(&record.stream.aggregate))
+        (self.events.is_empty() || self.events.iter().any(|e| *e == record.event_name))
+            && (self.aggregates.is_empty()
+                || self
+                    .aggregates
+                    .iter()
+                    .any(|a| *a == record.stream.aggregate))
     }
 }
 

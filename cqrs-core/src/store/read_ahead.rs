@@ -279,7 +279,7 @@ mod tests {
             let batch = (0..length)
                 .map(|_| NewEvent {
                     event_id: uuid::Uuid::new_v4(),
-                    event_name: String::from(name),
+                    event_name: String::from(name).into(),
                     schema_version: 1,
                     payload: b"{}".to_vec(),
                     metadata: Metadata::new(),

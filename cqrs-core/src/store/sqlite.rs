@@ -1450,7 +1450,7 @@ mod tests {
             let events = (chunk * 100..(chunk + 1) * 100)
                 .map(|i| NewEvent {
                     event_id: Uuid::new_v4(),
-                    event_name: String::from(name(i)),
+                    event_name: String::from(name(i)).into(),
                     schema_version: 1,
                     payload: b"{}".to_vec(),
                     metadata: Metadata::new(),

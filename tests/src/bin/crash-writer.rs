@@ -59,7 +59,7 @@ async fn write(store: &dyn Store, task: usize, deadline: Instant) {
         let events = (0..BATCH)
             .map(|i| NewEvent {
                 event_id: uuid::Uuid::new_v4(),
-                event_name: String::from("crashed"),
+                event_name: "crashed".into(),
                 schema_version: 1,
                 payload: format!(r#"{{"task":{task},"seq":{seq},"i":{i}}}"#).into_bytes(),
                 metadata: Metadata::new(),

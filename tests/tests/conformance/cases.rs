@@ -36,7 +36,7 @@ pub(crate) fn event(name: &str, payload: serde_json::Value) -> NewEvent {
 pub(crate) fn raw_event(name: &str, payload: Vec<u8>) -> NewEvent {
     NewEvent {
         event_id: Uuid::new_v4(),
-        event_name: name.to_owned(),
+        event_name: name.to_owned().into(),
         schema_version: 1,
         payload,
         metadata: Metadata::new(),
@@ -634,7 +634,7 @@ pub(crate) async fn catch_up_reads_every_event_once_across_pages(store: Arc<dyn 
     let wanted: Vec<RecordedEvent> = whole_log(&*store)
         .await
         .iter()
-        .filter(|e| <Copies as cqrs_core::Projection>::EVENTS.contains(&e.event_name.as_str()))
+        .filter(|e| <Copies as cqrs_core::Projection>::EVENTS.contains(&&*e.event_name))
         .map(|e| (**e).clone())
         .collect();
     assert!(wanted.len() > 5_000);

@@ -174,7 +174,7 @@ impl Writer {
         let mut a_expected = Vec::with_capacity(group.len());
         let mut a_count = Vec::with_capacity(group.len());
         for job in group {
-            a_aggregate.push(job.stream.aggregate.as_str());
+            a_aggregate.push(&*job.stream.aggregate);
             a_id.push(job.stream.id.as_str());
             a_expected.push(expected(job));
             a_count.push(i32::try_from(job.events.len()).unwrap_or(i32::MAX));
@@ -267,7 +267,7 @@ impl<'a> EventColumns<'a> {
         };
         for event in group.iter().flat_map(|job| &job.events) {
             columns.event_id.push(event.event_id);
-            columns.event_name.push(event.event_name.as_str());
+            columns.event_name.push(&*event.event_name);
             columns
                 .schema_version
                 .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
