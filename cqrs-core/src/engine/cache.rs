@@ -5,6 +5,7 @@
 //! from other processes writing to the same store.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// An aggregate's state at a stream version.
@@ -21,17 +22,28 @@ pub(crate) type Slot<A> = Arc<tokio::sync::Mutex<Option<Loaded<A>>>>;
 /// every command, and SipHash cost more than the rest of the lookup.
 type Slots<A> = HashMap<String, Slot<A>, foldhash::fast::RandomState>;
 
+/// Stream locks are spread over this many maps, each behind its own mutex:
+/// concurrent commands on different streams rarely wait for one another.
+const SHARDS: usize = 8;
+
 #[derive(Debug)]
 pub(crate) struct AggregateCache<A> {
-    slots: Mutex<Slots<A>>,
+    shards: Box<[Mutex<Slots<A>>]>,
+    /// Picks a stream's shard.
+    spread: foldhash::fast::RandomState,
+    /// States kept in all, and per shard.
     capacity: usize,
+    per_shard: usize,
 }
 
 impl<A> AggregateCache<A> {
     pub(crate) fn new(capacity: usize) -> Self {
+        let shards = capacity.clamp(1, SHARDS);
         Self {
-            slots: Mutex::new(Slots::default()),
+            shards: (0..shards).map(|_| Mutex::new(Slots::default())).collect(),
+            spread: foldhash::fast::RandomState::default(),
             capacity,
+            per_shard: (capacity / shards).max(1),
         }
     }
 
@@ -42,12 +54,15 @@ impl<A> AggregateCache<A> {
 
     /// The slot of stream `id`, created empty if absent.
     pub(crate) fn slot(&self, id: &str) -> Slot<A> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let shard = (self.spread.hash_one(id) % self.shards.len() as u64) as usize;
+        let mut slots = self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = slots.get(id) {
             return Arc::clone(slot);
         }
-        if slots.len() >= self.capacity.max(1) {
-            evict(&mut slots, self.capacity);
+        if slots.len() >= self.per_shard {
+            evict(&mut slots, self.per_shard);
         }
         let slot = Slot::default();
         slots.insert(id.to_owned(), Arc::clone(&slot));
@@ -56,10 +71,10 @@ impl<A> AggregateCache<A> {
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
     }
 }
 

@@ -57,6 +57,11 @@ struct Inner {
     documents: HashMap<String, BTreeMap<(String, String), Vec<u8>>>,
 }
 
+thread_local! {
+    /// What a record points at until the store gives it its stream's id.
+    static PLACEHOLDER: Arc<StreamId> = Arc::new(StreamId::of("", ""));
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -84,6 +89,35 @@ impl MemoryStore {
                 reason: String::from("no events to append"),
             });
         }
+        // The records are built outside the lock, which then only checks
+        // and numbers them and gives them the stream's shared id (its first
+        // event's): with many tasks appending, the critical section stays
+        // short. Until then they point at a per-thread placeholder.
+        let placeholder = PLACEHOLDER.with(Arc::clone);
+        let count = events.len();
+        // The first record apart: a single event (the usual case) needs no list.
+        let (mut first, mut rest) = (None, Vec::new());
+        for mut event in events {
+            // Kept for the life of the store: drop any spare capacity (a
+            // no-op for the engine's exactly sized payloads).
+            event.payload.shrink_to_fit();
+            let record = Arc::new(RecordedEvent {
+                event_id: event.event_id,
+                stream: Arc::clone(&placeholder),
+                version: 0,
+                position: 0,
+                event_name: event.event_name,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+                timestamp: event.timestamp,
+            });
+            match first {
+                None => first = Some(record),
+                Some(_) => rest.push(record),
+            }
+        }
+        drop(placeholder);
         let mut inner = self.lock();
         let Inner { log, streams, .. } = &mut *inner;
         // One hash lookup, and the stream id is cloned as a key only for a
@@ -103,35 +137,23 @@ impl MemoryStore {
                 actual: current,
             });
         }
-        // Records are built in place, numbered as they are made: no
-        // intermediate list, and nothing to undo (the check above is the
-        // only way to fail).
-        // Every event of a stream shares one copy of its id: the first
-        // event's.
         let shared_id = match indices.first() {
             Some(&first) => Arc::clone(&log[first].stream),
             None => Arc::new(stream.clone()),
         };
         let first_position = log.len() as u64 + 1;
         let mut version = current;
-        log.reserve(events.len());
-        for mut event in events {
+        log.reserve(count);
+        for mut record in first.into_iter().chain(rest) {
             version += 1;
             indices.push(log.len());
-            // Kept for the life of the store: drop any spare capacity (a
-            // no-op for the engine's exactly sized payloads).
-            event.payload.shrink_to_fit();
-            log.push(Arc::new(RecordedEvent {
-                event_id: event.event_id,
-                stream: Arc::clone(&shared_id),
-                version,
-                position: log.len() as u64 + 1,
-                event_name: event.event_name,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                metadata: event.metadata,
-                timestamp: event.timestamp,
-            }));
+            // The record's only owner until it is pushed.
+            if let Some(record) = Arc::get_mut(&mut record) {
+                record.stream = Arc::clone(&shared_id);
+                record.version = version;
+                record.position = log.len() as u64 + 1;
+            }
+            log.push(record);
         }
         if !new_stream.is_empty() {
             streams.insert(stream.clone(), new_stream);
