@@ -48,9 +48,9 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     log: Vec<Arc<RecordedEvent>>,
-    /// Per stream, the indices of its events in `log`, by version. Hashed
-    /// with foldhash (randomly seeded): looked up on every append.
-    streams: HashMap<StreamId, Vec<usize>, foldhash::fast::RandomState>,
+    /// Per stream, its shared id and its events. Hashed with foldhash
+    /// (randomly seeded): looked up on every append.
+    streams: HashMap<StreamId, StreamLog, foldhash::fast::RandomState>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, u64>,
     /// Per projection, (collection, key) -> document.
@@ -60,6 +60,15 @@ struct Inner {
 thread_local! {
     /// What a record points at until the store gives it its stream's id.
     static PLACEHOLDER: Arc<StreamId> = Arc::new(StreamId::of("", ""));
+}
+
+/// One stream's events.
+#[derive(Debug)]
+struct StreamLog {
+    /// The id every event of the stream shares.
+    id: Arc<StreamId>,
+    /// The indices of its events in `log`, by version.
+    indices: Vec<usize>,
 }
 
 impl MemoryStore {
@@ -122,10 +131,13 @@ impl MemoryStore {
         let Inner { log, streams, .. } = &mut *inner;
         // One hash lookup, and the stream id is cloned as a key only for a
         // new stream.
-        let mut new_stream = Vec::new();
-        let indices = match streams.get_mut(stream) {
-            Some(indices) => indices,
-            None => &mut new_stream,
+        let mut new_stream = None;
+        let StreamLog { id, indices } = match streams.get_mut(stream) {
+            Some(known) => known,
+            None => new_stream.insert(StreamLog {
+                id: Arc::new(stream.clone()),
+                indices: Vec::new(),
+            }),
         };
         let current = indices.len() as u64;
         if let ExpectedVersion::Exact(expected) = expected
@@ -137,10 +149,6 @@ impl MemoryStore {
                 actual: current,
             });
         }
-        let shared_id = match indices.first() {
-            Some(&first) => Arc::clone(&log[first].stream),
-            None => Arc::new(stream.clone()),
-        };
         let first_position = log.len() as u64 + 1;
         let mut version = current;
         log.reserve(count);
@@ -149,13 +157,13 @@ impl MemoryStore {
             indices.push(log.len());
             // The record's only owner until it is pushed.
             if let Some(record) = Arc::get_mut(&mut record) {
-                record.stream = Arc::clone(&shared_id);
+                record.stream = Arc::clone(id);
                 record.version = version;
                 record.position = log.len() as u64 + 1;
             }
             log.push(record);
         }
-        if !new_stream.is_empty() {
+        if let Some(new_stream) = new_stream {
             streams.insert(stream.clone(), new_stream);
         }
         let last_position = log.len() as u64;
@@ -199,9 +207,9 @@ impl EventStore for MemoryStore {
         from_version: u64,
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
         let inner = self.lock();
-        let events = inner.streams.get(stream).map_or_else(Vec::new, |indices| {
+        let events = inner.streams.get(stream).map_or_else(Vec::new, |s| {
             let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-            indices
+            s.indices
                 .iter()
                 .skip(skip)
                 .map(|&i| Arc::clone(&inner.log[i]))
