@@ -2,7 +2,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -170,11 +170,17 @@ impl EngineBuilder {
         } else {
             HashMap::new()
         };
+        let registered_caches = registry
+            .aggregates()
+            .iter()
+            .map(|a| (a.name, OnceLock::new()))
+            .collect();
         Ok(Engine {
             shared: Arc::new(Shared {
                 store,
                 registry,
                 services,
+                registered_caches,
                 caches: RwLock::new(TypeMap::default()),
                 projections,
                 config,

@@ -9,7 +9,7 @@ use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -92,11 +92,35 @@ struct Shared {
     store: Arc<dyn Store>,
     registry: Registry,
     services: TypeMap<Arc<dyn Any + Send + Sync>>,
-    /// One `AggregateCache<A>` per aggregate type, made on first use.
+    /// One `AggregateCache<A>` per registered aggregate, by name, made on
+    /// first use.
+    registered_caches: Box<[(&'static str, ErasedCache)]>,
+    /// The same for aggregates the registry does not list, by type.
     caches: RwLock<TypeMap<Arc<dyn Any + Send + Sync>>>,
     projections: HashMap<&'static str, RunningProjection>,
     config: Config,
     shutdown: watch::Sender<bool>,
+}
+
+/// An `AggregateCache<A>` with its type erased, made on first use.
+type ErasedCache = OnceLock<Box<dyn Any + Send + Sync>>;
+
+/// An aggregate's cache: borrowed from the engine when the aggregate is
+/// registered, shared otherwise.
+enum CacheRef<'a, A> {
+    Registered(&'a AggregateCache<A>),
+    Other(Arc<AggregateCache<A>>),
+}
+
+impl<A> std::ops::Deref for CacheRef<'_, A> {
+    type Target = AggregateCache<A>;
+
+    fn deref(&self) -> &AggregateCache<A> {
+        match self {
+            Self::Registered(cache) => cache,
+            Self::Other(cache) => cache,
+        }
+    }
 }
 
 /// A map keyed by type, looked up on every command. A `TypeId` is already a
@@ -388,9 +412,26 @@ impl Engine {
             })
     }
 
-    fn cache<A: Aggregate>(&self) -> Arc<AggregateCache<A>> {
-        // Read-locked on every command, write-locked once per aggregate type:
-        // concurrent commands do not queue here.
+    fn cache<A: Aggregate>(&self) -> CacheRef<'_, A> {
+        // A registered aggregate's cache: found by name among a handful,
+        // then read without a lock or a reference count, so that concurrent
+        // commands share no written memory here.
+        if let Some((_, cell)) = self
+            .shared
+            .registered_caches
+            .iter()
+            .find(|(name, _)| *name == A::NAME)
+        {
+            let cache = cell.get_or_init(|| {
+                Box::new(AggregateCache::<A>::new(self.shared.config.cache_capacity))
+            });
+            // Another type under the same name (registered elsewhere) falls
+            // through to the map below.
+            if let Some(cache) = cache.downcast_ref::<AggregateCache<A>>() {
+                return CacheRef::Registered(cache);
+            }
+        }
+        // Read-locked on every command, write-locked once per aggregate type.
         let existing = self
             .shared
             .caches
@@ -411,11 +452,11 @@ impl Engine {
                     }),
             ),
         };
-        match entry.downcast::<AggregateCache<A>>() {
+        CacheRef::Other(match entry.downcast::<AggregateCache<A>>() {
             Ok(cache) => cache,
             // Keyed by `TypeId::of::<A>()`, so the entry is always an `AggregateCache<A>`.
             Err(_) => Arc::new(AggregateCache::new(self.shared.config.cache_capacity)),
-        }
+        })
     }
 
     /// Runs the command named `name` with a JSON body (for HTTP or a CLI).
