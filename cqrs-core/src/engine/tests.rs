@@ -337,3 +337,25 @@ fn events_keep_their_order_however_many_there_are() {
     );
     assert_ne!(events![Added { n: 1 }], Events::<Tally>::new());
 }
+
+#[tokio::test]
+async fn an_aggregate_the_registry_does_not_list_still_runs_commands() {
+    let store = MemoryStore::new();
+    let engine = Engine::builder()
+        .store(store.clone())
+        // Lists a projection only: `Tally` is used without being registered.
+        .registry(crate::Registry::new().register::<Sum>())
+        .without_projections()
+        .build()
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        let receipt = engine.execute(Add { id: "u".into(), n }).await.unwrap();
+        assert_eq!(receipt.version, n);
+    }
+    let stored = store
+        .read_stream(&StreamId::new("tally", "u"), 1)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3);
+}
