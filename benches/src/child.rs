@@ -167,12 +167,9 @@ fn kib(value: Option<u64>) -> f64 {
 /// A stored event as the engine writes it.
 fn new_event<E: Event>(event: &E) -> Result<NewEvent, Failure> {
     Ok(NewEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_name: E::NAME.into(),
         schema_version: E::VERSION,
-        payload: serde_json::to_vec(event)?,
         metadata: Metadata::new().correlation_id(uuid::Uuid::new_v4()),
-        timestamp: Timestamp::now(),
+        ..NewEvent::new(E::NAME, serde_json::to_vec(event)?)
     })
 }
 

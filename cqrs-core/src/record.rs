@@ -130,6 +130,33 @@ pub struct NewEvent {
     pub timestamp: Timestamp,
 }
 
+impl NewEvent {
+    /// An event named `name` with the JSON `payload`: a fresh id, schema
+    /// version 1, no metadata, stamped now. Set the other fields with struct
+    /// update syntax when they differ.
+    ///
+    /// ```
+    /// use cqrs_core::{Metadata, NewEvent};
+    /// let event = NewEvent::new("account.opened", r#"{"owner":"Ada"}"#);
+    /// assert_eq!((event.event_name.as_ref(), event.schema_version), ("account.opened", 1));
+    /// let tagged = NewEvent {
+    ///     metadata: Metadata::new().actor("ada"),
+    ///     ..NewEvent::new("account.opened", "{}")
+    /// };
+    /// assert_eq!(tagged.metadata.actor.as_deref(), Some("ada"));
+    /// ```
+    pub fn new(name: impl Into<Cow<'static, str>>, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            event_id: Uuid::new_v4(),
+            event_name: name.into(),
+            schema_version: 1,
+            payload: payload.into(),
+            metadata: Metadata::new(),
+            timestamp: Timestamp::now(),
+        }
+    }
+}
+
 /// An event as stored: the payload and everything the log knows about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedEvent {

@@ -23,9 +23,7 @@ use cqrs_core::store::{
     EventStore, ExpectedVersion, GlobalLog, LogFilter, PostgresOptions, PostgresStore, SqliteStore,
     Store,
 };
-use cqrs_core::{
-    Engine, Metadata, NewEvent, Projection, RecordedEvent, StoreError, StreamId, Timestamp,
-};
+use cqrs_core::{Engine, NewEvent, Projection, RecordedEvent, StoreError, StreamId};
 use cqrs_tests::pg::{TestPostgres, unique_schema};
 
 use self::crash_bank::{
@@ -252,14 +250,7 @@ async fn postgres_writer_killed_mid_load_leaves_whole_batches() {
 }
 
 fn event(seq: u64) -> NewEvent {
-    NewEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_name: "restarted".into(),
-        schema_version: 1,
-        payload: format!(r#"{{"seq":{seq}}}"#).into_bytes(),
-        metadata: Metadata::new(),
-        timestamp: Timestamp::now(),
-    }
+    NewEvent::new("restarted", format!(r#"{{"seq":{seq}}}"#))
 }
 
 /// What the in-process writers of the restart test saw.

@@ -137,14 +137,7 @@ async fn an_undecodable_event_is_a_typed_error_naming_where_it_is() {
     let store = MemoryStore::new();
     let app = engine(&store).await;
     let stream = StreamId::new("tally", "bad");
-    let broken = NewEvent {
-        event_id: uuid::Uuid::new_v4(),
-        event_name: "unit.added".into(),
-        schema_version: 1,
-        payload: br#"{"n": "not a number"}"#.to_vec(),
-        metadata: Metadata::new(),
-        timestamp: Timestamp::now(),
-    };
+    let broken = NewEvent::new("unit.added", r#"{"n": "not a number"}"#);
     store
         .append(&stream, ExpectedVersion::Exact(0), vec![broken])
         .await

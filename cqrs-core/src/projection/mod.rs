@@ -106,7 +106,7 @@ pub async fn replay<P: Projection>(store: &dyn Store) -> Result<P, crate::Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
+    use crate::record::{NewEvent, StreamId, Timestamp};
     use crate::store::{EventStore, ExpectedVersion, GlobalLog, MemoryStore};
 
     /// Keeps the positions of the events it consumes, in the order seen.
@@ -142,12 +142,8 @@ mod tests {
         for chunk in 0..events.div_ceil(100) {
             let batch = (chunk * 100..((chunk + 1) * 100).min(events))
                 .map(|i| NewEvent {
-                    event_id: uuid::Uuid::new_v4(),
-                    event_name: String::from(name(i)).into(),
-                    schema_version: 1,
-                    payload: b"{}".to_vec(),
-                    metadata: Metadata::new(),
                     timestamp: Timestamp(0),
+                    ..NewEvent::new(name(i), "{}")
                 })
                 .collect();
             store

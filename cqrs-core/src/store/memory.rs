@@ -21,19 +21,12 @@ use crate::record::{NewEvent, RecordedEvent, StreamId};
 ///
 /// ```
 /// use cqrs_core::store::{EventStore, ExpectedVersion, MemoryStore};
-/// use cqrs_core::{NewEvent, StreamId, Metadata, Timestamp};
+/// use cqrs_core::{NewEvent, StreamId};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), cqrs_core::StoreError> {
 /// let store = MemoryStore::new();
 /// let stream = StreamId::new("account", "a-1");
-/// let event = NewEvent {
-///     event_id: uuid::Uuid::new_v4(),
-///     event_name: "Opened".into(),
-///     schema_version: 1,
-///     payload: b"{}".to_vec(),
-///     metadata: Metadata::new(),
-///     timestamp: Timestamp::now(),
-/// };
+/// let event = NewEvent::new("Opened", "{}");
 /// let outcome = store.append(&stream, ExpectedVersion::Exact(0), vec![event]).await?;
 /// assert_eq!((outcome.version, outcome.last_position), (1, 1));
 /// assert_eq!(store.read_stream(&stream, 1).await?.len(), 1);
@@ -348,17 +341,10 @@ impl CheckpointStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Metadata, Timestamp};
+    use crate::record::Timestamp;
 
     fn event(name: &str) -> NewEvent {
-        NewEvent {
-            event_id: uuid::Uuid::new_v4(),
-            event_name: name.to_owned().into(),
-            schema_version: 1,
-            payload: b"{}".to_vec(),
-            metadata: Metadata::new(),
-            timestamp: Timestamp::now(),
-        }
+        NewEvent::new(name.to_owned(), "{}")
     }
 
     #[tokio::test]

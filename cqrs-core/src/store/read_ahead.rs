@@ -261,7 +261,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
+    use crate::record::{NewEvent, StreamId, Timestamp};
     use crate::store::{EventStore, ExpectedVersion, MemoryStore};
 
     /// A log whose wanted events (`kept`) come in runs of changing length
@@ -278,12 +278,8 @@ mod tests {
             let length = (run * 7919 % 23 + 1).min(events - written);
             let batch = (0..length)
                 .map(|_| NewEvent {
-                    event_id: uuid::Uuid::new_v4(),
-                    event_name: String::from(name).into(),
-                    schema_version: 1,
-                    payload: b"{}".to_vec(),
-                    metadata: Metadata::new(),
                     timestamp: Timestamp(0),
+                    ..NewEvent::new(name, "{}")
                 })
                 .collect();
             let stream = StreamId::new("s", run.to_string());

@@ -205,19 +205,12 @@ pub struct SqliteStats {
 ///
 /// ```
 /// use cqrs_core::store::{EventStore, ExpectedVersion, SqliteStore};
-/// use cqrs_core::{Metadata, NewEvent, StreamId, Timestamp};
+/// use cqrs_core::{NewEvent, StreamId};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), cqrs_core::StoreError> {
 /// let store = SqliteStore::in_memory()?; // or SqliteStore::open("events.db")?
 /// let stream = StreamId::new("account", "a-1");
-/// let event = NewEvent {
-///     event_id: uuid::Uuid::new_v4(),
-///     event_name: "Opened".into(),
-///     schema_version: 1,
-///     payload: br#"{"owner":"Ada"}"#.to_vec(),
-///     metadata: Metadata::new(),
-///     timestamp: Timestamp::now(),
-/// };
+/// let event = NewEvent::new("Opened", r#"{"owner":"Ada"}"#);
 /// let outcome = store.append(&stream, ExpectedVersion::Exact(0), vec![event]).await?;
 /// assert_eq!((outcome.version, outcome.last_position), (1, 1));
 /// assert_eq!(store.read_stream(&stream, 1).await?[0].payload, br#"{"owner":"Ada"}"#);
@@ -1412,7 +1405,6 @@ fn to_i64(value: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Metadata;
 
     /// The positions `filter` selects, read in pages of `limit` through
     /// `read_log`.
@@ -1449,12 +1441,8 @@ mod tests {
             let aggregate = if chunk % 4 == 3 { "cart" } else { "account" };
             let events = (chunk * 100..(chunk + 1) * 100)
                 .map(|i| NewEvent {
-                    event_id: Uuid::new_v4(),
-                    event_name: String::from(name(i)).into(),
-                    schema_version: 1,
-                    payload: b"{}".to_vec(),
-                    metadata: Metadata::new(),
                     timestamp: Timestamp(0),
+                    ..NewEvent::new(name(i), "{}")
                 })
                 .collect();
             let stream = StreamId::new(aggregate, chunk.to_string());

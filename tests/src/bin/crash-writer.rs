@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_core::store::{ExpectedVersion, PostgresOptions, PostgresStore, SqliteStore, Store};
-use cqrs_core::{Metadata, NewEvent, StoreError, StreamId, Timestamp};
+use cqrs_core::{NewEvent, StoreError, StreamId};
 
 const TASKS: usize = 8;
 const STREAMS_PER_TASK: usize = 4;
@@ -57,13 +57,11 @@ async fn write(store: &dyn Store, task: usize, deadline: Instant) {
         let stream = &streams[which];
         seq += 1;
         let events = (0..BATCH)
-            .map(|i| NewEvent {
-                event_id: uuid::Uuid::new_v4(),
-                event_name: "crashed".into(),
-                schema_version: 1,
-                payload: format!(r#"{{"task":{task},"seq":{seq},"i":{i}}}"#).into_bytes(),
-                metadata: Metadata::new(),
-                timestamp: Timestamp::now(),
+            .map(|i| {
+                NewEvent::new(
+                    "crashed",
+                    format!(r#"{{"task":{task},"seq":{seq},"i":{i}}}"#),
+                )
             })
             .collect();
         match store

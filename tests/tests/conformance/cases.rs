@@ -34,14 +34,7 @@ pub(crate) fn event(name: &str, payload: serde_json::Value) -> NewEvent {
 }
 
 pub(crate) fn raw_event(name: &str, payload: Vec<u8>) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_name: name.to_owned().into(),
-        schema_version: 1,
-        payload,
-        metadata: Metadata::new(),
-        timestamp: Timestamp::now(),
-    }
+    NewEvent::new(name.to_owned(), payload)
 }
 
 /// The whole log, read in pages through `read_log`.
