@@ -16,10 +16,8 @@
 mod crash_bank;
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use cqrs_core::{CommandError, Engine, Projection, Receipt};
 
 use self::crash_bank::{
@@ -36,19 +34,7 @@ const LIFETIME: Duration = Duration::from_secs(30);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let store: Arc<dyn Store> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["sqlite", path] => Arc::new(SqliteStore::open(path).expect("cannot open the SQLite file")),
-        ["postgres", config, schema] => Arc::new(
-            PostgresStore::connect(config, PostgresOptions::new().schema(schema))
-                .await
-                .expect("cannot connect to PostgreSQL"),
-        ),
-        _ => {
-            eprintln!("usage: crash-engine sqlite <file> | postgres <connection> <schema>");
-            std::process::exit(2);
-        }
-    };
+    let store = cqrs_tests::child::store_from_args("crash-engine").await;
     let engine = Engine::builder()
         .shared_store(store)
         .registry(crash_bank::registry())

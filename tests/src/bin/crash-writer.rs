@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cqrs_core::store::{ExpectedVersion, PostgresOptions, PostgresStore, SqliteStore, Store};
+use cqrs_core::store::{ExpectedVersion, Store};
 use cqrs_core::{NewEvent, StoreError, StreamId};
 
 const TASKS: usize = 8;
@@ -24,19 +24,7 @@ const LIFETIME: Duration = Duration::from_secs(30);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let store: Arc<dyn Store> = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["sqlite", path] => Arc::new(SqliteStore::open(path).expect("cannot open the SQLite file")),
-        ["postgres", config, schema] => Arc::new(
-            PostgresStore::connect(config, PostgresOptions::new().schema(schema))
-                .await
-                .expect("cannot connect to PostgreSQL"),
-        ),
-        _ => {
-            eprintln!("usage: crash-writer sqlite <file> | postgres <connection> <schema>");
-            std::process::exit(2);
-        }
-    };
+    let store = cqrs_tests::child::store_from_args("crash-writer").await;
     let deadline = Instant::now() + LIFETIME;
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..TASKS {
