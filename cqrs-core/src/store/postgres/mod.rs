@@ -10,8 +10,8 @@ mod writer;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::tokio_postgres::{self, NoTls, Row};
@@ -232,6 +232,11 @@ pub struct PostgresStats {
 /// can be missed while it reconnects), and reconnects with backoff when it
 /// drops. Appends made through this store also publish their head directly.
 ///
+/// The listening connection is opened by the first call of `watch_head` (a
+/// projection, a tail, [`Engine::projection_status`](crate::Engine::projection_status)), not by
+/// `connect`: a process that only writes never hears the notifications of
+/// its own commits, which would cost it a wake-up per append.
+///
 /// # Connections and failures
 ///
 /// Reads and the writer use a `deadpool-postgres` pool with
@@ -276,12 +281,23 @@ struct Inner {
     jobs: mpsc::Sender<AppendJob>,
     head: Arc<watch::Sender<u64>>,
     stats: Arc<Counters>,
-    listener: JoinHandle<()>,
+    /// What the listener needs, kept until `watch_head` first starts it.
+    listen: Listen,
+    listener: OnceLock<JoinHandle<()>>,
+}
+
+/// The listener's start-up parameters, and the runtime `connect` ran on.
+struct Listen {
+    config: tokio_postgres::Config,
+    poll: Duration,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.listener.abort();
+        if let Some(listener) = self.listener.get() {
+            listener.abort();
+        }
     }
 }
 
@@ -303,7 +319,8 @@ impl fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// Connects to the database `config` names (a libpq-style
     /// `key=value` string or a `postgresql://` URL; TLS is not supported),
-    /// migrates the schema, and starts the writer and the listener.
+    /// migrates the schema, and starts the writer (the listener starts with
+    /// the first `watch_head`).
     ///
     /// # Errors
     ///
@@ -361,13 +378,11 @@ impl PostgresStore {
             max_group: options.max_group,
         };
         tokio::spawn(writer.run());
-        let listener = tokio::spawn(listener::follow_head(
-            pg,
-            schema.as_str().to_owned(),
-            sql.head.clone(),
-            Arc::clone(&head),
-            options.head_poll_interval,
-        ));
+        let listen = Listen {
+            config: pg,
+            poll: options.head_poll_interval,
+            runtime: tokio::runtime::Handle::current(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 page_sql: log::page_sql(&schema),
@@ -377,7 +392,8 @@ impl PostgresStore {
                 jobs,
                 head,
                 stats,
-                listener,
+                listen,
+                listener: OnceLock::new(),
             }),
         })
     }
@@ -640,7 +656,17 @@ impl GlobalLog for PostgresStore {
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
-        self.inner.head.subscribe()
+        let inner = &*self.inner;
+        inner.listener.get_or_init(|| {
+            inner.listen.runtime.spawn(listener::follow_head(
+                inner.listen.config.clone(),
+                inner.schema.as_str().to_owned(),
+                inner.sql.head.clone(),
+                Arc::clone(&inner.head),
+                inner.listen.poll,
+            ))
+        });
+        inner.head.subscribe()
     }
 }
 
