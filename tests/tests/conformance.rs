@@ -357,6 +357,110 @@ async fn postgres_concurrent_starts_migrate_once() {
     }
 }
 
+/// An append that waited for the append lock while another process
+/// committed to the same stream still answers right: a conflict when it
+/// expected the old version, the next version when it expected any. (The
+/// store's one-event statement took its snapshot before the wait, so it
+/// cannot see that commit; the unique (stream, version) key catches it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_append_that_waited_for_another_process() {
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let config = server.connection_string();
+    let schema = unique_schema("lock_wait");
+    let store = PostgresStore::connect(
+        &config,
+        PostgresOptions::new()
+            .schema(schema.as_str())
+            .max_connections(2),
+    )
+    .await
+    .unwrap();
+    let (mut other, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let insert = format!(
+        "INSERT INTO \"{schema}\".events (stream_aggregate, stream_id, version, event_id,
+             event_name, schema_version, payload, metadata, timestamp_us)
+         VALUES ('account', $1, 1, gen_random_uuid(), 'elsewhere', 1, '{{}}', '{{}}', 0)"
+    );
+    for (id, expected) in [
+        ("a-1", ExpectedVersion::Exact(0)),
+        ("a-2", ExpectedVersion::Any),
+    ] {
+        let s = StreamId::new("account", id);
+        let tx = other.transaction().await.unwrap();
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&store.append_lock_key()],
+        )
+        .await
+        .unwrap();
+        tx.execute(&insert, &[&id]).await.unwrap();
+        let append = tokio::spawn({
+            let (store, s) = (store.clone(), s.clone());
+            async move {
+                store
+                    .append(&s, expected, vec![event("x", json!({}))])
+                    .await
+            }
+        });
+        // Commit only once the store's append waits for the lock.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let waiting: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if waiting == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the append never waited for the lock");
+        tx.commit().await.unwrap();
+        let result = append.await.unwrap();
+        let names: Vec<_> = store
+            .read_stream(&s, 1)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event_name.to_string())
+            .collect();
+        match expected {
+            ExpectedVersion::Exact(_) => {
+                assert!(
+                    matches!(
+                        result,
+                        Err(StoreError::Conflict {
+                            expected: 0,
+                            actual: 1,
+                            ..
+                        })
+                    ),
+                    "{result:?}"
+                );
+                assert_eq!(names, ["elsewhere"]);
+            }
+            ExpectedVersion::Any => {
+                assert_eq!(result.unwrap().version, 2);
+                assert_eq!(names, ["elsewhere", "x"]);
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_schemas_are_isolated_and_heads_follow_other_stores() {
     let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)

@@ -189,8 +189,8 @@ pub struct PostgresStats {
 /// A sequence hands out positions when rows are inserted, but rows become
 /// visible when their transaction commits; two writers can commit out of
 /// order, and a reader that has read up to position 12 would never look back
-/// for a late 11. This store **serializes appends**: `append_group` takes
-/// `pg_advisory_xact_lock(<key of the schema>)` before it allocates any
+/// for a late 11. This store **serializes appends**: every append statement
+/// takes `pg_advisory_xact_lock(<key of the schema>)` before it allocates any
 /// position. That lock is released only at the end of the commit, after the
 /// transaction has become visible to new snapshots. So the next writer
 /// allocates its positions only once every lower position is visible: at any
@@ -199,7 +199,10 @@ pub struct PostgresStats {
 /// log takes its head and its page in one statement (one snapshot), and
 /// reports `through` no further than that head.
 ///
-/// Anything else that inserts into `events` must take the same lock.
+/// Anything else that inserts into `events` must take the same lock, in the
+/// same transaction and before its insert:
+/// `SELECT pg_advisory_xact_lock(<key>)` with the key
+/// [`PostgresStore::append_lock_key`] returns.
 ///
 /// # Read models
 ///
@@ -220,11 +223,13 @@ pub struct PostgresStats {
 /// function, so a conflicting append fails alone while the others commit. If
 /// a statement error aborts the group (a payload that is not JSON, a
 /// duplicate event id), each append is retried alone so only the faulty one
-/// fails.
+/// fails. An append that is alone in its group takes a cheaper path with the
+/// same lock, check and result: the `append_one` function, or for a single
+/// event one plain `INSERT` statement.
 ///
 /// # Live tail
 ///
-/// `append_group` sends `NOTIFY <schema>, '<new head>'` in its transaction; a
+/// Every append sends `NOTIFY <schema>, '<new head>'` in its transaction; a
 /// dedicated connection LISTENs and feeds [`GlobalLog::watch_head`], so every
 /// process following the schema wakes on every commit, without polling.
 /// The same connection also reads the head every
@@ -370,7 +375,8 @@ impl PostgresStore {
             pool: pool.clone(),
             group_sql: sql.append_group.clone(),
             one_sql: sql.append_one.clone(),
-            lock_key: schema.lock_key("cqrs.append"),
+            lone_sql: sql.append_lone.clone(),
+            lock_key: append_lock_key(&schema),
             channel: schema.as_str().to_owned(),
             jobs: receiver,
             head: Arc::clone(&head),
@@ -403,6 +409,22 @@ impl PostgresStore {
         self.inner.schema.as_str()
     }
 
+    /// The key of the advisory lock appends take (see "No skipped events"
+    /// above): a program that inserts into this schema's `events` table
+    /// itself must take `pg_advisory_xact_lock(key)` in its transaction
+    /// before inserting, or readers may skip its rows. The key depends only
+    /// on the schema name, so it is the same in every process.
+    ///
+    /// ```no_run
+    /// # use cqrs_core::store::{PostgresOptions, PostgresStore};
+    /// # async fn f(store: PostgresStore) {
+    /// let sql = format!("SELECT pg_advisory_xact_lock({})", store.append_lock_key());
+    /// # }
+    /// ```
+    pub fn append_lock_key(&self) -> i64 {
+        append_lock_key(&self.inner.schema)
+    }
+
     /// How many append transactions the writer committed, and how many
     /// appends they carried: `appends / transactions` is the average group.
     pub fn stats(&self) -> PostgresStats {
@@ -415,6 +437,10 @@ impl PostgresStore {
     async fn client(&self) -> Result<Object, StoreError> {
         acquire(&self.inner.pool).await
     }
+}
+
+fn append_lock_key(schema: &SchemaName) -> i64 {
+    schema.lock_key("cqrs.append")
 }
 
 /// `config` with `plan_cache_mode = force_generic_plan`: each statement of

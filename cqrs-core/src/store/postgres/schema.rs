@@ -313,6 +313,7 @@ const EVENT_COLUMNS: &str = "position, stream_aggregate, stream_id, version, eve
 pub(super) struct Sql {
     pub(super) append_group: String,
     pub(super) append_one: String,
+    pub(super) append_lone: String,
     pub(super) read_stream: String,
     pub(super) read_log: String,
     pub(super) head: String,
@@ -335,6 +336,30 @@ impl Sql {
             append_one: format!(
                 "SELECT actual, first_position, last_position, new_version
                  FROM {s}.append_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            // What `append_one` does for a single event, as one plain
+            // statement: no function call, and one executor instead of one
+            // per statement of the function, whose set-up cost about as much
+            // as the insert itself. The lock is taken in the subquery each row comes out
+            // of, so positions are still allocated under it. But the
+            // statement's snapshot is taken before the lock is held: a
+            // commit to the stream by another process during the wait is
+            // not seen by the check, and the insert breaks the unique
+            // (stream, version) key instead. The writer then asks
+            // `append_one`, which reads after the lock; it does so too when
+            // no row comes back (the check failed), for the actual version.
+            append_lone: format!(
+                "INSERT INTO {s}.events (stream_aggregate, stream_id, version, event_id,
+                     event_name, schema_version, payload, metadata, timestamp_us)
+                 SELECT $3, $4, c.actual + 1, $6, $7, $8, $9::text::jsonb, $10::text::jsonb, $11
+                 FROM (
+                     SELECT pg_advisory_xact_lock($1) AS locked,
+                         coalesce((SELECT ev.version FROM {s}.events ev
+                             WHERE ev.stream_aggregate = $3 AND ev.stream_id = $4
+                             ORDER BY ev.version DESC LIMIT 1), 0) AS actual
+                 ) c
+                 WHERE $5::bigint < 0 OR $5::bigint = c.actual
+                 RETURNING position, version, pg_notify($2::text, position::text)"
             ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events

@@ -31,6 +31,9 @@ pub(super) struct Writer {
     pub(super) group_sql: String,
     /// `append_one`, the same for a group of one, at a fraction of the cost.
     pub(super) one_sql: String,
+    /// `append_one` for one event as a plain statement, cheaper still;
+    /// `one_sql` settles what it cannot (see `Sql::append_lone`).
+    pub(super) lone_sql: String,
     pub(super) lock_key: i64,
     pub(super) channel: String,
     pub(super) jobs: mpsc::Receiver<AppendJob>,
@@ -214,8 +217,22 @@ impl Writer {
             .collect())
     }
 
-    /// Appends one job with `append_one`.
+    /// Appends one job: a single event with the `append_lone` statement,
+    /// falling back to the `append_one` function when that statement cannot
+    /// tell (see `Sql::append_lone`); several events with the function.
     async fn call_one(&self, client: &Client, job: &AppendJob) -> Result<Outcome, CallError> {
+        if let [event] = job.events.as_slice() {
+            match self.call_lone(client, job, event).await {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {}
+                Err(CallError::Postgres(e))
+                    if e.as_db_error().is_some_and(|db| {
+                        *db.code() == SqlState::UNIQUE_VIOLATION
+                            && db.constraint() == Some("events_stream_version")
+                    }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let statement = client
             .prepare_cached(&self.one_sql)
             .await
@@ -241,6 +258,47 @@ impl Writer {
             .await
             .map_err(CallError::Postgres)?;
         Ok(outcome(job, &row))
+    }
+
+    /// One event with `append_lone`: `None` when it wrote nothing because
+    /// the stream was not at the expected version.
+    async fn call_lone(
+        &self,
+        client: &Client,
+        job: &AppendJob,
+        event: &NewEvent,
+    ) -> Result<Option<Outcome>, CallError> {
+        let statement = client
+            .prepare_cached(&self.lone_sql)
+            .await
+            .map_err(CallError::Postgres)?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &self.lock_key,
+                    &self.channel,
+                    &job.stream.aggregate,
+                    &job.stream.id,
+                    &expected(job),
+                    &event.event_id,
+                    &&*event.event_name,
+                    &i32::try_from(event.schema_version).unwrap_or(i32::MAX),
+                    &payload_text(event),
+                    &metadata_text(event),
+                    &event.timestamp.as_micros(),
+                ],
+            )
+            .await
+            .map_err(CallError::Postgres)?;
+        Ok(rows.first().map(|row| {
+            let position = to_u64(row.get(0));
+            Ok(AppendOutcome {
+                version: to_u64(row.get(1)),
+                first_position: position,
+                last_position: position,
+            })
+        }))
     }
 }
 
@@ -271,17 +329,21 @@ impl<'a> EventColumns<'a> {
             columns
                 .schema_version
                 .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
-            // `PostgresStore::append` checked that payloads are UTF-8.
-            columns
-                .payload
-                .push(std::str::from_utf8(&event.payload).unwrap_or_default());
-            columns.metadata.push(
-                serde_json::to_string(&event.metadata).unwrap_or_else(|_| String::from("{}")),
-            );
+            columns.payload.push(payload_text(event));
+            columns.metadata.push(metadata_text(event));
             columns.timestamp.push(event.timestamp.as_micros());
         }
         columns
     }
+}
+
+fn payload_text(event: &NewEvent) -> &str {
+    // `PostgresStore::append` checked that payloads are UTF-8.
+    std::str::from_utf8(&event.payload).unwrap_or_default()
+}
+
+fn metadata_text(event: &NewEvent) -> String {
+    serde_json::to_string(&event.metadata).unwrap_or_else(|_| String::from("{}"))
 }
 
 /// The version an append expects, as the functions take it (-1: any).
