@@ -120,6 +120,11 @@ impl Runner {
             .map_err(|e| Failure(format!("cannot start a sample ({side:?}): {e}")))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         let result = stderr.lines().rev().find_map(|l| l.strip_prefix("RESULT"));
+        if self.verbose
+            && let Some(line) = result
+        {
+            eprintln!("   ->{line}");
+        }
         match result {
             Some(line) if output.status.success() => Ok(parse(line)),
             _ => Err(Failure(format!(
