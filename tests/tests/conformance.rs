@@ -124,19 +124,20 @@ conformance!(memory, sqlite_file, sqlite_memory, postgres);
 async fn concurrent_mixed_appends(
     store: Arc<dyn Store>,
     appends: usize,
+    events: usize,
 ) -> Vec<(usize, Result<u64, StoreError>)> {
     let mut tasks = JoinSet::new();
     for i in 0..appends {
         let store = Arc::clone(&store);
         tasks.spawn(async move {
-            let s = StreamId::new("grouped", format!("g-{i}"));
-            let expected = if i % 4 == 3 { 7 } else { 0 };
+            // Every fourth append expects version 7 of the stream the one
+            // before it appends to at version 0, so that two appends to one
+            // stream can share a group, one passing its check and one not.
+            let (target, expected) = if i % 4 == 3 { (i - 1, 7) } else { (i, 0) };
+            let s = StreamId::new("grouped", format!("g{events}-{target}"));
+            let batch = (0..events).map(|e| event("n", json!({"i": i, "e": e})));
             let result = store
-                .append(
-                    &s,
-                    ExpectedVersion::Exact(expected),
-                    vec![event("one", json!({"i": i})), event("two", json!({}))],
-                )
+                .append(&s, ExpectedVersion::Exact(expected), batch.collect())
                 .await
                 .map(|o| o.version);
             (i, result)
@@ -147,18 +148,20 @@ async fn concurrent_mixed_appends(
     results
 }
 
-fn assert_conflicts_fail_alone(results: &[(usize, Result<u64, StoreError>)]) {
+fn assert_conflicts_fail_alone(results: &[(usize, Result<u64, StoreError>)], events: u64) {
     for (i, result) in results {
         match result {
             Ok(version) => {
                 assert_ne!(i % 4, 3, "append {i} should have conflicted");
-                assert_eq!(*version, 2);
+                assert_eq!(*version, events);
             }
             Err(StoreError::Conflict {
                 expected, actual, ..
             }) => {
                 assert_eq!(i % 4, 3, "append {i} failed: {result:?}");
-                assert_eq!((*expected, *actual), (7, 0));
+                // Before or after the append it shares a stream with.
+                assert_eq!(*expected, 7);
+                assert!(*actual == 0 || *actual == events, "{result:?}");
             }
             Err(e) => panic!("append {i} failed: {e}"),
         }
@@ -169,8 +172,8 @@ fn assert_conflicts_fail_alone(results: &[(usize, Result<u64, StoreError>)]) {
 async fn sqlite_group_commit_isolates_conflicts() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("events.db")).unwrap();
-    let results = concurrent_mixed_appends(Arc::new(store.clone()), 64).await;
-    assert_conflicts_fail_alone(&results);
+    let results = concurrent_mixed_appends(Arc::new(store.clone()), 64, 2).await;
+    assert_conflicts_fail_alone(&results, 2);
     let stats = store.stats();
     assert_eq!(stats.writes, 48);
     assert!(
@@ -246,14 +249,19 @@ async fn postgres_group_commit_isolates_conflicts_and_bad_payloads() {
     let Some(store) = postgres_store("group_commit").await else {
         return;
     };
-    let results = concurrent_mixed_appends(Arc::new(store.clone()), 64).await;
-    assert_conflicts_fail_alone(&results);
-    let stats = store.stats();
-    assert_eq!(stats.appends, 48);
-    assert!(
-        stats.transactions < stats.appends,
-        "concurrent appends should share commits: {stats:?}"
-    );
+    // Several events per append (the `append_group` function), then one
+    // (the plain `INSERT` of one-event groups).
+    for events in [2, 1] {
+        let before = store.stats();
+        let results = concurrent_mixed_appends(Arc::new(store.clone()), 64, events).await;
+        assert_conflicts_fail_alone(&results, events as u64);
+        let stats = store.stats();
+        assert_eq!(stats.appends - before.appends, 48);
+        assert!(
+            stats.transactions - before.transactions < 48,
+            "concurrent appends should share commits: {stats:?}"
+        );
+    }
 
     // A payload PostgreSQL refuses fails alone, even inside a group.
     let mut tasks = JoinSet::new();
@@ -287,7 +295,7 @@ async fn postgres_group_commit_isolates_conflicts_and_bad_payloads() {
             assert_eq!(result.unwrap().version, 1);
         }
     }
-    assert_eq!(cases::whole_log(&store).await.len(), 96 + 14);
+    assert_eq!(cases::whole_log(&store).await.len(), 96 + 48 + 14);
 }
 
 #[tokio::test]

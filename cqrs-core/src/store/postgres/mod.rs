@@ -223,9 +223,10 @@ pub struct PostgresStats {
 /// function, so a conflicting append fails alone while the others commit. If
 /// a statement error aborts the group (a payload that is not JSON, a
 /// duplicate event id), each append is retried alone so only the faulty one
-/// fails. An append that is alone in its group takes a cheaper path with the
-/// same lock, check and result: the `append_one` function, or for a single
-/// event one plain `INSERT` statement.
+/// fails. Cheaper forms with the same lock, checks and results serve the
+/// usual cases: a group whose appends carry one event each (one command,
+/// one event) is one plain `INSERT` statement, and so is a lone one-event
+/// append; a lone append of several events calls `append_one`.
 ///
 /// # Live tail
 ///
@@ -376,6 +377,7 @@ impl PostgresStore {
             group_sql: sql.append_group.clone(),
             one_sql: sql.append_one.clone(),
             lone_sql: sql.append_lone.clone(),
+            lone_group_sql: sql.append_lone_group.clone(),
             lock_key: append_lock_key(&schema),
             channel: schema.as_str().to_owned(),
             jobs: receiver,

@@ -314,6 +314,7 @@ pub(super) struct Sql {
     pub(super) append_group: String,
     pub(super) append_one: String,
     pub(super) append_lone: String,
+    pub(super) append_lone_group: String,
     pub(super) read_stream: String,
     pub(super) read_log: String,
     pub(super) head: String,
@@ -360,6 +361,36 @@ impl Sql {
                  ) c
                  WHERE $5::bigint < 0 OR $5::bigint = c.actual
                  RETURNING position, version, pg_notify($2::text, position::text)"
+            ),
+            // `append_lone` for a group of one-event appends: one row per
+            // append, the lock taken before the first row is inserted, each
+            // row's check against its stream's newest version. A row comes
+            // back with its event id for each append that passed; an append
+            // whose check failed gets none (the writer settles it alone);
+            // two appends to one stream, or a commit by another
+            // process while the group waited for the lock, break the unique
+            // (stream, version) key and abort the group, as in
+            // `append_group`. `OFFSET 0` keeps the lookup from being pulled
+            // up into both the check and the version, which ran it twice.
+            append_lone_group: format!(
+                "INSERT INTO {s}.events (stream_aggregate, stream_id, version, event_id,
+                     event_name, schema_version, payload, metadata, timestamp_us)
+                 SELECT b.agg, b.sid, c.actual + 1, b.event_id, b.event_name, b.schema_version,
+                     b.payload::jsonb, b.metadata::jsonb, b.ts
+                 FROM (SELECT pg_advisory_xact_lock($1) AS locked) l,
+                     unnest($2::text[], $3::text[], $4::bigint[], $5::uuid[], $6::text[],
+                         $7::integer[], $8::text[], $9::text[], $10::bigint[])
+                         WITH ORDINALITY AS b(agg, sid, expected, event_id, event_name,
+                             schema_version, payload, metadata, ts, ord),
+                     LATERAL (
+                         SELECT coalesce((SELECT ev.version FROM {s}.events ev
+                             WHERE ev.stream_aggregate = b.agg AND ev.stream_id = b.sid
+                             ORDER BY ev.version DESC LIMIT 1), 0) AS actual
+                         OFFSET 0
+                     ) c
+                 WHERE b.expected < 0 OR b.expected = c.actual
+                 ORDER BY b.ord
+                 RETURNING position, event_id, version, pg_notify($11::text, position::text)"
             ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events

@@ -34,6 +34,8 @@ pub(super) struct Writer {
     /// `append_one` for one event as a plain statement, cheaper still;
     /// `one_sql` settles what it cannot (see `Sql::append_lone`).
     pub(super) lone_sql: String,
+    /// `append_lone` for a group of one-event appends.
+    pub(super) lone_group_sql: String,
     pub(super) lock_key: i64,
     pub(super) channel: String,
     pub(super) jobs: mpsc::Receiver<AppendJob>,
@@ -168,6 +170,9 @@ impl Writer {
                 .await
                 .map(|outcome| vec![outcome]);
         }
+        if group.iter().all(|job| job.events.len() == 1) {
+            return self.call_lone_group(&client, group).await;
+        }
         let statement = client
             .prepare_cached(&self.group_sql)
             .await
@@ -215,6 +220,72 @@ impl Writer {
             .zip(rows)
             .map(|(job, row)| outcome(job, &row))
             .collect())
+    }
+
+    /// Appends a group of one-event jobs with `append_lone_group`; a job
+    /// whose check failed is then settled alone, in a transaction of its
+    /// own.
+    async fn call_lone_group(
+        &self,
+        client: &Client,
+        group: &[AppendJob],
+    ) -> Result<Vec<Outcome>, CallError> {
+        let statement = client
+            .prepare_cached(&self.lone_group_sql)
+            .await
+            .map_err(CallError::Postgres)?;
+        let mut a_aggregate = Vec::with_capacity(group.len());
+        let mut a_id = Vec::with_capacity(group.len());
+        let mut a_expected = Vec::with_capacity(group.len());
+        for job in group {
+            a_aggregate.push(&*job.stream.aggregate);
+            a_id.push(job.stream.id.as_str());
+            a_expected.push(expected(job));
+        }
+        let columns = EventColumns::of(group);
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &self.lock_key,
+                    &a_aggregate,
+                    &a_id,
+                    &a_expected,
+                    &columns.event_id,
+                    &columns.event_name,
+                    &columns.schema_version,
+                    &columns.payload,
+                    &columns.metadata,
+                    &columns.timestamp,
+                    &self.channel,
+                ],
+            )
+            .await
+            .map_err(CallError::Postgres)?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (job, event_id) in group.iter().zip(&columns.event_id) {
+            // By event id: two appends to one stream can be in the group
+            // when one of them failed its check.
+            let row = rows.iter().find(|row| row.get::<_, Uuid>(1) == *event_id);
+            outcomes.push(match row {
+                Some(row) => {
+                    let position = to_u64(row.get(0));
+                    Ok(AppendOutcome {
+                        version: to_u64(row.get(2)),
+                        first_position: position,
+                        last_position: position,
+                    })
+                }
+                None => {
+                    let outcome = self.call_one(client, job).await;
+                    if outcome.as_ref().is_ok_and(Result::is_ok) {
+                        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    outcome.unwrap_or_else(|e| Err(append_error(job, &e)))
+                }
+            });
+        }
+        Ok(outcomes)
     }
 
     /// Appends one job: a single event with the `append_lone` statement,
