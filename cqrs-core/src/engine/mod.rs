@@ -7,6 +7,7 @@ mod query;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -206,10 +207,15 @@ impl Engine {
         metadata
             .correlation_id
             .get_or_insert_with(uuid::Uuid::new_v4);
-        let result = self
-            .run_command(&command, stream, metadata)
-            .instrument(span.clone())
-            .await;
+        // Not wrapped when no subscriber wants the span: the wrapper would
+        // move the whole command future (about a kilobyte) once more.
+        let result = if span.is_disabled() {
+            self.run_command(&command, stream, metadata).await
+        } else {
+            self.run_command(&command, stream, metadata)
+                .instrument(span.clone())
+                .await
+        };
         match &result {
             Ok(receipt) => {
                 span.record("version", receipt.version);
@@ -261,13 +267,21 @@ impl Engine {
                 }
                 return Ok(self.receipt::<C>(stream, version, None, 0, attempt));
             }
-            let new_events = encode(events.as_slice(), &metadata)?;
-            match self
-                .shared
-                .store
-                .append(&stream, ExpectedVersion::Exact(loaded.version), new_events)
-                .await
-            {
+            let mut new_events = encode(events.as_slice(), &metadata)?;
+            let store = &self.shared.store;
+            let expected = ExpectedVersion::Exact(loaded.version);
+            let appended = match store.append_now(&stream, expected, &mut new_events) {
+                Some(appended) => {
+                    // A command that emitted thousands of events does not
+                    // pin their list's memory to the thread.
+                    if new_events.capacity() <= 64 {
+                        ENCODED.set(new_events);
+                    }
+                    appended
+                }
+                None => store.append(&stream, expected, new_events).await,
+            };
+            match appended {
                 Ok(outcome) => {
                     let Loaded {
                         mut state,
@@ -617,10 +631,19 @@ impl Engine {
     }
 }
 
+thread_local! {
+    /// The list `encode` fills, back from a store that appended without
+    /// waiting (see `EventStore::append_now`): one allocation less per
+    /// command.
+    static ENCODED: Cell<Vec<NewEvent>> = const { Cell::new(Vec::new()) };
+}
+
 fn encode<E: EventSet>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent>, Error> {
     let timestamp = Timestamp::now();
+    let mut encoded = ENCODED.take();
+    encoded.clear();
     // Sized exactly: collecting through `Result` would start at four.
-    let mut encoded = Vec::with_capacity(events.len());
+    encoded.reserve_exact(events.len());
     for event in events {
         let payload = event.encode().map_err(|source| Error::EventEncode {
             event: event.event_name(),

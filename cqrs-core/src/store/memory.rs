@@ -79,11 +79,11 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append_now(
+    fn append_events(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &mut Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         if events.is_empty() {
             return Err(StoreError::InvalidAppend {
@@ -99,7 +99,7 @@ impl MemoryStore {
         let count = events.len();
         // The first record apart: a single event (the usual case) needs no list.
         let (mut first, mut rest) = (None, Vec::new());
-        for mut event in events {
+        for mut event in events.drain(..) {
             // Kept for the life of the store: drop any spare capacity (a
             // no-op for the engine's exactly sized payloads).
             event.payload.shrink_to_fit();
@@ -190,8 +190,18 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
-        let result = self.append_now(stream, expected, events);
+        let mut events = events;
+        let result = self.append_events(stream, expected, &mut events);
         Box::pin(std::future::ready(result))
+    }
+
+    fn append_now(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &mut Vec<NewEvent>,
+    ) -> Option<Result<AppendOutcome, StoreError>> {
+        Some(self.append_events(stream, expected, events))
     }
 
     fn read_stream<'a>(
