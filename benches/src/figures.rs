@@ -153,8 +153,10 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
         print!("{}", report::csv(&bench.figures));
     } else {
         println!(
-            "\ncqrs benchmarks: median of {} alternating runs per side; ratio above 1 = cqrs better\n",
-            bench.runs
+            "\ncqrs benchmarks: median of {} alternating runs per side ({} for mem_*_cmds_per_s); \
+             ratio above 1 = cqrs better\n",
+            bench.runs,
+            bench.runs * 3
         );
         print!("{}", report::table(&bench.figures));
         if bench.pg.is_none() && (wants("growth") || wants("pg") || wants("catchup")) {
@@ -233,12 +235,16 @@ impl Bench {
     /// 8 tasks, and the peak memory of the sequential run.
     fn memory(&mut self) -> Result<(), Failure> {
         let (accounts, commands) = self.sizes.mem;
+        // Three pairs of samples per run: our side of a pair lasts about a
+        // tenth of a second, which one hiccup of a shared machine can
+        // stretch by a fifth.
+        let runs = self.runs * 3;
         let mut seq_ours = Vec::new();
         for clients in [1usize, 8] {
             let args = vec![s("mem-cmds"), s(accounts), s(commands), s(clients)];
             let mut ours = || self.sample(Side::Ours, args.clone());
             let mut theirs = || self.sample(Side::Peer, args.clone());
-            let mut samples = rotate(self.runs, &mut [&mut ours, &mut theirs])?;
+            let mut samples = rotate(runs, &mut [&mut ours, &mut theirs])?;
             let (theirs, ours) = (
                 samples.pop().unwrap_or_default(),
                 samples.pop().unwrap_or_default(),
