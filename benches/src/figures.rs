@@ -453,26 +453,33 @@ impl Bench {
                 args.extend_from_slice(&workload);
                 self.sample(Side::Ours, args)
             };
-            let mut batched = || {
+            // The same rows, `rows` per INSERT and transaction, on one
+            // connection.
+            let raw_batch = |rows: usize| {
                 let args = vec![
                     s("pg-raw-batch"),
                     conn.clone(),
                     unique_schema("batch"),
                     s(accounts),
                     s(commands),
-                    s(100),
+                    s(rows),
                 ];
                 self.sample(Side::Ours, args)
             };
+            // Perfect group commit: every commit carries one command of
+            // each of the 8 clients, with no client at all.
+            let mut grouped = || raw_batch(8);
+            let mut batched = || raw_batch(100);
             let mut samples = if clients == 1 {
                 rotate(self.runs, &mut [&mut ours, &mut theirs, &mut raw])?
             } else {
                 rotate(
                     self.runs,
-                    &mut [&mut ours, &mut theirs, &mut raw, &mut batched],
+                    &mut [&mut ours, &mut theirs, &mut raw, &mut grouped, &mut batched],
                 )?
             };
             let batched = if clients == 8 { samples.pop() } else { None };
+            let grouped = if clients == 8 { samples.pop() } else { None };
             let raw = samples.pop().unwrap_or_default();
             let theirs = samples.pop().unwrap_or_default();
             let ours = samples.pop().unwrap_or_default();
@@ -498,6 +505,14 @@ impl Bench {
             } else {
                 raw_figure
             });
+            if let Some(grouped) = &grouped {
+                figures.push(Figure::new(
+                    "pg_8clients_events_per_s_vs_8row_insert",
+                    "event/s",
+                    Better::Higher,
+                    (rates(&ours, "events")?, rates(grouped, "events")?),
+                ));
+            }
             if let Some(batched) = &batched {
                 figures.push(Figure::new(
                     "pg_8clients_events_per_s_vs_batched_insert",
@@ -523,6 +538,17 @@ impl Bench {
                 Better::Higher,
                 (rates(ceiling, "events")?, rates(&theirs, "events")?),
             ));
+            // Closer to what 8 clients can reach: a command needs its
+            // commit before its client sends the next, so a commit carries
+            // 8 commands at most.
+            if let Some(grouped) = &grouped {
+                figures.push(Figure::new(
+                    "pg_8clients_ceiling_8row_insert_events_per_s_vs_postgres_es",
+                    "event/s",
+                    Better::Higher,
+                    (rates(grouped, "events")?, rates(&theirs, "events")?),
+                ));
+            }
         }
         self.figures.extend(figures);
         Ok(())
