@@ -339,14 +339,17 @@ fn script_rows(
         };
         let version = versions.entry(a).or_insert(0i64);
         *version += 1;
+        // Stamped and identified as the engine does, so the event-id index
+        // grows the same way on both sides.
+        let timestamp = Timestamp::now();
         rows.push(Row {
             stream_id: script::account_id(a),
             version: *version,
-            event_id: uuid::Uuid::new_v4(),
+            event_id: timestamp.event_id(),
             event_name,
             payload,
             metadata: serde_json::to_string(&Metadata::new().correlation_id(uuid::Uuid::new_v4()))?,
-            timestamp_us: Timestamp::now().as_micros(),
+            timestamp_us: timestamp.as_micros(),
         });
     }
     Ok(rows)

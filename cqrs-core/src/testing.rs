@@ -274,8 +274,9 @@ impl<P: Projection> ProjectionTest<P> {
         self.position += 1;
         let version = self.versions.entry(stream.clone()).or_default();
         *version += 1;
+        let timestamp = Timestamp::now();
         let record = Arc::new(RecordedEvent {
-            event_id: uuid::Uuid::new_v4(),
+            event_id: timestamp.event_id(),
             stream: Arc::new(stream),
             version: *version,
             position: self.position,
@@ -283,7 +284,7 @@ impl<P: Projection> ProjectionTest<P> {
             schema_version: E::VERSION,
             payload,
             metadata: Metadata::new(),
-            timestamp: Timestamp::now(),
+            timestamp,
         });
         self.state.project_recorded(&record)
     }

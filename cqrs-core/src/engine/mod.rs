@@ -651,7 +651,7 @@ fn encode<E: EventSet>(events: &[E], metadata: &Metadata) -> Result<Vec<NewEvent
             source,
         })?;
         encoded.push(NewEvent {
-            event_id: uuid::Uuid::new_v4(),
+            event_id: timestamp.event_id(),
             event_name: Cow::Borrowed(event.event_name()),
             schema_version: event.event_version(),
             payload,

@@ -110,6 +110,41 @@ async fn engine(store: &MemoryStore) -> Engine {
         .unwrap()
 }
 
+/// Event ids are UUIDv7 made from the event's own timestamp, so they sort
+/// as the log does across milliseconds.
+#[tokio::test]
+async fn event_ids_are_time_ordered() {
+    let store = MemoryStore::new();
+    let app = engine(&store).await;
+    for n in 0..3 {
+        app.execute(Add {
+            id: "t".into(),
+            n: 1,
+        })
+        .await
+        .unwrap();
+        if n < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    let events = store
+        .read_stream(&StreamId::new("tally", "t"), 1)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    for pair in events.windows(2) {
+        assert!(pair[0].event_id < pair[1].event_id, "{pair:?}");
+    }
+    for event in &events {
+        assert_eq!(event.event_id.get_version_num(), 7);
+        // The first 48 bits are the millisecond of the event's timestamp.
+        assert_eq!(
+            event.event_id.as_bytes()[..6],
+            event.timestamp.event_id().as_bytes()[..6]
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_command_without_events_appends_nothing_and_does_not_wait() {
     let store = MemoryStore::new();
