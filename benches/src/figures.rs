@@ -69,6 +69,12 @@ impl Sizes {
     }
 }
 
+/// Pairs of samples per run for the figures whose samples are short: our
+/// side of the memory-store command rates and of a catch-up lasts about a
+/// tenth of a second, which one hiccup of a shared machine can stretch by a
+/// fifth.
+const SHORT: usize = 3;
+
 /// What to run.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -153,10 +159,10 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
         print!("{}", report::csv(&bench.figures));
     } else {
         println!(
-            "\ncqrs benchmarks: median of {} alternating runs per side ({} for mem_*_cmds_per_s); \
-             ratio above 1 = cqrs better\n",
+            "\ncqrs benchmarks: median of {} alternating runs per side ({} for mem_*_cmds_per_s \
+             and catchup_*); ratio above 1 = cqrs better\n",
             bench.runs,
-            bench.runs * 3
+            bench.runs * SHORT
         );
         print!("{}", report::table(&bench.figures));
         if bench.pg.is_none() && (wants("growth") || wants("pg") || wants("catchup")) {
@@ -235,10 +241,7 @@ impl Bench {
     /// 8 tasks, and the peak memory of the sequential run.
     fn memory(&mut self) -> Result<(), Failure> {
         let (accounts, commands) = self.sizes.mem;
-        // Three pairs of samples per run: our side of a pair lasts about a
-        // tenth of a second, which one hiccup of a shared machine can
-        // stretch by a fifth.
-        let runs = self.runs * 3;
+        let runs = self.runs * SHORT;
         let mut seq_ours = Vec::new();
         for clients in [1usize, 8] {
             let args = vec![s("mem-cmds"), s(accounts), s(commands), s(clients)];
@@ -578,7 +581,7 @@ impl Bench {
             };
             let mut scan =
                 || self.sample(Side::Ours, vec![s("catchup-scan"), s(kind), target.clone()]);
-            let mut samples = rotate(self.runs, &mut [&mut replay, &mut scan])?;
+            let mut samples = rotate(self.runs * SHORT, &mut [&mut replay, &mut scan])?;
             let scan = samples.pop().unwrap_or_default();
             let replay = samples.pop().unwrap_or_default();
             for f in &replay {
