@@ -58,19 +58,22 @@ async fn postgres(test: &str) -> Option<Fixture> {
     Some(Fixture::new(postgres_store(test).await?, ()))
 }
 
-/// A store in a fresh schema of the shared server (`None`: no PostgreSQL).
-async fn postgres_store(test: &str) -> Option<PostgresStore> {
+/// The connection string of the test binary's shared server (`None`: no
+/// PostgreSQL).
+async fn shared_postgres() -> Option<String> {
     let server = tokio::task::spawn_blocking(TestPostgres::shared)
         .await
         .unwrap()?;
+    Some(server.connection_string())
+}
+
+/// A store in a fresh schema of the shared server (`None`: no PostgreSQL).
+async fn postgres_store(test: &str) -> Option<PostgresStore> {
+    let config = shared_postgres().await?;
     let options = PostgresOptions::new()
         .schema(unique_schema(test))
         .max_connections(4);
-    Some(
-        PostgresStore::connect(&server.connection_string(), options)
-            .await
-            .unwrap(),
-    )
+    Some(PostgresStore::connect(&config, options).await.unwrap())
 }
 
 /// One `#[tokio::test]` per case, in a module per store.
@@ -335,16 +338,13 @@ async fn postgres_unreachable_server_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_concurrent_starts_migrate_once() {
-    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
-        .await
-        .unwrap()
-    else {
+    let Some(config) = shared_postgres().await else {
         return;
     };
     let schema = unique_schema("concurrent_starts");
     let mut starts = JoinSet::new();
     for _ in 0..4 {
-        let (config, schema) = (server.connection_string(), schema.clone());
+        let (config, schema) = (config.clone(), schema.clone());
         starts.spawn(async move {
             PostgresStore::connect(
                 &config,
@@ -372,13 +372,9 @@ async fn postgres_concurrent_starts_migrate_once() {
 /// cannot see that commit; the unique (stream, version) key catches it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_append_that_waited_for_another_process() {
-    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
-        .await
-        .unwrap()
-    else {
+    let Some(config) = shared_postgres().await else {
         return;
     };
-    let config = server.connection_string();
     let schema = unique_schema("lock_wait");
     let store = PostgresStore::connect(
         &config,
@@ -471,13 +467,9 @@ async fn postgres_append_that_waited_for_another_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_schemas_are_isolated_and_heads_follow_other_stores() {
-    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
-        .await
-        .unwrap()
-    else {
+    let Some(config) = shared_postgres().await else {
         return;
     };
-    let config = server.connection_string();
     let schema = unique_schema("notify");
     // The poll is far away: only a notification can move B's head in time.
     let options = PostgresOptions::new()
@@ -522,13 +514,9 @@ async fn postgres_tail_never_skips_across_independent_writers() {
     const STORES: usize = 4;
     const TASKS: usize = 4;
     const APPENDS: usize = 30;
-    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
-        .await
-        .unwrap()
-    else {
+    let Some(config) = shared_postgres().await else {
         return;
     };
-    let config = server.connection_string();
     // One append per transaction: as many commits as possible to interleave.
     let options = PostgresOptions::new()
         .schema(unique_schema("independent_writers"))

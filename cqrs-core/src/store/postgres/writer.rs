@@ -177,16 +177,11 @@ impl Writer {
             .prepare_cached(&self.group_sql)
             .await
             .map_err(CallError::Postgres)?;
-        let mut a_aggregate = Vec::with_capacity(group.len());
-        let mut a_id = Vec::with_capacity(group.len());
-        let mut a_expected = Vec::with_capacity(group.len());
-        let mut a_count = Vec::with_capacity(group.len());
-        for job in group {
-            a_aggregate.push(&*job.stream.aggregate);
-            a_id.push(job.stream.id.as_str());
-            a_expected.push(expected(job));
-            a_count.push(i32::try_from(job.events.len()).unwrap_or(i32::MAX));
-        }
+        let streams = StreamColumns::of(group);
+        let a_count: Vec<i32> = group
+            .iter()
+            .map(|job| i32::try_from(job.events.len()).unwrap_or(i32::MAX))
+            .collect();
         let columns = EventColumns::of(group);
         let rows = client
             .query(
@@ -194,9 +189,9 @@ impl Writer {
                 &[
                     &self.lock_key,
                     &self.channel,
-                    &a_aggregate,
-                    &a_id,
-                    &a_expected,
+                    &streams.aggregate,
+                    &streams.id,
+                    &streams.expected,
                     &a_count,
                     &columns.event_id,
                     &columns.event_name,
@@ -234,23 +229,16 @@ impl Writer {
             .prepare_cached(&self.lone_group_sql)
             .await
             .map_err(CallError::Postgres)?;
-        let mut a_aggregate = Vec::with_capacity(group.len());
-        let mut a_id = Vec::with_capacity(group.len());
-        let mut a_expected = Vec::with_capacity(group.len());
-        for job in group {
-            a_aggregate.push(&*job.stream.aggregate);
-            a_id.push(job.stream.id.as_str());
-            a_expected.push(expected(job));
-        }
+        let streams = StreamColumns::of(group);
         let columns = EventColumns::of(group);
         let rows = client
             .query(
                 &statement,
                 &[
                     &self.lock_key,
-                    &a_aggregate,
-                    &a_id,
-                    &a_expected,
+                    &streams.aggregate,
+                    &streams.id,
+                    &streams.expected,
                     &columns.event_id,
                     &columns.event_name,
                     &columns.schema_version,
@@ -370,6 +358,24 @@ impl Writer {
                 last_position: position,
             })
         }))
+    }
+}
+
+/// The streams of some appends, one element per append, as the group
+/// statements take them.
+struct StreamColumns<'a> {
+    aggregate: Vec<&'a str>,
+    id: Vec<&'a str>,
+    expected: Vec<i64>,
+}
+
+impl<'a> StreamColumns<'a> {
+    fn of(group: &'a [AppendJob]) -> Self {
+        Self {
+            aggregate: group.iter().map(|job| &*job.stream.aggregate).collect(),
+            id: group.iter().map(|job| job.stream.id.as_str()).collect(),
+            expected: group.iter().map(expected).collect(),
+        }
     }
 }
 
