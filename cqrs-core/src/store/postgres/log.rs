@@ -10,36 +10,11 @@ use deadpool_postgres::tokio_postgres::types::ToSql;
 use futures_core::Stream;
 use tokio::task::{JoinError, JoinHandle};
 
-use super::schema::SchemaName;
-use super::{Inner, PostgresStore, event_row, pg_error, to_i64, to_u64};
+use super::{PostgresStore, event_row, pg_error, to_i64, to_u64};
 use crate::error::StoreError;
 use crate::record::RecordedEvent;
 use crate::store::decode::Spent;
 use crate::store::{LogFilter, LogSlice};
-
-/// The statement of a catch-up page: the head and the page in one statement,
-/// so one snapshot (every position up to that head is settled, see
-/// [`PostgresStore`], and none above it is visible), with the filter and
-/// window rules of `Sql::read_log`, but no sort after the join: the page
-/// comes out of the primary key in position order already, and a sort would
-/// hold every row back until the last one is found, where without it rows
-/// stream to the client while the server finds the next ones. The order is
-/// checked as rows are decoded (see [`read_page`](PostgresStore::read_page)).
-pub(super) fn page_sql(s: &SchemaName) -> String {
-    format!(
-        "WITH h AS (SELECT coalesce(max(position), 0) AS head FROM {s}.events)
-         SELECT h.head, e.position, e.stream_aggregate, e.stream_id, e.version, e.event_id,
-             e.event_name, e.schema_version, e.payload::text, e.metadata::text, e.timestamp_us
-         FROM h LEFT JOIN LATERAL (
-             SELECT * FROM {s}.events
-             WHERE position > $1 AND (position + 0) <= $5
-               AND ($2::text[] IS NULL OR (event_name || '') = ANY($2))
-               AND ($3::text[] IS NULL OR (stream_aggregate || '') = ANY($3))
-             ORDER BY position
-             LIMIT $4
-         ) e ON true"
-    )
-}
 
 impl PostgresStore {
     /// Reads a page (see [`read_page`](Self::read_page)) on a task of its
@@ -48,7 +23,6 @@ impl PostgresStore {
     /// one. Dropping the returned future cancels the read.
     pub(super) async fn spawn_read_page(
         &self,
-        sql: fn(&Inner) -> &str,
         after: u64,
         filter: &LogFilter,
         limit: usize,
@@ -58,7 +32,7 @@ impl PostgresStore {
         let filter = filter.clone();
         let read = tokio::spawn(async move {
             store
-                .read_page(sql(&store.inner), after, &filter, limit, Spent::new(spent))
+                .read_page(after, &filter, limit, Spent::new(spent))
                 .await
         });
         AbortOnDrop(read).await.map_err(|e| StoreError::Backend {
@@ -67,11 +41,10 @@ impl PostgresStore {
         })?
     }
 
-    /// One page of the global log with the statement `sql` (laid out as
-    /// [`page_sql`]), refilling `spent` records.
+    /// One page of the global log (`Sql::read_log`), refilling `spent`
+    /// records.
     async fn read_page(
         &self,
-        sql: &str,
         after: u64,
         filter: &LogFilter,
         limit: usize,
@@ -80,7 +53,10 @@ impl PostgresStore {
         let fail = |e| pg_error(format!("cannot read the global log after {after}"), e);
         let limit = limit.max(1);
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(fail)?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.read_log)
+            .await
+            .map_err(fail)?;
         let events = (!filter.events.is_empty()).then_some(&filter.events);
         let aggregates = (!filter.aggregates.is_empty()).then_some(&filter.aggregates);
         // The last position one page looks at: 64 pages ahead (as the memory

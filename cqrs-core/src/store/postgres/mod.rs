@@ -282,8 +282,6 @@ struct Inner {
     schema: SchemaName,
     pool: Pool,
     sql: Sql,
-    /// The statement of a catch-up page (see [`log::page_sql`]).
-    page_sql: String,
     jobs: mpsc::Sender<AppendJob>,
     head: Arc<watch::Sender<u64>>,
     stats: Arc<Counters>,
@@ -393,7 +391,6 @@ impl PostgresStore {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                page_sql: log::page_sql(&schema),
                 schema,
                 pool,
                 sql,
@@ -644,16 +641,7 @@ impl GlobalLog for PostgresStore {
         filter: &'a LogFilter,
         limit: usize,
     ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
-        // The schema's statement, which also sorts the page on the server;
-        // catch-ups read through `read_log_recycling`, whose statement
-        // streams the page instead (see `log::page_sql`).
-        Box::pin(self.spawn_read_page(
-            |inner| &inner.sql.read_log,
-            after,
-            filter,
-            limit,
-            Vec::new(),
-        ))
+        Box::pin(self.spawn_read_page(after, filter, limit, Vec::new()))
     }
 
     fn read_log_recycling<'a>(
@@ -663,7 +651,7 @@ impl GlobalLog for PostgresStore {
         limit: usize,
         spent: Vec<Arc<RecordedEvent>>,
     ) -> BoxFuture<'a, Result<LogSlice, StoreError>> {
-        Box::pin(self.spawn_read_page(|inner| &inner.page_sql, after, filter, limit, spent))
+        Box::pin(self.spawn_read_page(after, filter, limit, spent))
     }
 
     fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

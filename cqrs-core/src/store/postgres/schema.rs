@@ -406,7 +406,12 @@ impl Sql {
             // range the planner misjudges (a table not yet analyzed gets a
             // guess of 0.5 %), it collects and sorts every candidate in the
             // window instead of stopping early, so a catch-up cost the square
-            // of the log's length.
+            // of the log's length. No sort after the join either: the page
+            // comes out of the primary key in position order already, and a
+            // sort would hold every row back until the last one is found,
+            // where without it rows stream to the client while the server
+            // finds the next ones. The reader checks the order as it decodes
+            // the rows (see `PostgresStore::read_page`).
             read_log: format!(
                 "WITH h AS (SELECT coalesce(max(position), 0) AS head FROM {s}.events)
                  SELECT h.head, {EVENT_COLUMNS_E}
@@ -417,8 +422,7 @@ impl Sql {
                        AND ($3::text[] IS NULL OR (stream_aggregate || '') = ANY($3))
                      ORDER BY position
                      LIMIT $4
-                 ) e ON true
-                 ORDER BY e.position",
+                 ) e ON true",
                 EVENT_COLUMNS_E = EVENT_COLUMNS
                     .split(", ")
                     .map(|c| format!("e.{c}"))

@@ -29,7 +29,8 @@ pub(super) struct Writer {
     pub(super) pool: Pool,
     /// `append_group`, for a group of several appends.
     pub(super) group_sql: String,
-    /// `append_one`, the same for a group of one, at a fraction of the cost.
+    /// `append_one`: a lone append of several events, and what settles a
+    /// one-event append that `lone_sql` could not.
     pub(super) one_sql: String,
     /// `append_one` for one event as a plain statement, cheaper still;
     /// `one_sql` settles what it cannot (see `Sql::append_lone`).
@@ -218,8 +219,8 @@ impl Writer {
     }
 
     /// Appends a group of one-event jobs with `append_lone_group`; a job
-    /// whose check failed is then settled alone, in a transaction of its
-    /// own.
+    /// whose check failed is then settled by `append_one`, in a transaction
+    /// of its own.
     async fn call_lone_group(
         &self,
         client: &Client,
@@ -265,7 +266,9 @@ impl Writer {
                     })
                 }
                 None => {
-                    let outcome = self.call_one(client, job).await;
+                    // Straight to the function: the plain statement would
+                    // only fail the same check again.
+                    let outcome = self.call_function(client, job).await;
                     if outcome.as_ref().is_ok_and(Result::is_ok) {
                         self.stats.transactions.fetch_add(1, Ordering::Relaxed);
                     }
@@ -292,6 +295,12 @@ impl Writer {
                 Err(e) => return Err(e),
             }
         }
+        self.call_function(client, job).await
+    }
+
+    /// Appends one job with the `append_one` function, which reads the
+    /// stream's version after taking the lock.
+    async fn call_function(&self, client: &Client, job: &AppendJob) -> Result<Outcome, CallError> {
         let statement = client
             .prepare_cached(&self.one_sql)
             .await
