@@ -1,0 +1,423 @@
+//! The writer thread: every write, committed in groups, each job in a
+//! savepoint of its own.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, params};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::rows::Payload;
+use super::{Counters, backend, lock, to_i64, to_u64};
+use crate::error::StoreError;
+use crate::record::{NewEvent, StreamId};
+use crate::store::{AppendOutcome, DocumentChange, ExpectedVersion, Snapshot};
+
+/// A write request for the writer thread.
+pub(super) enum Job {
+    Append {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    },
+    Snapshot {
+        stream: StreamId,
+        snapshot: Snapshot,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Checkpoint {
+        name: String,
+        position: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// A read model's document changes and its checkpoint, both or neither.
+    CommitReadModel {
+        name: String,
+        changes: Vec<DocumentChange>,
+        checkpoint: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Deletes a read model's documents and checkpoint.
+    ResetReadModel {
+        name: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    pub(super) conn: Arc<Mutex<Connection>>,
+    pub(super) jobs: mpsc::Receiver<Job>,
+    pub(super) head: Arc<watch::Sender<u64>>,
+    pub(super) stats: Arc<Counters>,
+    pub(super) max_group: usize,
+}
+
+/// What one job did inside the group transaction, answered after commit.
+enum Done {
+    Append(Result<AppendOutcome, StoreError>),
+    Unit(Result<(), StoreError>),
+}
+
+impl Writer {
+    /// Commits waiting jobs in groups until every store clone is dropped.
+    pub(super) fn run(mut self) {
+        while let Some(first) = self.jobs.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < self.max_group {
+                match self.jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&self, group: Vec<Job>) {
+        let conn = lock(&self.conn);
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let message = format!("cannot start a SQLite write transaction: {e}");
+            for job in group {
+                let done = Done::failed(&job, &message);
+                job.answer(done);
+            }
+            return;
+        }
+        let mut done = Vec::with_capacity(group.len());
+        let mut aborted = None;
+        for job in &group {
+            if aborted.is_some() {
+                done.push(Done::failed(job, "the write transaction was aborted"));
+                continue;
+            }
+            done.push(run_in_savepoint(&conn, job));
+            // Some errors (I/O, disk full) make SQLite roll back the whole
+            // transaction; what ran before is gone, what follows must not run
+            // outside a transaction.
+            if conn.is_autocommit() {
+                aborted = Some(String::from("SQLite rolled back the write transaction"));
+            }
+        }
+        let committed = match aborted {
+            Some(reason) => Err(reason),
+            None => conn
+                .execute_batch("COMMIT")
+                .map_err(|e| format!("cannot commit the SQLite write transaction: {e}")),
+        };
+        if let Err(reason) = committed {
+            if !conn.is_autocommit() {
+                // Best effort: the connection is unusable if this fails too.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            for (job, done) in group.into_iter().zip(done) {
+                let done = if done.is_ok() {
+                    Done::failed(&job, &reason)
+                } else {
+                    done
+                };
+                job.answer(done);
+            }
+            return;
+        }
+        drop(conn);
+        let writes = done.iter().filter(|d| d.is_ok()).count() as u64;
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        self.stats.writes.fetch_add(writes, Ordering::Relaxed);
+        let head = done
+            .iter()
+            .filter_map(|d| match d {
+                Done::Append(Ok(outcome)) => Some(outcome.last_position),
+                _ => None,
+            })
+            .max();
+        if let Some(head) = head {
+            self.head.send_if_modified(|h| {
+                let moved = head > *h;
+                if moved {
+                    *h = head;
+                }
+                moved
+            });
+        }
+        for (job, done) in group.into_iter().zip(done) {
+            job.answer(done);
+        }
+    }
+}
+
+impl Done {
+    fn is_ok(&self) -> bool {
+        match self {
+            Self::Append(r) => r.is_ok(),
+            Self::Unit(r) => r.is_ok(),
+        }
+    }
+
+    fn failed(job: &Job, reason: &str) -> Self {
+        let error = || StoreError::Backend {
+            message: reason.to_owned(),
+            source: None,
+        };
+        match job {
+            Job::Append { .. } => Self::Append(Err(error())),
+            Job::Snapshot { .. }
+            | Job::Checkpoint { .. }
+            | Job::CommitReadModel { .. }
+            | Job::ResetReadModel { .. } => Self::Unit(Err(error())),
+        }
+    }
+}
+
+impl Job {
+    fn answer(self, done: Done) {
+        // A caller that stopped waiting no longer needs the answer.
+        match (self, done) {
+            (Job::Append { reply, .. }, Done::Append(r)) => {
+                let _ = reply.send(r);
+            }
+            (
+                Job::Snapshot { reply, .. }
+                | Job::Checkpoint { reply, .. }
+                | Job::CommitReadModel { reply, .. }
+                | Job::ResetReadModel { reply, .. },
+                Done::Unit(r),
+            ) => {
+                let _ = reply.send(r);
+            }
+            _ => unreachable!("each job is answered with its own kind of result"),
+        }
+    }
+}
+
+/// Runs one job in a savepoint, so its failure undoes it alone.
+fn run_in_savepoint(conn: &Connection, job: &Job) -> Done {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        return Done::failed(job, &format!("cannot open a SQLite savepoint: {e}"));
+    }
+    let done = match job {
+        Job::Append {
+            stream,
+            expected,
+            events,
+            ..
+        } => Done::Append(append_rows(conn, stream, *expected, events)),
+        Job::Snapshot {
+            stream, snapshot, ..
+        } => Done::Unit(save_snapshot_row(conn, stream, snapshot)),
+        Job::Checkpoint { name, position, .. } => {
+            Done::Unit(save_checkpoint_row(conn, name, *position))
+        }
+        Job::CommitReadModel {
+            name,
+            changes,
+            checkpoint,
+            ..
+        } => Done::Unit(commit_read_model_rows(conn, name, changes, *checkpoint)),
+        Job::ResetReadModel { name, .. } => Done::Unit(reset_read_model_rows(conn, name)),
+    };
+    let end = if done.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch(end)
+    {
+        return Done::failed(job, &format!("cannot close a SQLite savepoint: {e}"));
+    }
+    done
+}
+
+fn append_rows(
+    conn: &Connection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<AppendOutcome, StoreError> {
+    let fail = |e| backend(format!("cannot append to stream {stream}"), e);
+    let current: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(version), 0) FROM events
+             WHERE stream_aggregate = ?1 AND stream_id = ?2",
+        )
+        .and_then(|mut s| s.query_row(params![stream.aggregate, stream.id], |r| r.get(0)))
+        .map_err(fail)?;
+    let current = to_u64(current);
+    if let ExpectedVersion::Exact(expected) = expected
+        && expected != current
+    {
+        return Err(StoreError::Conflict {
+            stream: stream.clone(),
+            expected,
+            actual: current,
+        });
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (stream_aggregate, stream_id, version, event_id, event_name,
+                                 schema_version, payload, metadata, timestamp_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(fail)?;
+    let mut version = current;
+    let mut first_position = 0;
+    let mut last_position = 0;
+    for event in events {
+        version += 1;
+        let metadata = serde_json::to_string(&event.metadata).map_err(|e| {
+            backend(
+                format!("cannot encode the metadata of an event of {stream}"),
+                e,
+            )
+        })?;
+        insert
+            .execute(params![
+                stream.aggregate,
+                stream.id,
+                to_i64(version),
+                event.event_id.hyphenated().to_string(),
+                event.event_name,
+                event.schema_version,
+                Payload(&event.payload),
+                metadata,
+                event.timestamp.as_micros(),
+            ])
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::InvalidAppend {
+                    stream: stream.clone(),
+                    reason: format!(
+                        "event id {} is already stored ({e})",
+                        event.event_id.hyphenated()
+                    ),
+                },
+                _ => fail(e),
+            })?;
+        last_position = to_u64(conn.last_insert_rowid());
+        if first_position == 0 {
+            first_position = last_position;
+        }
+    }
+    Ok(AppendOutcome {
+        version,
+        first_position,
+        last_position,
+    })
+}
+
+fn save_snapshot_row(
+    conn: &Connection,
+    stream: &StreamId,
+    snapshot: &Snapshot,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO snapshots (stream_aggregate, stream_id, version, state, taken_at_us)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (stream_aggregate, stream_id) DO UPDATE
+         SET version = excluded.version, state = excluded.state, taken_at_us = excluded.taken_at_us
+         WHERE excluded.version > snapshots.version",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            stream.aggregate,
+            stream.id,
+            to_i64(snapshot.version),
+            snapshot.state,
+            snapshot.taken_at.as_micros(),
+        ])
+    })
+    .map(drop)
+    .map_err(|e| backend(format!("cannot save the snapshot of {stream}"), e))
+}
+
+pub(super) fn save_checkpoint_row(
+    conn: &Connection,
+    name: &str,
+    position: u64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO checkpoints (name, position) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )
+    .and_then(|mut s| s.execute(params![name, to_i64(position)]))
+    .map(drop)
+    .map_err(|e| backend(format!("cannot save the checkpoint of `{name}`"), e))
+}
+
+/// Applies `changes` to the documents of `name` in order, then sets its
+/// checkpoint. Runs inside the job's savepoint: a failing statement (a body
+/// the `json_valid` check refuses, an I/O error) rolls all of it back.
+pub(super) fn commit_read_model_rows(
+    conn: &Connection,
+    name: &str,
+    changes: &[DocumentChange],
+    checkpoint: u64,
+) -> Result<(), StoreError> {
+    let fail = |e| backend(format!("cannot commit the read model `{name}`"), e);
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO documents (projection, collection, key, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (projection, collection, key) DO UPDATE SET body = excluded.body",
+        )
+        .map_err(fail)?;
+    let mut delete = conn
+        .prepare_cached(
+            "DELETE FROM documents WHERE projection = ?1 AND collection = ?2 AND key = ?3",
+        )
+        .map_err(fail)?;
+    for change in changes {
+        let DocumentChange {
+            collection,
+            key,
+            body,
+        } = change;
+        match body {
+            Some(body) => upsert.execute(params![name, collection, key, Payload(body)]),
+            None => delete.execute(params![name, collection, key]),
+        }
+        .map_err(|e| {
+            let what = format!("document `{collection}/{key}` of the read model `{name}`");
+            match e.sqlite_error_code() {
+                // The only constraint a write can break: `json_valid(body)`.
+                Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                    backend(format!("cannot save {what}: the body is not JSON text"), e)
+                }
+                _ => backend(format!("cannot save {what}"), e),
+            }
+        })?;
+    }
+    save_checkpoint_row(conn, name, checkpoint)
+}
+
+/// Deletes the documents and the checkpoint of `name`, in the job's savepoint.
+fn reset_read_model_rows(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    let fail = |e| backend(format!("cannot reset the read model `{name}`"), e);
+    for sql in [
+        "DELETE FROM documents WHERE projection = ?1",
+        "DELETE FROM checkpoints WHERE name = ?1",
+    ] {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([name]))
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Refuses, before the writer, a document body that cannot be JSON text.
+pub(super) fn check_utf8_bodies(name: &str, changes: &[DocumentChange]) -> Result<(), StoreError> {
+    for change in changes {
+        if let Some(body) = &change.body
+            && let Err(e) = std::str::from_utf8(body)
+        {
+            return Err(backend(
+                format!(
+                    "document `{}/{}` of the read model `{name}` is not UTF-8 JSON text",
+                    change.collection, change.key
+                ),
+                e,
+            ));
+        }
+    }
+    Ok(())
+}
