@@ -119,6 +119,7 @@ extern crate self as cqrs_core;
 mod aggregate;
 mod codec;
 mod command;
+mod dispatch;
 mod engine;
 mod error;
 mod event;

@@ -8,15 +8,10 @@ pub use serde_json;
 use serde::de::DeserializeOwned;
 use serde::{Deserializer, Serialize, Serializer};
 
-use crate::BoxFuture;
-use crate::command::{Command, Receipt};
-use crate::engine::Engine;
-use crate::error::{DecodeError, Error};
+use crate::error::DecodeError;
 use crate::event::{Event, EventSet};
 use crate::projection::Projection;
 use crate::projection::runner::{ProjectionHost, RunningProjection};
-use crate::query::Query;
-use crate::record::Metadata;
 
 /// Encodes one event's payload.
 ///
@@ -89,47 +84,7 @@ pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_jso
     serde_json::from_slice(bytes)
 }
 
-/// The JSON entry point of command `C`.
-pub fn execute_json<'a, C: Command + DeserializeOwned>(
-    engine: &'a Engine,
-    body: serde_json::Value,
-    metadata: Metadata,
-) -> BoxFuture<'a, Result<Receipt, Error>> {
-    Box::pin(async move {
-        let command: C = serde_json::from_value(body).map_err(|source| Error::InvalidBody {
-            kind: "command",
-            name: C::NAME,
-            source,
-        })?;
-        engine
-            .execute_with(command, metadata)
-            .await
-            .map_err(Error::from)
-    })
-}
-
-/// The JSON entry point of query `Q`.
-pub fn query_json<'a, Q>(
-    engine: &'a Engine,
-    body: serde_json::Value,
-) -> BoxFuture<'a, Result<serde_json::Value, Error>>
-where
-    Q: Query + DeserializeOwned,
-    Q::Output: Serialize,
-{
-    Box::pin(async move {
-        let query: Q = serde_json::from_value(body).map_err(|source| Error::InvalidBody {
-            kind: "query",
-            name: Q::NAME,
-            source,
-        })?;
-        let answer = engine.query(query).await?;
-        serde_json::to_value(answer).map_err(|source| Error::Encode {
-            name: Q::NAME,
-            source,
-        })
-    })
-}
+pub use crate::dispatch::{execute_json, query_json};
 
 /// Starts projection `P`.
 pub fn start_projection<P: Projection>(host: &ProjectionHost) -> RunningProjection {

@@ -13,19 +13,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::BoxFuture;
-use crate::command::Receipt;
-use crate::engine::Engine;
-use crate::error::{Error, RegistryError};
+pub use crate::dispatch::{ExecuteJsonFn, QueryJsonFn};
+use crate::error::RegistryError;
 use crate::projection::runner::{ProjectionHost, RunningProjection};
-use crate::record::Metadata;
 
-/// Runs a command given as JSON.
-pub type ExecuteJsonFn =
-    for<'a> fn(&'a Engine, serde_json::Value, Metadata) -> BoxFuture<'a, Result<Receipt, Error>>;
-/// Answers a query given as JSON, as JSON.
-pub type QueryJsonFn =
-    for<'a> fn(&'a Engine, serde_json::Value) -> BoxFuture<'a, Result<serde_json::Value, Error>>;
 /// Starts a projection's runner.
 pub type StartProjectionFn = fn(&ProjectionHost) -> RunningProjection;
 
@@ -508,6 +499,11 @@ impl fmt::Display for Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BoxFuture;
+    use crate::command::Receipt;
+    use crate::engine::Engine;
+    use crate::error::Error;
+    use crate::record::Metadata;
 
     fn execute_stub<'a>(
         _: &'a Engine,

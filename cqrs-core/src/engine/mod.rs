@@ -466,81 +466,10 @@ impl Engine {
         })
     }
 
-    /// Runs the command named `name` with a JSON body (for HTTP or a CLI).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownCommand`], [`Error::InvalidBody`], or what
-    /// [`execute`](Self::execute) returns, the domain error boxed in
-    /// [`Error::Domain`].
-    pub async fn execute_json(
-        &self,
-        name: &str,
-        body: serde_json::Value,
-    ) -> Result<Receipt, Error> {
-        self.execute_json_with(name, body, Metadata::new()).await
-    }
-
-    /// [`execute_json`](Self::execute_json) with metadata.
-    ///
-    /// # Errors
-    ///
-    /// As [`execute_json`](Self::execute_json).
-    pub async fn execute_json_with(
-        &self,
-        name: &str,
-        body: serde_json::Value,
-        metadata: Metadata,
-    ) -> Result<Receipt, Error> {
-        let command = self
-            .shared
-            .registry
-            .command(name)
-            .ok_or_else(|| Error::UnknownCommand {
-                name: name.to_owned(),
-                known: self
-                    .shared
-                    .registry
-                    .commands()
-                    .iter()
-                    .map(|c| c.name)
-                    .collect(),
-            })?;
-        (command.execute_json)(self, body, metadata).await
-    }
-
     /// Starts a query; `.await` it for the answer as of now, or chain
     /// [`after`](QueryRequest::after) to read your own writes.
     pub fn query<Q: Query>(&self, query: Q) -> QueryRequest<'_, Q> {
         QueryRequest::new(self, query)
-    }
-
-    /// Answers the query named `name` with a JSON body, as JSON.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownQuery`], [`Error::InvalidBody`], or what the query
-    /// returns.
-    pub async fn query_json(
-        &self,
-        name: &str,
-        body: serde_json::Value,
-    ) -> Result<serde_json::Value, Error> {
-        let query = self
-            .shared
-            .registry
-            .query(name)
-            .ok_or_else(|| Error::UnknownQuery {
-                name: name.to_owned(),
-                known: self
-                    .shared
-                    .registry
-                    .queries()
-                    .iter()
-                    .map(|q| q.name)
-                    .collect(),
-            })?;
-        (query.query_json)(self, body).await
     }
 
     /// Where projection `name` is, and how far behind the log head.
