@@ -133,7 +133,8 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// The backend failed (I/O, connection, database error).
+    /// The backend failed (I/O, connection, database error): may pass, so
+    /// readers retry it.
     #[error("event store backend failed: {message}")]
     Backend {
         /// What was being done.
@@ -142,6 +143,93 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A stored event row that this build cannot read: retrying cannot help.
+    #[error("the stored event at {at} cannot be read: column `{column}` {reason}")]
+    Corrupt {
+        /// Where the row is, as far as its readable columns tell.
+        at: RowLocation,
+        /// The column that does not decode.
+        column: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database was written by a newer build, with a schema this one
+    /// does not know; nothing was changed.
+    #[error(
+        "{database} has schema version {found}, newer than version {supported} this build knows: upgrade this program"
+    )]
+    NewerSchema {
+        /// Which database (a file, a PostgreSQL schema).
+        database: String,
+        /// The version found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A commit for a consumer whose lease has moved to another holder:
+    /// refused, nothing written.
+    #[error(
+        "commit for `{name}` refused: it carries lease token {token}, but the lease is now {}",
+        current.map(|t| format!("held with token {t}")).unwrap_or_else(|| String::from("released"))
+    )]
+    Fenced {
+        /// The consumer.
+        name: String,
+        /// The token the commit carried.
+        token: u64,
+        /// The lease's token now (`None`: nobody holds it).
+        current: Option<u64>,
+    },
+    /// A commit whose checkpoint is not after the saved one: refused,
+    /// nothing written, so a read model never moves back.
+    #[error(
+        "commit for `{name}` refused: its checkpoint {attempted} is not after the saved checkpoint {saved}"
+    )]
+    CheckpointNotAfter {
+        /// The consumer.
+        name: String,
+        /// The checkpoint already saved.
+        saved: u64,
+        /// The checkpoint the commit carried.
+        attempted: u64,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same call may succeed: a backend failure (a lost
+    /// connection, a busy database) may pass; a conflict, a row that does
+    /// not decode, a newer schema or a refused commit will not by waiting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Backend { .. })
+    }
+}
+
+/// Where a stored row is, as far as it could be read: a row whose stream or
+/// version column is itself broken still names its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowLocation {
+    /// The global position.
+    pub position: u64,
+    /// The stream, when its columns decode.
+    pub stream: Option<StreamId>,
+    /// The version in the stream, when it decodes.
+    pub version: Option<u64>,
+}
+
+impl fmt::Display for RowLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.stream, self.version) {
+            (Some(stream), Some(version)) => {
+                write!(
+                    f,
+                    "stream {stream} version {version} position {}",
+                    self.position
+                )
+            }
+            (Some(stream), None) => write!(f, "stream {stream} position {}", self.position),
+            _ => write!(f, "position {}", self.position),
+        }
+    }
 }
 
 /// A problem with what the derives registered.
@@ -321,6 +409,17 @@ pub enum Error {
     /// The projection exists but is not run by this engine.
     #[error("projection `{0}` is not running in this engine")]
     ProjectionNotRunning(&'static str),
+    /// Another process holds the lease of this subscription: only the
+    /// holder may rebuild or restart it.
+    #[error(
+        "`{name}` stands by in this process ({reason}): rebuild or restart it where it is active"
+    )]
+    Standby {
+        /// The projection (or other subscription).
+        name: String,
+        /// Why it stands by.
+        reason: String,
+    },
     /// The engine was shut down.
     #[error("the engine is shut down")]
     Shutdown,

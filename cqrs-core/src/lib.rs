@@ -128,6 +128,7 @@ mod query;
 mod record;
 pub mod registry;
 pub mod store;
+pub mod subscription;
 pub mod testing;
 
 #[doc(hidden)]
@@ -141,12 +142,13 @@ pub use aggregate::{Aggregate, Apply, Handle, HandleAsync};
 pub use command::{Command, Receipt};
 pub use engine::{Engine, EngineBuilder, QueryRequest};
 pub use error::{
-    CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, RegistryError, StoreError,
+    CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, RegistryError, RowLocation,
+    StoreError,
 };
 pub use event::{Event, EventOf, EventSet, Events};
 pub use projection::{
-    Documents, Envelope, Project, Projection, ProjectionStatus, Rebuild, RebuildProgress, RunState,
-    replay,
+    Documents, Envelope, Placement, Project, Projection, ProjectionStatus, Rebuild,
+    RebuildProgress, RunState, replay, replay_with,
 };
 pub use query::{Answer, Query};
 pub use record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};

@@ -209,6 +209,7 @@ async fn sqlite_reopen_keeps_everything() {
                 "balances",
                 vec![read_models::put("accounts", "ada", json!(5))],
                 1,
+                None,
             )
             .await
             .unwrap();
@@ -526,7 +527,7 @@ async fn postgres_tail_never_skips_across_independent_writers() {
         .await
         .unwrap();
     let total = STORES * TASKS * APPENDS * 2;
-    let mut tail = cqrs_core::store::Tail::new(
+    let mut tail = cqrs_core::subscription::Tail::new(
         Arc::new(reader.clone()),
         0,
         cqrs_core::store::LogFilter::all(),
@@ -628,6 +629,7 @@ async fn sqlite_refused_read_model_commit_fails_alone_in_its_group() {
                             &format!("p-{i}"),
                             vec![read_models::raw_put("d", "x", body)],
                             i as u64,
+                            None,
                         )
                         .await
                 }
@@ -679,6 +681,7 @@ async fn postgres_documents_are_jsonb() {
             "shapes",
             vec![read_models::raw_put("d", "x", written.clone())],
             1,
+            None,
         )
         .await
         .unwrap();
@@ -693,7 +696,10 @@ async fn postgres_documents_are_jsonb() {
         read_models::put("d", "y", json!(2)),
         read_models::put("d", "x", json!({"text": "a\u{0}b"})),
     ];
-    let error = store.commit_read_model("shapes", nul, 2).await.unwrap_err();
+    let error = store
+        .commit_read_model("shapes", nul, 2, None)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("shapes"), "{error}");
     let (checkpoint, docs) = read_models::load(&store, "shapes").await;
     assert_eq!(checkpoint, Some(1));

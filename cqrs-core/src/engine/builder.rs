@@ -9,9 +9,10 @@ use tokio::sync::watch;
 
 use super::{Config, Engine, Shared, TypeMap};
 use crate::error::{Error, RegistryError};
-use crate::projection::runner::ProjectionHost;
+use crate::projection::{Placement, ProjectionHost};
 use crate::registry::Registry;
-use crate::store::{MemoryStore, Store};
+use crate::store::{CheckpointStore, MemoryStore, Store};
+use crate::subscription::{Backoff, LeaseOptions, Source, StoreSource};
 
 /// Builds an [`Engine`]: the store, the registry, services and limits.
 ///
@@ -48,6 +49,10 @@ pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
     registry: Option<Registry>,
     services: TypeMap<Arc<dyn Any + Send + Sync>>,
+    read_store: Option<Arc<dyn CheckpointStore>>,
+    projection_stores: HashMap<String, Arc<dyn CheckpointStore>>,
+    placements: HashMap<String, Placement>,
+    lease: LeaseOptions,
     config: Config,
 }
 
@@ -57,6 +62,10 @@ impl Default for EngineBuilder {
             store: None,
             registry: None,
             services: TypeMap::default(),
+            read_store: None,
+            projection_stores: HashMap::new(),
+            placements: HashMap::new(),
+            lease: LeaseOptions::new(),
             config: Config {
                 max_retries: 8,
                 cache_capacity: 10_000,
@@ -127,6 +136,49 @@ impl EngineBuilder {
         self
     }
 
+    /// Where durable read models (and their checkpoints and leases) live,
+    /// for every projection without a [`projection_store`](Self::projection_store)
+    /// of its own (default: the event store). It may be another database
+    /// than the events': a SQLite file beside a PostgreSQL event store, say.
+    /// Its documents and checkpoint still commit in one transaction of it,
+    /// so every event counts exactly once across crashes.
+    pub fn read_store<S: CheckpointStore>(mut self, store: S) -> Self {
+        self.read_store = Some(Arc::new(store));
+        self
+    }
+
+    /// [`read_store`](Self::read_store), shared with other owners.
+    pub fn shared_read_store(mut self, store: Arc<dyn CheckpointStore>) -> Self {
+        self.read_store = Some(store);
+        self
+    }
+
+    /// Where projection `name` keeps its read model, checkpoint and lease.
+    pub fn projection_store<S: CheckpointStore>(mut self, name: &str, store: S) -> Self {
+        self.projection_stores
+            .insert(name.to_owned(), Arc::new(store));
+        self
+    }
+
+    /// [`projection_store`](Self::projection_store), shared with other owners.
+    pub fn shared_projection_store(mut self, name: &str, store: Arc<dyn CheckpointStore>) -> Self {
+        self.projection_stores.insert(name.to_owned(), store);
+        self
+    }
+
+    /// Where projection `name` runs (default [`Placement::Async`]).
+    pub fn placement(mut self, name: &str, placement: Placement) -> Self {
+        self.placements.insert(name.to_owned(), placement);
+        self
+    }
+
+    /// How durable projections hold their leases (see
+    /// [`subscription`](crate::subscription#leases)).
+    pub fn lease(mut self, options: LeaseOptions) -> Self {
+        self.lease = options;
+        self
+    }
+
     /// Checks the registry and starts the projections.
     ///
     /// Must be called inside a Tokio runtime: projections run on its tasks.
@@ -140,6 +192,10 @@ impl EngineBuilder {
             store,
             registry,
             services,
+            read_store,
+            projection_stores,
+            placements,
+            lease,
             config,
         } = self;
         let registry = registry.unwrap_or_else(Registry::from_inventory);
@@ -154,22 +210,46 @@ impl EngineBuilder {
                 .into());
             }
         }
+        let known: Vec<&'static str> = {
+            let mut names: Vec<_> = registry.projections().iter().map(|p| p.name).collect();
+            names.sort_unstable();
+            names
+        };
+        for name in projection_stores.keys().chain(placements.keys()) {
+            if !known.contains(&name.as_str()) {
+                return Err(Error::UnknownProjection {
+                    name: name.clone(),
+                    known,
+                });
+            }
+        }
         let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let host = ProjectionHost {
-            store: Arc::clone(&store),
-            shutdown: shutdown_rx,
-            batch_size: config.projection_batch,
-        };
-        let projections = if config.run_projections {
-            registry
-                .projections()
-                .iter()
-                .map(|p| (p.name, (p.start)(&host)))
-                .collect()
-        } else {
-            HashMap::new()
-        };
+        let source: Arc<dyn Source> = Arc::new(StoreSource::new(store.clone()));
+        let default_read: Arc<dyn CheckpointStore> = read_store.unwrap_or_else(|| store.clone());
+        let mut projections = HashMap::new();
+        if config.run_projections {
+            for descriptor in registry.projections() {
+                let placement = placements.get(descriptor.name).copied().unwrap_or_default();
+                if placement == Placement::Remote {
+                    continue;
+                }
+                let read = projection_stores
+                    .get(descriptor.name)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::clone(&default_read));
+                let host = ProjectionHost {
+                    source: Arc::clone(&source),
+                    read,
+                    registry: registry.clone(),
+                    shutdown: shutdown_rx.clone(),
+                    batch_size: config.projection_batch,
+                    lease,
+                    backoff: Backoff::default(),
+                };
+                projections.insert(descriptor.name, (descriptor.start)(&host));
+            }
+        }
         let registered_caches = registry
             .aggregates()
             .iter()

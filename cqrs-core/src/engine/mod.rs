@@ -24,12 +24,12 @@ use crate::aggregate::Aggregate;
 use crate::command::{Command, Receipt};
 use crate::error::{CommandError, Error, StoreError};
 use crate::event::EventSet;
-use crate::projection::ProjectionStatus;
-use crate::projection::runner::{Control, Rebuild, RebuildProgress, RunningProjection};
+use crate::projection::{ProjectionStatus, Rebuild, RebuildProgress, RunningProjection};
 use crate::query::Query;
 use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
 use crate::registry::{Catalog, Registry};
 use crate::store::{ExpectedVersion, Snapshot, Store};
+use crate::subscription::runner::Control;
 
 /// Runs a domain: commands in, events stored, projections updated, queries
 /// answered. Cheap to clone; clones share everything.
@@ -475,7 +475,7 @@ impl Engine {
     /// Where projection `name` is, and how far behind the log head.
     pub fn projection_status(&self, name: &str) -> Option<ProjectionStatus> {
         let running = self.shared.projections.get(name)?;
-        let mut status = running.status.borrow().clone();
+        let mut status = running.status();
         status.head = status.head.max(*self.shared.store.watch_head().borrow());
         Some(status)
     }
@@ -485,19 +485,16 @@ impl Engine {
     /// the whole log. Queries meanwhile see the partial state. Follow the
     /// returned [`Rebuild`] for progress, or await [`Rebuild::finished`].
     ///
+    /// Works on a projection that failed, too: after the data or the code
+    /// was fixed, it starts over from position 0.
+    ///
     /// # Errors
     ///
     /// [`Error::UnknownProjection`] for a name this engine does not run,
-    /// [`Error::Shutdown`] when its runner has stopped.
+    /// [`Error::Standby`] when another process holds its lease (rebuild it
+    /// there), [`Error::Shutdown`] when the engine shut down.
     pub async fn rebuild(&self, name: &str) -> Result<Rebuild, Error> {
-        let running =
-            self.shared
-                .projections
-                .get(name)
-                .ok_or_else(|| Error::UnknownProjection {
-                    name: name.to_owned(),
-                    known: self.projection_names(),
-                })?;
+        let running = self.running(name)?;
         let (progress, watcher) = watch::channel(RebuildProgress {
             position: 0,
             target: 0,
@@ -505,14 +502,35 @@ impl Engine {
             done: false,
         });
         running
-            .control
-            .send(Control::Rebuild(progress))
-            .await
-            .map_err(|_| Error::Shutdown)?;
+            .request(|reply| Control::Rebuild { progress, reply })
+            .await?;
         Ok(Rebuild {
             projection: running.name,
             progress: watcher,
         })
+    }
+
+    /// Restarts projection `name` from its saved state: after it failed and
+    /// the cause was fixed (a stored event repaired), it resumes from its
+    /// checkpoint without a rebuild.
+    ///
+    /// # Errors
+    ///
+    /// As [`rebuild`](Self::rebuild).
+    pub async fn restart_projection(&self, name: &str) -> Result<(), Error> {
+        self.running(name)?
+            .request(|reply| Control::Restart { reply })
+            .await
+    }
+
+    fn running(&self, name: &str) -> Result<&RunningProjection, Error> {
+        self.shared
+            .projections
+            .get(name)
+            .ok_or_else(|| Error::UnknownProjection {
+                name: name.to_owned(),
+                known: self.projection_names(),
+            })
     }
 
     fn projection_names(&self) -> Vec<&'static str> {

@@ -9,8 +9,8 @@ use crate::BoxFuture;
 use crate::command::Receipt;
 use crate::error::Error;
 use crate::projection::Projection;
-use crate::projection::runner::RunState;
 use crate::query::Query;
+use crate::subscription::RunState;
 
 /// A query about to be answered; `.await` it.
 ///
@@ -69,7 +69,7 @@ impl<'a, Q: Query> QueryRequest<'a, Q> {
             .get(name)
             .ok_or(Error::ProjectionNotRunning(name))?;
         if let Some(wanted) = wait_for {
-            let mut status = running.status.clone();
+            let mut status = running.progress.clone();
             let started = Instant::now();
             let reached = tokio::time::timeout(timeout, async {
                 loop {

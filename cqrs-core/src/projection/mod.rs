@@ -14,14 +14,36 @@ pub(crate) mod runner;
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 pub use documents::{Changes, DocumentCollection, Documents, Entry};
 pub use envelope::Envelope;
-pub use runner::{ProjectionStatus, Rebuild, RebuildProgress, RunState};
+pub use runner::{ProjectionHost, ProjectionStatus, Rebuild, RebuildProgress, RunningProjection};
 
 use crate::error::DecodeError;
 use crate::event::Event;
 use crate::record::RecordedEvent;
-use crate::store::{LogFilter, READS_AHEAD, ReadAhead, Store};
+use crate::registry::Registry;
+use crate::store::Store;
+use crate::subscription::READS_AHEAD;
+pub use crate::subscription::RunState;
+use crate::subscription::read_ahead::ReadAhead;
+
+/// Where a projection runs: configuration, not code
+/// ([`EngineBuilder::placement`](crate::EngineBuilder::placement)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Placement {
+    /// On a task of its own in this engine, following the log: a little
+    /// behind the write side, read-your-writes with
+    /// [`QueryRequest::after`](crate::QueryRequest::after).
+    #[default]
+    Async,
+    /// Not in this process: a read side elsewhere runs it. This engine
+    /// neither runs nor answers it.
+    Remote,
+}
 
 /// A read model built from events of any aggregates.
 ///
@@ -77,14 +99,33 @@ const REPLAY_PAGE: usize = 4096;
 /// without touching any running copy: the reference a live projection can be
 /// compared with, and the way to inspect a read model offline.
 ///
+/// It reads what a running projection reads (see the registry's aggregates,
+/// [`Registry::from_inventory`]), so a stored event with a name no code
+/// knows, in a stream the projection reads, is an error here too.
+///
 /// The next pages of the log are read while the current one is projected.
 ///
 /// # Errors
 ///
 /// [`Error::Store`](crate::Error::Store) when reading fails,
-/// [`Error::Decode`](crate::Error::Decode) when a consumed event does not decode.
+/// [`Error::Decode`](crate::Error::Decode) when an event it reads does not
+/// decode (its location named), [`Error::ProjectionFailed`](crate::Error::ProjectionFailed)
+/// when a `Project` impl panics.
 pub async fn replay<P: Projection>(store: &dyn Store) -> Result<P, crate::Error> {
-    let filter = LogFilter::events(P::EVENTS.iter().copied());
+    replay_with::<P>(store, &Registry::from_inventory()).await
+}
+
+/// [`replay`] with the definitions of `registry` instead of every one
+/// linked into the program.
+///
+/// # Errors
+///
+/// As [`replay`].
+pub async fn replay_with<P: Projection>(
+    store: &dyn Store,
+    registry: &Registry,
+) -> Result<P, crate::Error> {
+    let (filter, known) = runner::log_filter::<P>(registry);
     let head = store.head().await?;
     let mut state = P::default();
     let mut pages = ReadAhead::new(store, 0, &filter, REPLAY_PAGE);
@@ -95,9 +136,16 @@ pub async fn replay<P: Projection>(store: &dyn Store) -> Result<P, crate::Error>
             break;
         }
         pages.read_ahead(READS_AHEAD, head).await;
-        for record in &slice.events {
-            state.project_recorded(record)?;
-        }
+        runner::fold(&mut state, from, &slice.events, known.as_deref()).map_err(
+            |(position, e)| match e {
+                runner::FoldError::Decode(e) => crate::Error::Decode(e),
+                runner::FoldError::Panic(_) => crate::Error::ProjectionFailed {
+                    projection: P::NAME,
+                    position,
+                    reason: e.to_string(),
+                },
+            },
+        )?;
         pages.recycle(slice.events);
     }
     Ok(state)
@@ -107,7 +155,7 @@ pub async fn replay<P: Projection>(store: &dyn Store) -> Result<P, crate::Error>
 mod tests {
     use super::*;
     use crate::record::{NewEvent, StreamId, Timestamp};
-    use crate::store::{EventStore, ExpectedVersion, GlobalLog, MemoryStore};
+    use crate::store::{EventStore, ExpectedVersion, GlobalLog, LogFilter, MemoryStore};
 
     /// Keeps the positions of the events it consumes, in the order seen.
     #[derive(Default)]

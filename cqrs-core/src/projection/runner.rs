@@ -1,17 +1,25 @@
-//! Runs one projection on its own task: catch-up, then live, checkpointed.
+//! A projection as a subscription: the handler that folds the log into its
+//! state and commits a durable read model with its checkpoint.
 
 use std::any::Any;
+use std::collections::{BTreeMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::Projection;
-use crate::error::{Error, StoreError};
-use crate::store::{DocumentChange, LogFilter, Store, Tail};
+use crate::error::{DecodeError, Error};
+use crate::record::RecordedEvent;
+use crate::registry::Registry;
+use crate::store::{CheckpointStore, DocumentChange, Fence, LogFilter, LogSlice};
+use crate::subscription::lease::{LeaseKeeper, holder_id};
+use crate::subscription::runner::{Control, Failure, Handler, Progress, Runner};
+use crate::subscription::{Backoff, LeaseOptions, RunState, Source};
+
+pub use crate::subscription::runner::RebuildProgress;
 
 /// Where a projection is and whether it is healthy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -20,12 +28,15 @@ pub struct ProjectionStatus {
     pub name: &'static str,
     /// The global position its state includes.
     pub position: u64,
-    /// The log head when the status was read.
+    /// The log head when the status was read (the store's, not only what
+    /// this process wrote).
     pub head: u64,
     /// Whether its state survives a restart (it has `#[document]` fields).
     pub durable: bool,
     /// The state of its runner.
     pub state: RunState,
+    /// The last failure it met, even if it recovered since.
+    pub last_error: Option<String>,
 }
 
 impl ProjectionStatus {
@@ -33,50 +44,6 @@ impl ProjectionStatus {
     pub fn lag(&self) -> u64 {
         self.head.saturating_sub(self.position)
     }
-}
-
-/// What a projection runner is doing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
-pub enum RunState {
-    /// Loading its saved state.
-    Starting,
-    /// Reading events that were stored before it caught up.
-    CatchingUp,
-    /// Caught up; following the log as it grows.
-    Live,
-    /// Reading the log or saving failed; it retries.
-    Retrying(String),
-    /// A stored event could not be projected; it stopped there.
-    Failed(String),
-    /// The engine shut down.
-    Stopped,
-}
-
-impl std::fmt::Display for RunState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunState::Starting => f.write_str("starting"),
-            RunState::CatchingUp => f.write_str("catching up"),
-            RunState::Live => f.write_str("live"),
-            RunState::Retrying(reason) => write!(f, "retrying after: {reason}"),
-            RunState::Failed(reason) => write!(f, "failed: {reason}"),
-            RunState::Stopped => f.write_str("stopped"),
-        }
-    }
-}
-
-/// How far a [`Rebuild`] got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct RebuildProgress {
-    /// The position the rebuilt state includes.
-    pub position: u64,
-    /// The log head when the rebuild started: done when reached.
-    pub target: u64,
-    /// Events projected so far.
-    pub events: u64,
-    /// Whether it reached the target.
-    pub done: bool,
 }
 
 /// A rebuild under way: follow its progress, or wait for the end.
@@ -120,18 +87,19 @@ impl Rebuild {
     }
 }
 
-/// Requests a running projection accepts.
-#[derive(Debug)]
-pub(crate) enum Control {
-    Rebuild(watch::Sender<RebuildProgress>),
-}
-
 /// What a projection runner gets from the engine.
 #[derive(Clone, Debug)]
 pub struct ProjectionHost {
-    pub(crate) store: Arc<dyn Store>,
+    /// Where it reads events.
+    pub(crate) source: Arc<dyn Source>,
+    /// Where its read model and checkpoint live, and its lease.
+    pub(crate) read: Arc<dyn CheckpointStore>,
+    /// What else is registered: which events the streams it reads may hold.
+    pub(crate) registry: Registry,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) batch_size: usize,
+    pub(crate) lease: LeaseOptions,
+    pub(crate) backoff: Backoff,
 }
 
 /// A started projection: its shared state, its status and its controls.
@@ -140,8 +108,37 @@ pub struct RunningProjection {
     pub(crate) name: &'static str,
     /// An `Arc<RwLock<P>>`, typed again by queries.
     pub(crate) state: Arc<dyn Any + Send + Sync>,
-    pub(crate) status: watch::Receiver<ProjectionStatus>,
+    pub(crate) durable: bool,
+    pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) control: mpsc::Sender<Control>,
+}
+
+impl RunningProjection {
+    /// Its status now.
+    pub(crate) fn status(&self) -> ProjectionStatus {
+        let progress = self.progress.borrow();
+        ProjectionStatus {
+            name: self.name,
+            position: progress.position,
+            head: progress.head,
+            durable: self.durable,
+            state: progress.state.clone(),
+            last_error: progress.last_error.clone(),
+        }
+    }
+
+    /// Sends a request and waits for its answer.
+    pub(crate) async fn request(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> Control,
+    ) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        self.control
+            .send(request(reply))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        answer.await.map_err(|_| Error::Shutdown)?
+    }
 }
 
 /// Starts projection `P` on its own task.
@@ -149,20 +146,36 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
     let mut initial = P::default();
     let durable = !initial.document_collections().is_empty();
     let state = Arc::new(RwLock::new(initial));
-    let (status_tx, status) = watch::channel(ProjectionStatus {
-        name: P::NAME,
+    let (progress_tx, progress) = watch::channel(Progress {
         position: 0,
-        head: 0,
-        durable,
+        head: *host.source.watch_head().borrow(),
         state: RunState::Starting,
+        last_error: None,
     });
     let (control, control_rx) = mpsc::channel(4);
-    let runner = Runner::<P> {
-        store: Arc::clone(&host.store),
-        batch_size: host.batch_size,
+    let (filter, known) = log_filter::<P>(&host.registry);
+    let handler = ProjectionHandler::<P> {
         state: Arc::clone(&state),
-        status: status_tx,
+        read: Arc::clone(&host.read),
         durable,
+        known,
+        pending: BTreeMap::new(),
+    };
+    let lease = durable.then(|| LeaseKeeper {
+        store: Arc::clone(&host.read),
+        name: P::NAME.to_owned(),
+        holder: holder_id(),
+        options: host.lease,
+    });
+    let runner = Runner {
+        name: P::NAME.to_owned(),
+        source: Arc::clone(&host.source),
+        filter,
+        batch: host.batch_size,
+        lease,
+        backoff: host.backoff,
+        progress: progress_tx,
+        handler,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
     tokio::spawn(
@@ -173,244 +186,239 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
     RunningProjection {
         name: P::NAME,
         state,
-        status,
+        durable,
+        progress,
         control,
     }
 }
 
-struct Runner<P> {
-    store: Arc<dyn Store>,
-    batch_size: usize,
+/// The events a projection reads, and the names its streams may hold.
+///
+/// It reads its events by name. When every one of them belongs to a
+/// registered aggregate, it also reads any event in those aggregates'
+/// streams whose name no aggregate declares, so a stored name that no code
+/// knows is seen and refused rather than filtered out unseen; the second
+/// value then lists the names those aggregates declare.
+pub(crate) fn log_filter<P: Projection>(
+    registry: &Registry,
+) -> (LogFilter, Option<Arc<HashSet<&'static str>>>) {
+    let by_name = LogFilter::events(P::EVENTS.iter().copied());
+    let owners: Vec<_> = registry
+        .aggregates()
+        .iter()
+        .filter(|a| a.events.iter().any(|e| P::EVENTS.contains(&e.name)))
+        .collect();
+    let all_owned = P::EVENTS.iter().all(|name| {
+        owners
+            .iter()
+            .any(|a| a.events.iter().any(|e| e.name == *name))
+    });
+    if P::EVENTS.is_empty() || !all_owned {
+        return (by_name, None);
+    }
+    let known: HashSet<&'static str> = owners
+        .iter()
+        .flat_map(|a| a.events.iter().map(|e| e.name))
+        .collect();
+    let filter = by_name.or_unknown_in(owners.iter().map(|a| a.name), known.iter().copied());
+    (filter, Some(Arc::new(known)))
+}
+
+/// Folds `events` into `state` in order; on the first one that cannot be
+/// projected (an unknown name in a stream it reads, a payload that does not
+/// decode, a panicking `Project` impl), stops with the position before it
+/// and why.
+pub(crate) fn fold<P: Projection>(
+    state: &mut P,
+    from: u64,
+    events: &[Arc<RecordedEvent>],
+    known: Option<&HashSet<&'static str>>,
+) -> Result<(), (u64, FoldError)> {
+    // A panicking `Project` impl stops this projection, not the process.
+    let mut done = from;
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        for record in events {
+            if !P::EVENTS.contains(&&*record.event_name) {
+                match known {
+                    Some(known) if !known.contains(&*record.event_name) => {
+                        let unknown = crate::codec::unknown_event(&record.event_name).at(record);
+                        return Err((done, FoldError::Decode(unknown)));
+                    }
+                    // Another event of the streams it reads.
+                    _ => {
+                        done = record.position;
+                        continue;
+                    }
+                }
+            }
+            state
+                .project_recorded(record)
+                .map_err(|e| (done, FoldError::Decode(e)))?;
+            done = record.position;
+        }
+        Ok(())
+    }))
+    .unwrap_or_else(|panic| Err((done, FoldError::Panic(panic_message(&*panic)))))
+}
+
+/// Why an event could not be projected.
+#[derive(Debug)]
+pub(crate) enum FoldError {
+    Decode(DecodeError),
+    Panic(String),
+}
+
+impl std::fmt::Display for FoldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Decode(e) => e.fmt(f),
+            Self::Panic(message) => write!(f, "a `Project` impl panicked: {message}"),
+        }
+    }
+}
+
+/// Folds events into the shared state; commits the documents that changed
+/// (durable) with the checkpoint.
+struct ProjectionHandler<P> {
     state: Arc<RwLock<P>>,
-    status: watch::Sender<ProjectionStatus>,
+    read: Arc<dyn CheckpointStore>,
     durable: bool,
+    known: Option<Arc<HashSet<&'static str>>>,
+    /// Documents changed since the last commit (the last change of each),
+    /// by collection and key: what the next commit writes. Kept while
+    /// standing by, so taking over commits all of it.
+    pending: BTreeMap<(&'static str, String), Option<Vec<u8>>>,
 }
 
-/// Why a runner stops.
-enum Stop {
-    Shutdown,
-    Failed(u64, String),
+impl<P: Projection> ProjectionHandler<P> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, P> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-impl<P: Projection> Runner<P> {
-    async fn run(self, mut shutdown: watch::Receiver<bool>, mut control: mpsc::Receiver<Control>) {
-        let stop = match self.run_until_stopped(&mut shutdown, &mut control).await {
-            Ok(()) => Stop::Shutdown,
-            Err(stop) => stop,
-        };
-        match stop {
-            Stop::Shutdown => self.status.send_modify(|s| s.state = RunState::Stopped),
-            Stop::Failed(position, reason) => {
-                tracing::error!(%reason, position, "projection stopped");
-                self.status.send_modify(|s| {
-                    s.position = position;
-                    s.state = RunState::Failed(reason);
-                });
-            }
-        }
+impl<P: Projection> Handler for ProjectionHandler<P> {
+    fn needs_lease(&self) -> bool {
+        self.durable
     }
 
-    async fn run_until_stopped(
-        &self,
-        shutdown: &mut watch::Receiver<bool>,
-        control: &mut mpsc::Receiver<Control>,
-    ) -> Result<(), Stop> {
-        let filter = LogFilter::events(P::EVENTS.iter().copied());
-        let start = self.restore(shutdown).await?;
-        let mut tail = Tail::new(
-            Arc::clone(&self.store),
-            start,
-            filter.clone(),
-            self.batch_size,
-        );
-        let mut head = self.store.watch_head();
-        let mut rebuild: Option<(watch::Sender<RebuildProgress>, RebuildProgress)> = None;
-        self.publish(start, *head.borrow_and_update());
-        loop {
-            let from = tail.position();
-            let next = tokio::select! {
-                biased;
-                _ = shutdown.changed() => return Ok(()),
-                Some(Control::Rebuild(progress)) = control.recv() => {
-                    let target = *head.borrow_and_update();
-                    self.reset(shutdown).await?;
-                    tail = Tail::new(Arc::clone(&self.store), 0, filter.clone(), self.batch_size);
-                    let now = RebuildProgress { position: 0, target, events: 0, done: target == 0 };
-                    progress.send_replace(now);
-                    rebuild = (!now.done).then_some((progress, now));
-                    self.publish(0, target);
-                    continue;
-                }
-                next = tail.next() => next,
-            };
-            let slice = match next {
-                Ok(slice) => slice,
-                Err(e) => {
-                    self.retry_after(&e, shutdown).await?;
-                    continue;
-                }
-            };
-            let span = tracing::info_span!(
-                "projection_batch",
-                projection = P::NAME,
-                from,
-                through = slice.through,
-                events = slice.events.len(),
-            );
-            let changes = span.in_scope(|| self.project(from, &slice.events))?;
-            self.save(changes, slice.through, shutdown)
-                .instrument(span)
-                .await?;
-            self.publish(slice.through, *head.borrow_and_update());
-            if let Some((progress, mut now)) = rebuild.take() {
-                now.position = slice.through;
-                now.events += slice.events.len() as u64;
-                now.done = slice.through >= now.target;
-                progress.send_replace(now);
-                if !now.done {
-                    rebuild = Some((progress, now));
-                }
-            }
-            tail.recycle(slice.events);
-        }
+    fn follows_in_standby(&self) -> bool {
+        true
     }
 
-    /// Loads a durable projection's saved documents; returns where to resume.
-    async fn restore(&self, shutdown: &mut watch::Receiver<bool>) -> Result<u64, Stop> {
+    async fn restore(&mut self) -> Result<u64, Failure> {
+        self.pending.clear();
         if !self.durable {
             // The state lives in memory: rebuilt from the start of the log.
+            *self.write() = P::default();
             return Ok(0);
         }
-        let saved = loop {
-            match self.store.load_read_model(P::NAME).await {
-                Ok(saved) => break saved,
-                Err(e) => self.retry_after(&e, shutdown).await?,
-            }
-        };
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let mut collections = state.document_collections();
-        for (collection, key, body) in saved.documents {
-            let Some((_, target)) = collections.iter_mut().find(|(name, _)| *name == collection)
-            else {
-                // A collection no longer in the code: left in the store, unused.
-                continue;
-            };
-            if let Err(e) = target.restore(key.clone(), &body) {
-                let reason = format!("saved document `{collection}/{key}` does not decode: {e}");
-                return Err(Stop::Failed(saved.checkpoint.unwrap_or(0), reason));
-            }
-        }
-        Ok(saved.checkpoint.unwrap_or(0))
-    }
-
-    /// Forgets the state (and its saved copy) for a rebuild.
-    async fn reset(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Stop> {
-        if self.durable {
-            while let Err(e) = self.store.reset_read_model(P::NAME).await {
-                self.retry_after(&e, shutdown).await?;
-            }
-        }
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = P::default();
-        Ok(())
-    }
-
-    /// Folds a batch into the state; returns the documents it changed.
-    fn project(
-        &self,
-        from: u64,
-        events: &[Arc<crate::RecordedEvent>],
-    ) -> Result<Vec<DocumentChange>, Stop> {
-        let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        // A panicking `Project` impl stops this projection, not the process.
-        let outcome =
-            std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), (u64, String)> {
-                let mut done = from;
-                for record in events {
-                    guard
-                        .project_recorded(record)
-                        .map_err(|e| (done, e.to_string()))?;
-                    done = record.position;
+        let saved = self
+            .read
+            .load_read_model(P::NAME)
+            .await
+            .map_err(|e| Failure::from_store(&e, 0))?;
+        let checkpoint = saved.checkpoint.unwrap_or(0);
+        let mut state = P::default();
+        {
+            let mut collections = state.document_collections();
+            for (collection, key, body) in saved.documents {
+                let Some((_, target)) =
+                    collections.iter_mut().find(|(name, _)| *name == collection)
+                else {
+                    // A collection no longer in the code: left in the store, unused.
+                    continue;
+                };
+                if let Err(e) = target.restore(key.clone(), &body) {
+                    return Err(Failure::Permanent {
+                        position: checkpoint,
+                        reason: format!("saved document `{collection}/{key}` does not decode: {e}"),
+                    });
                 }
-                Ok(())
-            }))
-            .unwrap_or_else(|panic| Err((from, panic_message(&*panic))));
-        outcome.map_err(|(position, reason)| Stop::Failed(position, reason))?;
-        let mut changes = Vec::new();
-        for (collection, docs) in guard.document_collections() {
-            let taken = docs.take_changes().map_err(|e| {
-                Stop::Failed(
-                    from,
-                    format!("a document of `{collection}` does not encode: {e}"),
-                )
-            })?;
-            changes.extend(taken.into_iter().map(|(key, body)| DocumentChange {
-                collection: collection.to_owned(),
-                key,
-                body,
-            }));
+            }
         }
-        Ok(changes)
+        *self.write() = state;
+        Ok(checkpoint)
     }
 
-    /// Saves the changed documents with the checkpoint in one transaction
-    /// (durable), or the checkpoint alone; retries until it is saved.
-    async fn save(
-        &self,
-        changes: Vec<DocumentChange>,
-        through: u64,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stop> {
-        if !self.durable {
-            if let Err(e) = self.store.save_checkpoint(P::NAME, through).await {
-                tracing::warn!(error = %e, "saving the checkpoint failed");
+    fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
+        let known = self.known.clone();
+        let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        fold(&mut *guard, from, &slice.events, known.as_deref()).map_err(|(position, e)| {
+            Failure::Permanent {
+                position,
+                reason: e.to_string(),
             }
+        })?;
+        if !self.durable {
             return Ok(());
         }
-        // The state already includes the batch, so it must be saved before
-        // anything else is read: retry the same changes until they land.
-        while let Err(e) = self
-            .store
-            .commit_read_model(P::NAME, changes.clone(), through)
-            .await
-        {
-            self.retry_after(&e, shutdown).await?;
+        for (collection, docs) in guard.document_collections() {
+            let taken = docs.take_changes().map_err(|e| Failure::Permanent {
+                position: from,
+                reason: format!("a document of `{collection}` does not encode: {e}"),
+            })?;
+            for (key, body) in taken {
+                self.pending.insert((collection, key), body);
+            }
         }
         Ok(())
     }
 
-    async fn retry_after(
-        &self,
-        e: &StoreError,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stop> {
-        tracing::warn!(error = %e, "store failed; retrying");
-        self.status
-            .send_modify(|s| s.state = RunState::Retrying(e.to_string()));
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => Err(Stop::Shutdown),
-            () = tokio::time::sleep(Duration::from_millis(200)) => Ok(()),
+    async fn commit(&mut self, through: u64, fence: Option<&Fence>) -> Result<(), Failure> {
+        if !self.durable {
+            return Ok(());
         }
+        let changes = self
+            .pending
+            .iter()
+            .map(|((collection, key), body)| DocumentChange {
+                collection: (*collection).to_owned(),
+                key: key.clone(),
+                body: body.clone(),
+            })
+            .collect();
+        self.read
+            .commit_read_model(P::NAME, changes, through, fence)
+            .await
+            .map_err(|e| Failure::from_store(&e, through))?;
+        self.pending.clear();
+        Ok(())
     }
 
-    fn publish(&self, position: u64, head: u64) {
-        self.status.send_modify(|s| {
-            s.position = position;
-            s.head = head.max(position);
-            s.state = if position >= head {
-                RunState::Live
-            } else {
-                RunState::CatchingUp
-            };
-        });
+    async fn reset(&mut self, fence: Option<&Fence>) -> Result<(), Failure> {
+        if self.durable {
+            self.read
+                .reset_read_model(P::NAME, fence)
+                .await
+                .map_err(|e| Failure::from_store(&e, 0))?;
+        }
+        self.pending.clear();
+        *self.write() = P::default();
+        Ok(())
+    }
+
+    fn batch_span(&self, from: u64, slice: &LogSlice) -> tracing::Span {
+        tracing::info_span!(
+            "projection_batch",
+            projection = P::NAME,
+            from,
+            through = slice.through,
+            events = slice.events.len(),
+        )
+    }
+
+    async fn saved_checkpoint(&mut self) -> Result<Option<u64>, Failure> {
+        self.read
+            .load_checkpoint(P::NAME)
+            .await
+            .map_err(|e| Failure::from_store(&e, 0))
     }
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {
-    let text = panic
+    panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| String::from("(no message)"));
-    format!("a `Project` impl panicked: {text}")
+        .unwrap_or_else(|| String::from("(no message)"))
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::error::{RowLocation, StoreError};
 use crate::record::{Metadata, RecordedEvent, StreamId, Timestamp};
 
 /// An event row as a store reads it, its text borrowed from the row.
@@ -78,6 +79,42 @@ impl EventRow<'_> {
         *metadata = self.metadata;
         *timestamp = self.timestamp;
     }
+}
+
+/// The typed error for a stored event row with a column that does not
+/// decode, located by the columns read so far.
+pub(crate) fn corrupt_row(
+    position: u64,
+    stream: Option<(&str, &str)>,
+    version: Option<u64>,
+    column: &'static str,
+    reason: impl std::fmt::Display,
+) -> StoreError {
+    StoreError::Corrupt {
+        at: RowLocation {
+            position,
+            stream: stream.map(|(aggregate, id)| StreamId::new(aggregate, id)),
+            version,
+        },
+        column,
+        reason: reason.to_string(),
+    }
+}
+
+/// A stored stream version, which starts at 1.
+pub(crate) fn stream_version(stored: i64) -> Result<u64, String> {
+    u64::try_from(stored)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| format!("holds {stored}, not a stream version (1 or more)"))
+}
+
+/// A stored schema version, which starts at 1 and fits a `u32`.
+pub(crate) fn schema_version(stored: i64) -> Result<u32, String> {
+    u32::try_from(stored)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| format!("holds {stored}, not a schema version (1 to {})", u32::MAX))
 }
 
 fn replace_text(text: &mut String, with: &str) {

@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::{
-    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
-    LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
+    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
+    LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore, check_forward,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -48,6 +49,16 @@ struct Inner {
     checkpoints: HashMap<String, u64>,
     /// Per projection, (collection, key) -> document.
     documents: HashMap<String, BTreeMap<(String, String), Vec<u8>>>,
+    /// Per consumer name, its lease.
+    leases: HashMap<String, Lease>,
+}
+
+/// A lease on a consumer name (an empty holder: released).
+#[derive(Debug)]
+struct Lease {
+    holder: String,
+    token: u64,
+    expires: Instant,
 }
 
 thread_local! {
@@ -326,8 +337,15 @@ impl CheckpointStore for MemoryStore {
         name: &'a str,
         changes: Vec<DocumentChange>,
         checkpoint: u64,
+        fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let mut inner = self.lock();
+        let checked = inner
+            .check_fence(name, fence)
+            .and_then(|()| check_forward(name, inner.checkpoints.get(name).copied(), checkpoint));
+        if let Err(e) = checked {
+            return Box::pin(std::future::ready(Err(e)));
+        }
         let docs = inner.documents.entry(name.to_owned()).or_default();
         for change in changes {
             let key = (change.collection, change.key);
@@ -340,11 +358,81 @@ impl CheckpointStore for MemoryStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn reset_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         let mut inner = self.lock();
+        if let Err(e) = inner.check_fence(name, fence) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
         inner.documents.remove(name);
         inner.checkpoints.remove(name);
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<LeaseGrant, StoreError>> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let lease = inner.leases.entry(name.to_owned()).or_insert(Lease {
+            holder: String::new(),
+            token: 0,
+            expires: now,
+        });
+        let grant = if lease.holder == holder || lease.holder.is_empty() || lease.expires <= now {
+            if lease.holder != holder {
+                lease.holder = holder.to_owned();
+                lease.token += 1;
+            }
+            lease.expires = now + ttl;
+            LeaseGrant::Held(Fence {
+                name: name.to_owned(),
+                token: lease.token,
+            })
+        } else {
+            LeaseGrant::Taken {
+                holder: lease.holder.clone(),
+                expires_in: lease.expires - now,
+            }
+        };
+        Box::pin(std::future::ready(Ok(grant)))
+    }
+
+    fn release_lease<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut inner = self.lock();
+        if let Some(lease) = inner.leases.get_mut(&fence.name)
+            && lease.token == fence.token
+        {
+            lease.holder.clear();
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+impl Inner {
+    /// Whether `fence` (if any) is the current token of the lease on `name`.
+    fn check_fence(&self, name: &str, fence: Option<&Fence>) -> Result<(), StoreError> {
+        let Some(fence) = fence else { return Ok(()) };
+        let current = self
+            .leases
+            .get(name)
+            .filter(|lease| !lease.holder.is_empty())
+            .map(|lease| lease.token);
+        if current == Some(fence.token) {
+            Ok(())
+        } else {
+            Err(StoreError::Fenced {
+                name: name.to_owned(),
+                token: fence.token,
+                current,
+            })
+        }
     }
 }
 

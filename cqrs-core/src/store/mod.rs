@@ -32,19 +32,18 @@ mod decode;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod read_ahead;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStats, PostgresStore};
-pub(crate) use read_ahead::ReadAhead;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore, Synchronous};
 
@@ -136,6 +135,20 @@ pub struct LogFilter {
     pub events: Vec<String>,
     /// Only streams of these aggregates (empty: all).
     pub aggregates: Vec<String>,
+    /// Besides what the two lists select: every event in the streams of
+    /// these aggregates whose name is none of these known names. A reader
+    /// that wants a few of a stream's events still sees a name no code
+    /// knows, and can refuse it instead of never reading it.
+    pub unknown: Option<UnknownNames>,
+}
+
+/// The events a [`LogFilter`] selects for not having a known name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnknownNames {
+    /// In the streams of these aggregates...
+    pub aggregates: Vec<String>,
+    /// ...every event whose name is not one of these.
+    pub known: Vec<String>,
 }
 
 impl LogFilter {
@@ -148,7 +161,7 @@ impl LogFilter {
     pub fn events<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Self {
         Self {
             events: names.into_iter().map(Into::into).collect(),
-            aggregates: Vec::new(),
+            ..Self::default()
         }
     }
 
@@ -159,14 +172,51 @@ impl LogFilter {
         self
     }
 
+    /// Also select every event of these aggregates' streams whose name is
+    /// not in `known` (see [`LogFilter::unknown`]).
+    ///
+    /// ```
+    /// use cqrs_core::store::LogFilter;
+    /// # use cqrs_core::{RecordedEvent, StreamId, NewEvent};
+    /// let filter = LogFilter::events(["opened"]).or_unknown_in(["account"], ["opened", "closed"]);
+    /// assert!(filter.selects("account", "opened"));
+    /// assert!(!filter.selects("account", "closed"));
+    /// assert!(filter.selects("account", "renamed.by.hand"));
+    /// assert!(!filter.selects("cart", "renamed.by.hand"));
+    /// ```
+    #[must_use]
+    pub fn or_unknown_in<A, K, S, T>(mut self, aggregates: A, known: K) -> Self
+    where
+        A: IntoIterator<Item = S>,
+        S: Into<String>,
+        K: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.unknown = Some(UnknownNames {
+            aggregates: aggregates.into_iter().map(Into::into).collect(),
+            known: known.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Whether the filter selects an event of this aggregate and name.
+    pub fn selects(&self, aggregate: &str, event: &str) -> bool {
+        let listed = (self.events.is_empty() || self.events.iter().any(|e| e == event))
+            && (self.aggregates.is_empty() || self.aggregates.iter().any(|a| a == aggregate));
+        listed
+            || self.unknown.as_ref().is_some_and(|u| {
+                u.aggregates.iter().any(|a| a == aggregate) && !u.known.iter().any(|k| k == event)
+            })
+    }
+
     /// Whether a record passes the filter.
     pub fn matches(&self, record: &RecordedEvent) -> bool {
-        (self.events.is_empty() || self.events.iter().any(|e| *e == record.event_name))
-            && (self.aggregates.is_empty()
-                || self
-                    .aggregates
-                    .iter()
-                    .any(|a| *a == record.stream.aggregate))
+        self.selects(&record.stream.aggregate, &record.event_name)
+    }
+
+    /// Whether it selects every event.
+    pub fn is_everything(&self) -> bool {
+        self.events.is_empty() && self.aggregates.is_empty()
     }
 }
 
@@ -226,6 +276,15 @@ pub trait GlobalLog: Send + Sync + Debug + 'static {
     /// Follows [`head`](Self::head) live: changes whenever new events become
     /// readable.
     fn watch_head(&self) -> watch::Receiver<u64>;
+
+    /// Whether the store can be reached, for readers that are idle: `Some`
+    /// reason while the store that feeds [`watch_head`](Self::watch_head)
+    /// cannot be reached (a lost connection), `None` while it can. The
+    /// default, for stores that cannot become unreachable (in memory), is
+    /// no watch at all.
+    fn watch_unavailable(&self) -> Option<watch::Receiver<Option<String>>> {
+        None
+    }
 }
 
 /// The state of an aggregate at a version, serialized.
@@ -283,8 +342,48 @@ pub struct SavedReadModel {
     pub documents: Vec<(String, String, Vec<u8>)>,
 }
 
+/// The right to commit for one consumer name, as a lease granted it: every
+/// commit carries it, and the store refuses a commit whose token is not the
+/// lease's current one.
+///
+/// A lease is taken with [`CheckpointStore::acquire_lease`]; each new holder
+/// gets a larger token, so a holder that lost its lease (paused past its
+/// term, partitioned away) and then tries to commit is turned away instead
+/// of writing over its successor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fence {
+    /// The consumer name (a projection's name, say) the lease is for.
+    pub name: String,
+    /// The fencing token: larger for every new holder.
+    pub token: u64,
+}
+
+/// The answer to [`CheckpointStore::acquire_lease`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseGrant {
+    /// The asker holds the lease for the term it asked for; its commits
+    /// carry this fence.
+    Held(Fence),
+    /// Another holder has the lease.
+    Taken {
+        /// Who holds it.
+        holder: String,
+        /// How long its term still runs (by the store's clock).
+        expires_in: Duration,
+    },
+}
+
 /// Keeps how far each projection got in the global log, and the documents of
-/// durable read models, saved together.
+/// durable read models, saved together; and the leases that let one process
+/// at a time commit for a consumer name.
+///
+/// # Commits only move forward
+///
+/// [`commit_read_model`](Self::commit_read_model) refuses a checkpoint that is
+/// not after the saved one ([`StoreError::CheckpointNotAfter`]) and a fence
+/// that is not the lease's current token ([`StoreError::Fenced`]); either
+/// way nothing of the commit is written. [`save_checkpoint`](Self::save_checkpoint)
+/// is the deliberate exception (an operator moving a checkpoint by hand).
 pub trait CheckpointStore: Send + Sync + Debug + 'static {
     /// The saved position of projection `name` (`None`: never saved).
     ///
@@ -296,7 +395,10 @@ pub trait CheckpointStore: Send + Sync + Debug + 'static {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
 
-    /// Saves the position of projection `name`.
+    /// Sets the position of `name`, whatever it was: for operators and
+    /// tools. Consumers commit with
+    /// [`commit_read_model`](Self::commit_read_model), which only moves
+    /// forward.
     ///
     /// # Errors
     ///
@@ -320,109 +422,76 @@ pub trait CheckpointStore: Send + Sync + Debug + 'static {
     ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>>;
 
     /// Applies `changes` to the documents of projection `name` and sets its
-    /// checkpoint to `checkpoint`, atomically: both or neither.
+    /// checkpoint to `checkpoint`, atomically: both or neither. With a
+    /// `fence`, only while that fence is the lease's current one.
     ///
     /// # Errors
     ///
-    /// A backend failure; then nothing was saved.
+    /// [`StoreError::CheckpointNotAfter`] when `checkpoint` is not after the
+    /// saved one, [`StoreError::Fenced`] when the lease moved on, or a
+    /// backend failure; in every case nothing was saved.
     fn commit_read_model<'a>(
         &'a self,
         name: &'a str,
         changes: Vec<DocumentChange>,
         checkpoint: u64,
+        fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Deletes the documents and the checkpoint of projection `name`, atomically.
+    /// Deletes the documents and the checkpoint of projection `name`,
+    /// atomically (with a `fence`, only while it is current).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Fenced`], or a backend failure.
+    fn reset_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Takes, or renews, the lease on `name` for `holder` for `ttl` from now
+    /// (the store's clock): granted when it is free, expired, or already
+    /// `holder`'s. A renewal by the same holder keeps its token; a new
+    /// holder gets a larger one.
     ///
     /// # Errors
     ///
     /// A backend failure.
-    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<LeaseGrant, StoreError>>;
+
+    /// Gives the lease up, if `fence` still holds it, so a standby can take
+    /// it at once instead of waiting out the term.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn release_lease<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// Refuses a checkpoint that is not after the saved one: what every store
+/// checks inside its commit.
+pub(crate) fn check_forward(
+    name: &str,
+    saved: Option<u64>,
+    attempted: u64,
+) -> Result<(), StoreError> {
+    match saved {
+        Some(saved) if attempted <= saved => Err(StoreError::CheckpointNotAfter {
+            name: name.to_owned(),
+            saved,
+            attempted,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Everything the engine needs from a store.
 pub trait Store: EventStore + GlobalLog + SnapshotStore + CheckpointStore {}
 
 impl<T: EventStore + GlobalLog + SnapshotStore + CheckpointStore> Store for T {}
-
-/// How many reads of the log a catch-up keeps under way: the next page, and
-/// a guess at the one after it (see [`ReadAhead`]): two pages read at once
-/// while the caller projects a third.
-pub(crate) const READS_AHEAD: usize = 2;
-
-/// Follows the global log: catch-up first, then live, in batches.
-///
-/// While the caller works on one batch, the next ones are already being read
-/// (when the log has more), and the records of batches handed back with
-/// [`recycle`](Self::recycle) are reused for new ones.
-///
-/// # Examples
-///
-/// ```
-/// # use cqrs_core::store::*;
-/// # use std::sync::Arc;
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), cqrs_core::StoreError> {
-/// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-/// let mut tail = Tail::new(store, 0, LogFilter::all(), 256);
-/// // `tail.next().await` waits until events exist after position 0.
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct Tail {
-    pages: ReadAhead<'static>,
-    head: watch::Receiver<u64>,
-}
-
-impl Tail {
-    /// Follows `store` from after position `after`.
-    pub fn new(store: Arc<dyn Store>, after: u64, filter: LogFilter, batch: usize) -> Self {
-        let head = store.watch_head();
-        let filter = Arc::new(filter);
-        // The reads own what they use, so one can run ahead of `next`.
-        let pages = ReadAhead::with(after, batch, move |after, limit, spent| {
-            let store = Arc::clone(&store);
-            let filter = Arc::clone(&filter);
-            Box::pin(async move { store.read_log_recycling(after, &filter, limit, spent).await })
-        });
-        Self { pages, head }
-    }
-
-    /// The position this tail has read through.
-    pub fn position(&self) -> u64 {
-        self.pages.position()
-    }
-
-    /// The next non-empty step: waits for new events when caught up. Returns a
-    /// slice whose `through` moved, even if no event in it matched.
-    ///
-    /// # Errors
-    ///
-    /// A backend failure; the tail stays where it was and may be retried.
-    pub async fn next(&mut self) -> Result<LogSlice, StoreError> {
-        loop {
-            let head = *self.head.borrow_and_update();
-            let from = self.pages.position();
-            if head > from {
-                let slice = self.pages.next_page().await?;
-                if slice.through > from {
-                    let head = *self.head.borrow();
-                    self.pages.read_ahead(READS_AHEAD, head).await;
-                    return Ok(slice);
-                }
-            }
-            if self.head.changed().await.is_err() {
-                return Err(StoreError::Backend {
-                    message: String::from("the store stopped publishing its head position"),
-                    source: None,
-                });
-            }
-        }
-    }
-
-    /// Hands back the events of a batch the caller is done with, so reading
-    /// the next batches can reuse their memory.
-    pub fn recycle(&mut self, events: Vec<Arc<RecordedEvent>>) {
-        self.pages.recycle(events);
-    }
-}

@@ -18,7 +18,8 @@ mod crash_bank;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use cqrs_core::{CommandError, Engine, Projection, Receipt};
+use cqrs_core::subscription::LeaseOptions;
+use cqrs_core::{CommandError, Engine, Projection, Receipt, RunState};
 
 use self::crash_bank::{
     CrashDeposit, CrashError, CrashLedger, CrashOpen, CrashReceive, CrashSend, CrashWithdraw,
@@ -39,6 +40,8 @@ async fn main() {
         .shared_store(store)
         .registry(crash_bank::registry())
         .projection_batch_size(PROJECTION_BATCH)
+        // The killed engine's lease runs out soon after the kill.
+        .lease(LeaseOptions::new().ttl(Duration::from_millis(600)))
         .build()
         .await
         .expect("the crash bank registers cleanly");
@@ -129,7 +132,10 @@ async fn watch_ledger(engine: Engine) {
         let Some(status) = engine.projection_status(CrashLedger::NAME) else {
             return;
         };
-        if status.position > last {
+        // A standby (the killed engine's lease not yet run out) folds
+        // without saving: only an active ledger's position is saved.
+        let active = matches!(status.state, RunState::Live | RunState::CatchingUp);
+        if active && status.position > last {
             last = status.position;
             let projected = match engine.query(ViewLedger).await {
                 Ok(view) => view.projected_here,

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::store::{ExpectedVersion, LogFilter, Snapshot, Store, Tail};
+use cqrs_core::store::{ExpectedVersion, LogFilter, Snapshot, Store};
+use cqrs_core::subscription::Tail;
 use cqrs_core::{
     DecodeErrorKind, Envelope, Metadata, NewEvent, RecordedEvent, StoreError, StreamId, Timestamp,
 };
@@ -298,7 +299,7 @@ pub(crate) async fn tail_sees_every_event_once_under_eight_writers(store: Arc<dy
     const APPENDS: usize = 25;
     // Writer w's append k carries (k % 3) + 1 events.
     let total: usize = WRITERS * (0..APPENDS).map(|k| k % 3 + 1).sum::<usize>();
-    let mut tail = Tail::new(Arc::clone(&store), 0, LogFilter::all(), 7);
+    let mut tail = Tail::new(store.clone(), 0, LogFilter::all(), 7);
     let reader = tokio::spawn(async move {
         let mut seen: Vec<Arc<RecordedEvent>> = Vec::with_capacity(total);
         while seen.len() < total {
@@ -638,7 +639,7 @@ pub(crate) async fn catch_up_reads_every_event_once_across_pages(store: Arc<dyn 
 
     let head = store.head().await.unwrap();
     let filter = LogFilter::events(<Copies as cqrs_core::Projection>::EVENTS.iter().copied());
-    let mut tail = Tail::new(Arc::clone(&store), 0, filter, 300);
+    let mut tail = Tail::new(store.clone(), 0, filter, 300);
     let mut tailed = Copies::default();
     while tail.position() < head {
         let slice = tokio::time::timeout(PATIENCE, tail.next())

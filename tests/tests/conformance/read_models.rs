@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cqrs_core::StreamId;
 use cqrs_core::store::{DocumentChange, ExpectedVersion, Store};
+use cqrs_core::{StoreError, StreamId};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -71,6 +71,7 @@ pub(crate) async fn read_model_commit_then_load(store: Arc<dyn Store>) {
                 put("owners", "ada", json!({"name": "Ada", "since": 1815})),
             ],
             3,
+            None,
         )
         .await
         .unwrap();
@@ -94,6 +95,7 @@ pub(crate) async fn read_model_commit_then_load(store: Arc<dyn Store>) {
                 put("owners", "cy", json!({"name": "Cy"})),
             ],
             7,
+            None,
         )
         .await
         .unwrap();
@@ -117,6 +119,7 @@ pub(crate) async fn read_model_commit_then_load(store: Arc<dyn Store>) {
                 put("owners", "cy", json!({"name": "Cy", "again": true})),
             ],
             8,
+            None,
         )
         .await
         .unwrap();
@@ -130,7 +133,7 @@ pub(crate) async fn read_model_commit_then_load(store: Arc<dyn Store>) {
 
     // No changes: only the checkpoint moves.
     store
-        .commit_read_model("balances", Vec::new(), 9)
+        .commit_read_model("balances", Vec::new(), 9, None)
         .await
         .unwrap();
     assert_eq!(load(&*store, "balances").await, (Some(9), expected));
@@ -147,6 +150,7 @@ pub(crate) async fn read_model_later_commits_overwrite(store: Arc<dyn Store>) {
                     put("seen", &format!("k{k:02}"), json!(k)),
                 ],
                 k * 10,
+                None,
             )
             .await
             .unwrap();
@@ -155,6 +159,27 @@ pub(crate) async fn read_model_later_commits_overwrite(store: Arc<dyn Store>) {
     assert_eq!(checkpoint, Some(200));
     assert_eq!(saved.len(), 21);
     assert_eq!(saved[&("totals".into(), "n".into())], json!(20));
+    // A commit whose checkpoint is not after the saved one is refused,
+    // typed, and writes nothing: a read model never moves back.
+    for behind in [150, 200] {
+        let refused = store
+            .commit_read_model(
+                "counter",
+                vec![put("totals", "n", json!("stale")), delete("seen", "k02")],
+                behind,
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                StoreError::CheckpointNotAfter { saved: 200, attempted, .. } if attempted == behind
+            ),
+            "{refused}"
+        );
+        assert_eq!(load(&*store, "counter").await, (checkpoint, saved.clone()));
+    }
     // A new body replaces the old one whole (no merge), whatever its shape.
     store
         .commit_read_model(
@@ -163,16 +188,13 @@ pub(crate) async fn read_model_later_commits_overwrite(store: Arc<dyn Store>) {
                 put("totals", "n", json!({"now": "an object"})),
                 put("seen", "k01", json!(null)),
             ],
-            150,
+            210,
+            None,
         )
         .await
         .unwrap();
     let (checkpoint, saved) = load(&*store, "counter").await;
-    assert_eq!(
-        checkpoint,
-        Some(150),
-        "the checkpoint is set, not maximized"
-    );
+    assert_eq!(checkpoint, Some(210));
     assert_eq!(
         saved[&("totals".into(), "n".into())],
         json!({"now": "an object"})
@@ -198,7 +220,10 @@ pub(crate) async fn read_model_unicode_and_large_documents(store: Arc<dyn Store>
         put("comptes/é", "", json!({})),
         put("big", "one", big.clone()),
     ];
-    store.commit_read_model(name, changes, 42).await.unwrap();
+    store
+        .commit_read_model(name, changes, 42, None)
+        .await
+        .unwrap();
     let expected = docs([
         ("comptes/é", "ストリーム/🚀", unicode),
         ("comptes/é", hostile, json!("\"quoted\" 'single'")),
@@ -218,7 +243,7 @@ pub(crate) async fn read_model_unicode_and_large_documents(store: Arc<dyn Store>
     // Other projections with similar names see nothing of it.
     assert_eq!(load(&*store, "überblick").await, (None, Docs::new()));
     store
-        .commit_read_model(name, vec![delete("big", "one")], 43)
+        .commit_read_model(name, vec![delete("big", "one")], 43, None)
         .await
         .unwrap();
     let mut expected = expected;
@@ -238,6 +263,7 @@ pub(crate) async fn read_model_reset_clears_one_projection(store: Arc<dyn Store>
                     put("more", "x", json!(base + 2)),
                 ],
                 base,
+                None,
             )
             .await
             .unwrap();
@@ -247,18 +273,18 @@ pub(crate) async fn read_model_reset_clears_one_projection(store: Arc<dyn Store>
     let b_before = load(&*store, "b").await;
     assert_eq!(b_before.1.len(), 3);
 
-    store.reset_read_model("a").await.unwrap();
+    store.reset_read_model("a", None).await.unwrap();
     assert_eq!(load(&*store, "a").await, (None, Docs::new()));
     assert_eq!(store.load_checkpoint("a").await.unwrap(), None);
     assert_eq!(load(&*store, "b").await, b_before, "b is untouched");
     assert_eq!(store.load_checkpoint("c").await.unwrap(), Some(77));
     // Resetting what was never saved, or twice, is fine.
-    store.reset_read_model("ghost").await.unwrap();
-    store.reset_read_model("a").await.unwrap();
+    store.reset_read_model("ghost", None).await.unwrap();
+    store.reset_read_model("a", None).await.unwrap();
 
     // A new start does not bring old documents back.
     store
-        .commit_read_model("a", vec![put("docs", "z", json!(0))], 1)
+        .commit_read_model("a", vec![put("docs", "z", json!(0))], 1, None)
         .await
         .unwrap();
     assert_eq!(
@@ -283,7 +309,10 @@ pub(crate) async fn read_model_loads_see_whole_commits(store: Arc<dyn Store>) {
                 } else {
                     delete("d", "z")
                 });
-                store.commit_read_model("racy", changes, k).await.unwrap();
+                store
+                    .commit_read_model("racy", changes, k, None)
+                    .await
+                    .unwrap();
             }
         })
     };
@@ -338,7 +367,10 @@ pub(crate) async fn read_model_concurrent_commits_to_many_projections(store: Arc
                 if k > 1 {
                     changes.push(delete("state", &format!("k{}", k - 1)));
                 }
-                store.commit_read_model(&name, changes, k).await.unwrap();
+                store
+                    .commit_read_model(&name, changes, k, None)
+                    .await
+                    .unwrap();
             }
         });
     }
@@ -381,6 +413,7 @@ pub(crate) async fn refused_document_commits_nothing(store: Arc<dyn Store>) {
             name,
             vec![put("d", "a", json!(1)), put("d", "b", json!(2))],
             5,
+            None,
         )
         .await
         .unwrap();
@@ -402,7 +435,7 @@ pub(crate) async fn refused_document_commits_nothing(store: Arc<dyn Store>) {
             bad,
             put("d", "e", json!(50)),
         ];
-        let result = store.commit_read_model(name, changes, 9).await;
+        let result = store.commit_read_model(name, changes, 9, None).await;
         assert!(result.is_err(), "a document {why} was accepted");
         let text = result.unwrap_err().to_string();
         assert!(
@@ -417,7 +450,7 @@ pub(crate) async fn refused_document_commits_nothing(store: Arc<dyn Store>) {
     }
     // The store goes on.
     store
-        .commit_read_model(name, vec![put("d", "c", json!(3))], 10)
+        .commit_read_model(name, vec![put("d", "c", json!(3))], 10, None)
         .await
         .unwrap();
     let (checkpoint, saved) = load(&*store, name).await;

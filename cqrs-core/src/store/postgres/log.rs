@@ -69,7 +69,17 @@ impl PostgresStore {
             i64::try_from(limit).unwrap_or(i64::MAX),
             to_i64(window_end),
         );
-        let params: [&(dyn ToSql + Sync); 5] = [&from, &events, &aggregates, &most, &until];
+        let unknown_in = filter.unknown.as_ref().map(|u| &u.aggregates);
+        let known = filter.unknown.as_ref().map(|u| &u.known);
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &from,
+            &events,
+            &aggregates,
+            &most,
+            &until,
+            &unknown_in,
+            &known,
+        ];
         let rows = client.query_raw(&statement, params).await.map_err(fail)?;
         let mut rows = pin!(rows);
         let mut head = 0;

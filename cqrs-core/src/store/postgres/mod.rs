@@ -23,10 +23,10 @@ use tokio::task::JoinHandle;
 
 use self::schema::{SchemaName, Sql};
 use self::writer::{AppendJob, Writer};
-use super::decode::{EventRow, decode_metadata};
+use super::decode::{EventRow, corrupt_row, decode_metadata, schema_version, stream_version};
 use super::{
-    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
-    LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
+    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
+    LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -284,6 +284,8 @@ struct Inner {
     sql: Sql,
     jobs: mpsc::Sender<AppendJob>,
     head: Arc<watch::Sender<u64>>,
+    /// Why the listener cannot reach the server, while it cannot.
+    unavailable: Arc<watch::Sender<Option<String>>>,
     stats: Arc<Counters>,
     /// What the listener needs, kept until `watch_head` first starts it.
     listen: Listen,
@@ -396,6 +398,7 @@ impl PostgresStore {
                 sql,
                 jobs,
                 head,
+                unavailable: Arc::new(watch::Sender::new(None)),
                 stats,
                 listen,
                 listener: OnceLock::new(),
@@ -527,31 +530,54 @@ fn to_i64(value: u64) -> i64 {
 
 /// Reads an event row laid out as `EVENT_COLUMNS`, starting at column `at`,
 /// borrowing its text.
+///
+/// A column that does not hold what an event stores (metadata that is not
+/// an event's, a schema version below 1) is [`StoreError::Corrupt`], naming
+/// the row by the columns that do.
 fn event_row(row: &Row, at: usize) -> Result<EventRow<'_>, StoreError> {
-    let position: i64 = row.try_get(at).map_err(|e| pg_error("an event row", e))?;
-    let fail = |e| {
-        pg_error(
-            format!("the event at position {position} does not decode"),
-            e,
-        )
+    let position = to_u64(
+        row.try_get(at)
+            .map_err(|e| pg_error("an event row without a position", e))?,
+    );
+    let aggregate = row.try_get::<_, &str>(at + 1);
+    let stream_id = row.try_get::<_, &str>(at + 2);
+    let version = row
+        .try_get::<_, i64>(at + 3)
+        .map_err(|e| e.to_string())
+        .and_then(stream_version);
+    let stream = match (&aggregate, &stream_id) {
+        (Ok(aggregate), Ok(id)) => Some((*aggregate, *id)),
+        _ => None,
     };
-    let metadata: &str = row.try_get(at + 8).map_err(fail)?;
-    let metadata = decode_metadata(metadata.as_bytes()).map_err(|e| StoreError::Backend {
-        message: format!("the metadata of the event at position {position} does not decode"),
-        source: Some(Box::new(e)),
-    })?;
-    let payload: &str = row.try_get(at + 7).map_err(fail)?;
+    let corrupt = |column, reason: String| {
+        corrupt_row(position, stream, version.clone().ok(), column, reason)
+    };
+    let column = |column, e: tokio_postgres::Error| corrupt(column, format!("cannot be read: {e}"));
+    let aggregate = aggregate.map_err(|e| column("stream_aggregate", e))?;
+    let stream_id = stream_id.map_err(|e| column("stream_id", e))?;
+    let version = version.clone().map_err(|r| corrupt("version", r))?;
+    let event_id = row.try_get(at + 4).map_err(|e| column("event_id", e))?;
+    let event_name = row.try_get(at + 5).map_err(|e| column("event_name", e))?;
+    let schema_version = row
+        .try_get::<_, i32>(at + 6)
+        .map_err(|e| column("schema_version", e))
+        .and_then(|v| schema_version(i64::from(v)).map_err(|r| corrupt("schema_version", r)))?;
+    let payload: &str = row.try_get(at + 7).map_err(|e| column("payload", e))?;
+    let metadata: &str = row.try_get(at + 8).map_err(|e| column("metadata", e))?;
+    let metadata = decode_metadata(metadata.as_bytes())
+        .map_err(|e| corrupt("metadata", format!("is not the metadata of an event: {e}")))?;
+    let timestamp = row.try_get(at + 9).map_err(|e| column("timestamp_us", e))?;
     Ok(EventRow {
-        position: to_u64(position),
-        aggregate: row.try_get(at + 1).map_err(fail)?,
-        stream_id: row.try_get(at + 2).map_err(fail)?,
-        version: to_u64(row.try_get(at + 3).map_err(fail)?),
-        event_id: row.try_get(at + 4).map_err(fail)?,
-        event_name: row.try_get(at + 5).map_err(fail)?,
-        schema_version: u32::try_from(row.try_get::<_, i32>(at + 6).map_err(fail)?).unwrap_or(0),
+        position,
+        aggregate,
+        stream_id,
+        version,
+        event_id,
+        event_name,
+        schema_version,
         payload: payload.as_bytes(),
         metadata,
-        timestamp: Timestamp(row.try_get(at + 9).map_err(fail)?),
+        timestamp: Timestamp(timestamp),
     })
 }
 
@@ -679,10 +705,15 @@ impl GlobalLog for PostgresStore {
                 inner.schema.as_str().to_owned(),
                 inner.sql.head.clone(),
                 Arc::clone(&inner.head),
+                Arc::clone(&inner.unavailable),
                 inner.listen.poll,
             ))
         });
         inner.head.subscribe()
+    }
+
+    fn watch_unavailable(&self) -> Option<watch::Receiver<Option<String>>> {
+        Some(self.inner.unavailable.subscribe())
     }
 }
 
@@ -813,6 +844,7 @@ impl CheckpointStore for PostgresStore {
         name: &'a str,
         changes: Vec<DocumentChange>,
         checkpoint: u64,
+        fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             // The last change of each document wins, as if applied in order;
@@ -847,18 +879,43 @@ impl CheckpointStore for PostgresStore {
                 .prepare_cached(&self.inner.sql.commit_read_model)
                 .await
                 .map_err(fail)?;
-            client
-                .execute(
+            let token = fence.map(|f| to_i64(f.token));
+            let row = client
+                .query_one(
                     &statement,
-                    &[&name, &collections, &keys, &bodies, &to_i64(checkpoint)],
+                    &[
+                        &name,
+                        &collections,
+                        &keys,
+                        &bodies,
+                        &to_i64(checkpoint),
+                        &token,
+                    ],
                 )
                 .await
                 .map_err(fail)?;
-            Ok(())
+            let outcome: &str = row.get(0);
+            match (outcome, fence) {
+                ("ok", _) => Ok(()),
+                ("fenced", Some(fence)) => Err(StoreError::Fenced {
+                    name: name.to_owned(),
+                    token: fence.token,
+                    current: row.get::<_, Option<i64>>(2).map(to_u64),
+                }),
+                _ => Err(StoreError::CheckpointNotAfter {
+                    name: name.to_owned(),
+                    saved: row.get::<_, Option<i64>>(1).map_or(0, to_u64),
+                    attempted: checkpoint,
+                }),
+            }
         })
     }
 
-    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn reset_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let fail = |e| pg_error(format!("cannot reset the read model `{name}`"), e);
             let client = self.client().await?;
@@ -866,7 +923,66 @@ impl CheckpointStore for PostgresStore {
                 .prepare_cached(&self.inner.sql.reset_read_model)
                 .await
                 .map_err(fail)?;
-            client.execute(&statement, &[&name]).await.map_err(fail)?;
+            let token = fence.map(|f| to_i64(f.token));
+            let row = client
+                .query_one(&statement, &[&name, &token])
+                .await
+                .map_err(fail)?;
+            match (row.get::<_, &str>(0), fence) {
+                ("fenced", Some(fence)) => Err(StoreError::Fenced {
+                    name: name.to_owned(),
+                    token: fence.token,
+                    current: row.get::<_, Option<i64>>(1).map(to_u64),
+                }),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<LeaseGrant, StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot take the lease of `{name}`"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.acquire_lease)
+                .await
+                .map_err(fail)?;
+            let term = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+            let row = client
+                .query_one(&statement, &[&name, &holder, &term])
+                .await
+                .map_err(fail)?;
+            Ok(if row.get::<_, bool>(0) {
+                LeaseGrant::Held(Fence {
+                    name: name.to_owned(),
+                    token: to_u64(row.get(2)),
+                })
+            } else {
+                LeaseGrant::Taken {
+                    holder: row.get(1),
+                    expires_in: Duration::from_micros(to_u64(row.get(3))),
+                }
+            })
+        })
+    }
+
+    fn release_lease<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let fail = |e| pg_error(format!("cannot release the lease of `{}`", fence.name), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.release_lease)
+                .await
+                .map_err(fail)?;
+            client
+                .execute(&statement, &[&fence.name, &to_i64(fence.token)])
+                .await
+                .map_err(fail)?;
             Ok(())
         })
     }

@@ -251,6 +251,140 @@ END
 $fn$;
 "#,
     ),
+    (
+        4,
+        r#"
+-- Leases: one holder at a time may commit for a consumer name. Each new
+-- holder gets a larger token; a commit carries its holder's token and is
+-- refused once the lease has moved on. Times are the server's clock.
+CREATE TABLE {s}.leases (
+    name       text PRIMARY KEY,
+    holder     text NOT NULL,
+    token      bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
+-- Takes or renews the lease: granted when free, expired, or already the
+-- asker's (a renewal keeps the token). The row lock makes a takeover wait
+-- for a commit under way with the old token (which holds the row FOR SHARE).
+CREATE FUNCTION {s}.acquire_lease(p_name text, p_holder text, p_ttl_us bigint)
+RETURNS TABLE (held boolean, holder text, token bigint, expires_in_us bigint)
+LANGUAGE plpgsql VOLATILE SET jit = off AS $fn$
+DECLARE
+    l {s}.leases%ROWTYPE;
+    now_ts timestamptz;
+    term interval := make_interval(secs => p_ttl_us::float8 / 1e6);
+BEGIN
+    INSERT INTO {s}.leases (name, holder, token, expires_at)
+    VALUES (p_name, '', 0, '-infinity') ON CONFLICT (name) DO NOTHING;
+    SELECT * INTO l FROM {s}.leases WHERE name = p_name FOR UPDATE;
+    now_ts := clock_timestamp();
+    IF l.holder = p_holder THEN
+        UPDATE {s}.leases SET expires_at = now_ts + term WHERE name = p_name;
+        RETURN QUERY SELECT true, p_holder, l.token, p_ttl_us;
+    ELSIF l.holder = '' OR l.expires_at <= now_ts THEN
+        UPDATE {s}.leases SET holder = p_holder, token = l.token + 1, expires_at = now_ts + term
+        WHERE name = p_name;
+        RETURN QUERY SELECT true, p_holder, l.token + 1, p_ttl_us;
+    ELSE
+        RETURN QUERY SELECT false, l.holder, l.token,
+            (extract(epoch FROM (l.expires_at - now_ts)) * 1e6)::bigint;
+    END IF;
+END
+$fn$;
+
+-- The current token of a lease, for a write that carries p_token: NULL
+-- when it may go on, else 'fenced' with the token now (NULL: released).
+-- FOR SHARE: a takeover (FOR UPDATE) waits until this transaction ends, or
+-- this one sees the takeover.
+CREATE FUNCTION {s}.check_fence(p_name text, p_token bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    l_holder text;
+    l_token bigint;
+BEGIN
+    SELECT l.holder, l.token INTO l_holder, l_token FROM {s}.leases l
+    WHERE l.name = p_name FOR SHARE;
+    IF l_holder IS NULL OR l_holder = '' THEN
+        RETURN -1;
+    ELSIF l_token <> p_token THEN
+        RETURN l_token;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+-- Commits a read model: the document changes (parallel arrays, a NULL body
+-- deleting) and the checkpoint, both or neither. Refused, nothing written,
+-- when p_token (if given) is not the lease's token ('fenced'), or when the
+-- checkpoint is not after the saved one ('behind').
+CREATE FUNCTION {s}.commit_read_model(
+    p_name text,
+    p_collections text[],
+    p_keys text[],
+    p_bodies text[],
+    p_checkpoint bigint,
+    p_token bigint
+) RETURNS TABLE (outcome text, saved bigint, current_token bigint)
+LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+    refused bigint;
+    stored bigint;
+BEGIN
+    IF p_token IS NOT NULL THEN
+        refused := {s}.check_fence(p_name, p_token);
+        IF refused IS NOT NULL THEN
+            RETURN QUERY SELECT 'fenced'::text, NULL::bigint, nullif(refused, -1);
+            RETURN;
+        END IF;
+    END IF;
+    -- Locks the checkpoint row; moves it only forward.
+    INSERT INTO {s}.checkpoints AS c (name, position) VALUES (p_name, p_checkpoint)
+    ON CONFLICT (name) DO UPDATE SET position = excluded.position
+    WHERE c.position < excluded.position
+    RETURNING c.position INTO stored;
+    IF NOT FOUND THEN
+        SELECT c.position INTO stored FROM {s}.checkpoints c WHERE c.name = p_name;
+        RETURN QUERY SELECT 'behind'::text, stored, NULL::bigint;
+        RETURN;
+    END IF;
+    DELETE FROM {s}.documents AS d
+    USING unnest(p_collections, p_keys, p_bodies) AS c(collection, key, body)
+    WHERE d.projection = p_name AND d.collection = c.collection
+      AND d.key = c.key AND c.body IS NULL;
+    INSERT INTO {s}.documents (projection, collection, key, body)
+    SELECT p_name, c.collection, c.key, c.body::jsonb
+    FROM unnest(p_collections, p_keys, p_bodies) AS c(collection, key, body)
+    WHERE c.body IS NOT NULL
+    ORDER BY c.collection, c.key
+    ON CONFLICT (projection, collection, key) DO UPDATE SET body = excluded.body;
+    RETURN QUERY SELECT 'ok'::text, p_checkpoint, NULL::bigint;
+END
+$fn$;
+
+-- Deletes a read model's documents and checkpoint; refused like a commit
+-- when p_token is not the lease's token.
+CREATE FUNCTION {s}.reset_read_model(p_name text, p_token bigint)
+RETURNS TABLE (outcome text, current_token bigint)
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    refused bigint;
+BEGIN
+    IF p_token IS NOT NULL THEN
+        refused := {s}.check_fence(p_name, p_token);
+        IF refused IS NOT NULL THEN
+            RETURN QUERY SELECT 'fenced'::text, nullif(refused, -1);
+            RETURN;
+        END IF;
+    END IF;
+    DELETE FROM {s}.documents WHERE projection = p_name;
+    DELETE FROM {s}.checkpoints WHERE name = p_name;
+    RETURN QUERY SELECT 'ok'::text, NULL::bigint;
+END
+$fn$;
+"#,
+    ),
 ];
 
 /// Applies the missing migrations, in one transaction under an advisory lock
@@ -283,11 +417,10 @@ pub(super) async fn migrate(client: &mut Client, schema: &SchemaName) -> Result<
         .get(0);
     let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if current > latest {
-        return Err(StoreError::Backend {
-            message: format!(
-                "PostgreSQL schema {schema} has version {current}, newer than version {latest} this build knows"
-            ),
-            source: None,
+        return Err(StoreError::NewerSchema {
+            database: format!("PostgreSQL schema {schema}"),
+            found: i64::from(current),
+            supported: i64::from(latest),
         });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
@@ -325,6 +458,8 @@ pub(super) struct Sql {
     pub(super) load_read_model: String,
     pub(super) commit_read_model: String,
     pub(super) reset_read_model: String,
+    pub(super) acquire_lease: String,
+    pub(super) release_lease: String,
 }
 
 impl Sql {
@@ -411,15 +546,18 @@ impl Sql {
             // sort would hold every row back until the last one is found,
             // where without it rows stream to the client while the server
             // finds the next ones. The reader checks the order as it decodes
-            // the rows (see `PostgresStore::read_page`).
+            // the rows (see `PostgresStore::read_page`). $6 and $7 are the
+            // aggregates and known names of `LogFilter::unknown`.
             read_log: format!(
                 "WITH h AS (SELECT coalesce(max(position), 0) AS head FROM {s}.events)
                  SELECT h.head, {EVENT_COLUMNS_E}
                  FROM h LEFT JOIN LATERAL (
                      SELECT * FROM {s}.events
                      WHERE position > $1 AND (position + 0) <= $5
-                       AND ($2::text[] IS NULL OR (event_name || '') = ANY($2))
-                       AND ($3::text[] IS NULL OR (stream_aggregate || '') = ANY($3))
+                       AND ((($2::text[] IS NULL OR (event_name || '') = ANY($2))
+                             AND ($3::text[] IS NULL OR (stream_aggregate || '') = ANY($3)))
+                         OR ($6::text[] IS NOT NULL AND (stream_aggregate || '') = ANY($6)
+                             AND NOT (event_name || '') = ANY($7::text[])))
                      ORDER BY position
                      LIMIT $4
                  ) e ON true",
@@ -456,33 +594,25 @@ impl Sql {
                  LEFT JOIN {s}.documents AS d ON d.projection = p.name
                  ORDER BY d.collection, d.key"
             ),
-            // The whole commit in one statement: one round trip, and one
-            // implicit transaction, so a failure anywhere (a body that is not
-            // JSON) saves none of it. $2, $3, $4 are parallel arrays, one
-            // element per document, a NULL body deleting it; each document
-            // appears once (`PostgresStore::commit_read_model` keeps the last
-            // change of each), so no row is touched twice.
+            // The whole commit in one call of a function: one round trip,
+            // one implicit transaction, so a failure anywhere (a body that
+            // is not JSON) saves none of it; a refused fence or checkpoint
+            // writes nothing. $2, $3, $4 are parallel arrays, one element
+            // per document, a NULL body deleting it; each document appears
+            // once (`PostgresStore::commit_read_model` keeps the last change
+            // of each), so no row is touched twice.
             commit_read_model: format!(
-                "WITH changes AS (
-                     SELECT * FROM unnest($2::text[], $3::text[], $4::text[])
-                         AS c(collection, key, body)
-                 ), upserted AS (
-                     INSERT INTO {s}.documents (projection, collection, key, body)
-                     SELECT $1::text, collection, key, body::jsonb
-                     FROM changes WHERE body IS NOT NULL
-                     ORDER BY collection, key
-                     ON CONFLICT (projection, collection, key) DO UPDATE SET body = excluded.body
-                 ), deleted AS (
-                     DELETE FROM {s}.documents AS d USING changes AS c
-                     WHERE d.projection = $1::text AND d.collection = c.collection
-                       AND d.key = c.key AND c.body IS NULL
-                 )
-                 INSERT INTO {s}.checkpoints (name, position) VALUES ($1::text, $5::bigint)
-                 ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+                "SELECT outcome, saved, current_token
+                 FROM {s}.commit_read_model($1, $2, $3, $4, $5, $6)"
             ),
             reset_read_model: format!(
-                "WITH documents AS (DELETE FROM {s}.documents WHERE projection = $1::text)
-                 DELETE FROM {s}.checkpoints WHERE name = $1::text"
+                "SELECT outcome, current_token FROM {s}.reset_read_model($1, $2)"
+            ),
+            acquire_lease: format!(
+                "SELECT held, holder, token, expires_in_us FROM {s}.acquire_lease($1, $2, $3)"
+            ),
+            release_lease: format!(
+                "UPDATE {s}.leases SET holder = '' WHERE name = $1 AND token = $2"
             ),
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, params};
 
-use super::rows::{event_columns, event_row};
+use super::rows::{RowError, event_columns, event_row};
 use super::{to_i64, to_u64};
 use crate::record::RecordedEvent;
 use crate::store::LogFilter;
@@ -22,16 +22,19 @@ const LOG_ROWS: &str = concat!(
 );
 
 /// The same, only the rows a filter selects (its lists as JSON arrays,
-/// `NULL` for no condition).
+/// `NULL` for no condition; ?5 and ?6 the aggregates and known names of
+/// `LogFilter::unknown`).
 const LOG_ROWS_SELECTED: &str = concat!(
     "SELECT ",
     event_columns!(),
     " FROM events
      WHERE position > ?1 AND position <= ?2
-       AND (?3 IS NULL OR event_name IN (SELECT value FROM json_each(?3)))
-       AND (?4 IS NULL OR stream_aggregate IN (SELECT value FROM json_each(?4)))
+       AND (((?3 IS NULL OR event_name IN (SELECT value FROM json_each(?3)))
+             AND (?4 IS NULL OR stream_aggregate IN (SELECT value FROM json_each(?4))))
+         OR (?5 IS NOT NULL AND stream_aggregate IN (SELECT value FROM json_each(?5))
+             AND event_name NOT IN (SELECT value FROM json_each(?6))))
      ORDER BY position
-     LIMIT ?5"
+     LIMIT ?7"
 );
 
 /// How many rows a filtered read checks itself before it decides whether
@@ -69,8 +72,8 @@ impl Page {
         filter: &LogFilter,
         after: u64,
         head: u64,
-    ) -> rusqlite::Result<()> {
-        let everything = filter.events.is_empty() && filter.aggregates.is_empty();
+    ) -> Result<(), RowError> {
+        let everything = filter.is_everything();
         if everything {
             return self.read_rows(conn, after, head);
         }
@@ -81,7 +84,7 @@ impl Page {
     }
 
     /// Every row, up to the page's limit.
-    fn read_rows(&mut self, conn: &Connection, after: u64, head: u64) -> rusqlite::Result<()> {
+    fn read_rows(&mut self, conn: &Connection, after: u64, head: u64) -> Result<(), RowError> {
         let mut statement = conn.prepare_cached(LOG_ROWS)?;
         let mut rows = statement.query(params![to_i64(after), to_i64(head), self.room()])?;
         while let Some(row) = rows.next()? {
@@ -98,7 +101,7 @@ impl Page {
         filter: &LogFilter,
         after: u64,
         head: u64,
-    ) -> rusqlite::Result<Scan> {
+    ) -> Result<Scan, RowError> {
         let mut statement = conn.prepare_cached(LOG_ROWS)?;
         // No limit: it counts rows kept, not rows seen.
         let mut rows = statement.query(params![to_i64(after), to_i64(head), -1])?;
@@ -124,13 +127,15 @@ impl Page {
         filter: &LogFilter,
         after: u64,
         head: u64,
-    ) -> rusqlite::Result<()> {
+    ) -> Result<(), RowError> {
         let mut statement = conn.prepare_cached(LOG_ROWS_SELECTED)?;
         let mut rows = statement.query(params![
             to_i64(after),
             to_i64(head),
             json_list(&filter.events),
             json_list(&filter.aggregates),
+            filter.unknown.as_ref().map(|u| json_array(&u.aggregates)),
+            filter.unknown.as_ref().map(|u| json_array(&u.known)),
             self.room()
         ])?;
         while let Some(row) = rows.next()? {
@@ -155,12 +160,24 @@ fn selects(filter: &LogFilter, row: &rusqlite::Row<'_>) -> rusqlite::Result<bool
         let value = row.get_ref(column)?.as_bytes()?;
         Ok(names.iter().any(|name| name.as_bytes() == value))
     };
-    Ok(listed(&filter.events, 5)? && listed(&filter.aggregates, 1)?)
+    if listed(&filter.events, 5)? && listed(&filter.aggregates, 1)? {
+        return Ok(true);
+    }
+    let Some(unknown) = &filter.unknown else {
+        return Ok(false);
+    };
+    let (aggregate, name) = (row.get_ref(1)?.as_bytes()?, row.get_ref(5)?.as_bytes()?);
+    Ok(unknown.aggregates.iter().any(|a| a.as_bytes() == aggregate)
+        && !unknown.known.iter().any(|k| k.as_bytes() == name))
 }
 
 /// The filter's lists as JSON arrays for `json_each`, `NULL` when empty.
 fn json_list(names: &[String]) -> Option<String> {
-    (!names.is_empty()).then(|| serde_json::Value::from(names.to_vec()).to_string())
+    (!names.is_empty()).then(|| json_array(names))
+}
+
+fn json_array(names: &[String]) -> String {
+    serde_json::Value::from(names.to_vec()).to_string()
 }
 
 #[cfg(test)]

@@ -6,12 +6,14 @@ mod log;
 mod options;
 mod rows;
 mod schema;
+mod watcher;
 mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -19,13 +21,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use self::log::Page;
 pub use self::options::{SqliteOptions, SqliteStats, Synchronous};
-use self::rows::{EVENT_COLUMNS, record_from_row};
+use self::rows::{EVENT_COLUMNS, event_row};
 use self::schema::migrate;
 use self::writer::{Job, Writer, check_utf8_bodies};
 use super::decode::Spent;
 use super::{
-    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, GlobalLog,
-    LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
+    AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
+    LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -112,10 +114,16 @@ use crate::record::{NewEvent, RecordedEvent, StreamId, Timestamp};
 ///
 /// # Other processes
 ///
-/// Another process may open the same file (SQLite locks it), but the live head
-/// follows the appends made through this store only: events written by another
-/// process are read by every read, and announced by `watch_head` at this
-/// store's next append.
+/// Other processes may open the same file and append to it: SQLite locks
+/// the file for each write transaction, and positions are allocated inside
+/// that lock (one more than the highest stored), so they stay without gaps
+/// or duplicates across processes, and every append keeps its version
+/// check. The live head ([`GlobalLog::watch_head`]) follows their appends
+/// too: once anything watches it, a thread polls `PRAGMA data_version`
+/// (which changes whenever another connection commits) every
+/// [`SqliteOptions::poll_interval`] and republishes the head. A write that
+/// finds the file locked by another process waits up to 5 s
+/// (`busy_timeout`) before it fails.
 ///
 /// # Clones
 ///
@@ -148,6 +156,11 @@ struct Shared {
     jobs: mpsc::Sender<Job>,
     readers: Readers,
     head: Arc<watch::Sender<u64>>,
+    /// Why the watcher cannot read the file, while it cannot.
+    unavailable: Arc<watch::Sender<Option<String>>>,
+    /// The watcher thread, started by the first `watch_head` on a file.
+    watcher: OnceLock<()>,
+    poll_interval: Duration,
     stats: Arc<Counters>,
 }
 
@@ -206,7 +219,7 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)
             .map_err(|e| backend(format!("cannot open SQLite file {}", path.display()), e))?;
         configure(&conn, options.synchronous)?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, &format!("SQLite file {}", path.display()))?;
         let readers = Readers::Pool {
             path: path.clone(),
             idle: Mutex::new(Vec::new()),
@@ -225,7 +238,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory()
             .map_err(|e| backend("cannot open an in-memory SQLite database", e))?;
         configure(&conn, options.synchronous)?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, "the in-memory SQLite database")?;
         let conn = Arc::new(Mutex::new(conn));
         let readers = Readers::Writer(Arc::clone(&conn));
         Self::start(None, conn, readers, &options)
@@ -262,6 +275,9 @@ impl SqliteStore {
                 jobs,
                 readers,
                 head,
+                unavailable: Arc::new(watch::Sender::new(None)),
+                watcher: OnceLock::new(),
+                poll_interval: options.poll_interval,
                 stats,
             }),
         })
@@ -324,7 +340,7 @@ impl Readers {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -382,16 +398,18 @@ impl EventStore for SqliteStore {
                  WHERE stream_aggregate = ?1 AND stream_id = ?2 AND version >= ?3
                  ORDER BY version"
             );
-            conn.prepare_cached(&sql)
-                .and_then(|mut s| {
-                    s.query_map(
-                        params![stream.aggregate, stream.id, to_i64(from_version)],
-                        record_from_row,
-                    )?
-                    .map(|r| r.map(Arc::new))
-                    .collect()
-                })
-                .map_err(|e| backend(format!("cannot read stream {stream}"), e))
+            let fail = |e| backend(format!("cannot read stream {stream}"), e);
+            let mut statement = conn.prepare_cached(&sql).map_err(fail)?;
+            let mut rows = statement
+                .query(params![stream.aggregate, stream.id, to_i64(from_version)])
+                .map_err(fail)?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next().map_err(fail)? {
+                let row = event_row(row)
+                    .map_err(|e| e.into_store(|| format!("cannot read stream {stream}")))?;
+                records.push(Arc::new(row.to_record()));
+            }
+            Ok(records)
         }))
     }
 }
@@ -430,7 +448,9 @@ impl GlobalLog for SqliteStore {
                 spent: Spent::new(spent),
                 limit,
             };
-            page.read(conn, &filter, after, head).map_err(fail)?;
+            page.read(conn, &filter, after, head).map_err(|e| {
+                e.into_store(|| format!("cannot read the global log after {after}"))
+            })?;
             let through = if page.records.len() >= limit {
                 page.records.last().map_or(after, |r| r.position)
             } else {
@@ -453,7 +473,25 @@ impl GlobalLog for SqliteStore {
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
-        self.shared.head.subscribe()
+        let shared = &*self.shared;
+        if let Some(path) = &shared.path {
+            shared.watcher.get_or_init(|| {
+                watcher::spawn(
+                    path.clone(),
+                    shared.poll_interval,
+                    &shared.head,
+                    &shared.unavailable,
+                );
+            });
+        }
+        shared.head.subscribe()
+    }
+
+    fn watch_unavailable(&self) -> Option<watch::Receiver<Option<String>>> {
+        self.shared
+            .path
+            .is_some()
+            .then(|| self.shared.unavailable.subscribe())
     }
 }
 
@@ -568,6 +606,7 @@ impl CheckpointStore for SqliteStore {
         name: &'a str,
         changes: Vec<DocumentChange>,
         checkpoint: u64,
+        fence: Option<&'a Fence>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             check_utf8_bodies(name, &changes)?;
@@ -575,15 +614,42 @@ impl CheckpointStore for SqliteStore {
                 name: name.to_owned(),
                 changes,
                 checkpoint,
+                fence: fence.cloned(),
                 reply,
             })
             .await
         })
     }
 
-    fn reset_read_model<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn reset_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.write(move |reply| Job::ResetReadModel {
             name: name.to_owned(),
+            fence: fence.cloned(),
+            reply,
+        }))
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<LeaseGrant, StoreError>> {
+        Box::pin(self.write(move |reply| Job::AcquireLease {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            ttl,
+            reply,
+        }))
+    }
+
+    fn release_lease<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write(move |reply| Job::ReleaseLease {
+            fence: fence.clone(),
             reply,
         }))
     }

@@ -1,5 +1,7 @@
 //! The settings of a [`SqliteStore`](super::SqliteStore), and its counters.
 
+use std::time::Duration;
+
 /// How hard SQLite works to keep a committed transaction through a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -37,17 +39,28 @@ pub struct SqliteOptions {
     pub(super) synchronous: Synchronous,
     pub(super) max_group: usize,
     pub(super) idle_readers: usize,
+    pub(super) poll_interval: Duration,
 }
 
 impl SqliteOptions {
     /// The defaults: `synchronous=FULL`, groups of up to 256 writes, up to 4
-    /// idle read connections kept.
+    /// idle read connections kept, other processes' commits noticed within
+    /// 50 ms.
     pub fn new() -> Self {
         Self {
             synchronous: Synchronous::Full,
             max_group: 256,
             idle_readers: 4,
+            poll_interval: Duration::from_millis(50),
         }
+    }
+
+    /// How often the file is checked for commits by other processes (see
+    /// [`SqliteStore`](super::SqliteStore#other-processes)).
+    #[must_use]
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every.max(Duration::from_millis(1));
+        self
     }
 
     /// Sets the durability level (see [`Synchronous`]).

@@ -48,9 +48,18 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (projection, collection, key)
     ) WITHOUT ROWID;",
     ),
+    (
+        3,
+        "CREATE TABLE leases (
+        name          TEXT PRIMARY KEY,
+        holder        TEXT NOT NULL,
+        token         INTEGER NOT NULL,
+        expires_at_us INTEGER NOT NULL
+    ) WITHOUT ROWID;",
+    ),
 ];
 
-pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(super) fn migrate(conn: &mut Connection, database: &str) -> Result<(), StoreError> {
     let fail = |e| backend("cannot migrate the SQLite schema", e);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -71,11 +80,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(fail)?;
     let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if current > latest {
-        return Err(StoreError::Backend {
-            message: format!(
-                "the SQLite database has schema version {current}, newer than version {latest} this build knows"
-            ),
-            source: None,
+        return Err(StoreError::NewerSchema {
+            database: database.to_owned(),
+            found: current,
+            supported: latest,
         });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
@@ -108,8 +116,8 @@ mod tests {
         conn.execute_batch(MIGRATIONS[0].1).unwrap();
         save_checkpoint_row(&conn, "old", 7).unwrap();
 
-        migrate(&mut conn).unwrap();
-        migrate(&mut conn).unwrap();
+        migrate(&mut conn, "test").unwrap();
+        migrate(&mut conn, "test").unwrap();
         let versions: Vec<i64> = conn
             .prepare("SELECT version FROM schema_version ORDER BY version")
             .unwrap()
@@ -117,7 +125,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 3]);
         let change = DocumentChange {
             collection: String::from("c"),
             key: String::from("k"),

@@ -4,14 +4,18 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::rows::Payload;
 use super::{Counters, backend, lock, to_i64, to_u64};
 use crate::error::StoreError;
-use crate::record::{NewEvent, StreamId};
-use crate::store::{AppendOutcome, DocumentChange, ExpectedVersion, Snapshot};
+use crate::record::{NewEvent, StreamId, Timestamp};
+use crate::store::{
+    AppendOutcome, DocumentChange, ExpectedVersion, Fence, LeaseGrant, Snapshot, check_forward,
+};
 
 /// A write request for the writer thread.
 pub(super) enum Job {
@@ -36,11 +40,25 @@ pub(super) enum Job {
         name: String,
         changes: Vec<DocumentChange>,
         checkpoint: u64,
+        fence: Option<Fence>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Deletes a read model's documents and checkpoint.
     ResetReadModel {
         name: String,
+        fence: Option<Fence>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Takes or renews a lease.
+    AcquireLease {
+        name: String,
+        holder: String,
+        ttl: Duration,
+        reply: oneshot::Sender<Result<LeaseGrant, StoreError>>,
+    },
+    /// Gives a lease up.
+    ReleaseLease {
+        fence: Fence,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
 }
@@ -57,6 +75,7 @@ pub(super) struct Writer {
 /// What one job did inside the group transaction, answered after commit.
 enum Done {
     Append(Result<AppendOutcome, StoreError>),
+    Lease(Result<LeaseGrant, StoreError>),
     Unit(Result<(), StoreError>),
 }
 
@@ -151,6 +170,7 @@ impl Done {
     fn is_ok(&self) -> bool {
         match self {
             Self::Append(r) => r.is_ok(),
+            Self::Lease(r) => r.is_ok(),
             Self::Unit(r) => r.is_ok(),
         }
     }
@@ -162,10 +182,12 @@ impl Done {
         };
         match job {
             Job::Append { .. } => Self::Append(Err(error())),
+            Job::AcquireLease { .. } => Self::Lease(Err(error())),
             Job::Snapshot { .. }
             | Job::Checkpoint { .. }
             | Job::CommitReadModel { .. }
-            | Job::ResetReadModel { .. } => Self::Unit(Err(error())),
+            | Job::ResetReadModel { .. }
+            | Job::ReleaseLease { .. } => Self::Unit(Err(error())),
         }
     }
 }
@@ -177,11 +199,15 @@ impl Job {
             (Job::Append { reply, .. }, Done::Append(r)) => {
                 let _ = reply.send(r);
             }
+            (Job::AcquireLease { reply, .. }, Done::Lease(r)) => {
+                let _ = reply.send(r);
+            }
             (
                 Job::Snapshot { reply, .. }
                 | Job::Checkpoint { reply, .. }
                 | Job::CommitReadModel { reply, .. }
-                | Job::ResetReadModel { reply, .. },
+                | Job::ResetReadModel { reply, .. }
+                | Job::ReleaseLease { reply, .. },
                 Done::Unit(r),
             ) => {
                 let _ = reply.send(r);
@@ -213,9 +239,20 @@ fn run_in_savepoint(conn: &Connection, job: &Job) -> Done {
             name,
             changes,
             checkpoint,
+            fence,
             ..
-        } => Done::Unit(commit_read_model_rows(conn, name, changes, *checkpoint)),
-        Job::ResetReadModel { name, .. } => Done::Unit(reset_read_model_rows(conn, name)),
+        } => Done::Unit(
+            check_fence(conn, name, fence.as_ref())
+                .and_then(|()| commit_read_model_rows(conn, name, changes, *checkpoint)),
+        ),
+        Job::ResetReadModel { name, fence, .. } => Done::Unit(
+            check_fence(conn, name, fence.as_ref())
+                .and_then(|()| reset_read_model_rows(conn, name)),
+        ),
+        Job::AcquireLease {
+            name, holder, ttl, ..
+        } => Done::Lease(acquire_lease_row(conn, name, holder, *ttl)),
+        Job::ReleaseLease { fence, .. } => Done::Unit(release_lease_row(conn, fence)),
     };
     let end = if done.is_ok() {
         "RELEASE job"
@@ -355,6 +392,11 @@ pub(super) fn commit_read_model_rows(
     checkpoint: u64,
 ) -> Result<(), StoreError> {
     let fail = |e| backend(format!("cannot commit the read model `{name}`"), e);
+    let saved: Option<i64> = conn
+        .prepare_cached("SELECT position FROM checkpoints WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(fail)?;
+    check_forward(name, saved.map(to_u64), checkpoint)?;
     let mut upsert = conn
         .prepare_cached(
             "INSERT INTO documents (projection, collection, key, body) VALUES (?1, ?2, ?3, ?4)
@@ -402,6 +444,82 @@ fn reset_read_model_rows(conn: &Connection, name: &str) -> Result<(), StoreError
             .map_err(fail)?;
     }
     Ok(())
+}
+
+/// Refuses a write carrying `fence` unless it is the current token of the
+/// lease on `name`.
+fn check_fence(conn: &Connection, name: &str, fence: Option<&Fence>) -> Result<(), StoreError> {
+    let Some(fence) = fence else { return Ok(()) };
+    let current: Option<(String, i64)> = conn
+        .prepare_cached("SELECT holder, token FROM leases WHERE name = ?1")
+        .and_then(|mut s| {
+            s.query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(|e| backend(format!("cannot read the lease of `{name}`"), e))?;
+    let current = current
+        .filter(|(holder, _)| !holder.is_empty())
+        .map(|(_, token)| to_u64(token));
+    if current == Some(fence.token) {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            name: name.to_owned(),
+            token: fence.token,
+            current,
+        })
+    }
+}
+
+/// Takes or renews the lease on `name` for `holder`, by this machine's clock
+/// (every process sharing a SQLite file runs on one machine).
+fn acquire_lease_row(
+    conn: &Connection,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<LeaseGrant, StoreError> {
+    let fail = |e| backend(format!("cannot take the lease of `{name}`"), e);
+    let now = Timestamp::now().as_micros();
+    let term = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+    let current: Option<(String, i64, i64)> = conn
+        .prepare_cached("SELECT holder, token, expires_at_us FROM leases WHERE name = ?1")
+        .and_then(|mut s| {
+            s.query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .map_err(fail)?;
+    let token = match current {
+        Some((current, token, _)) if current == holder => token.max(1),
+        Some((current, _, expires)) if !current.is_empty() && expires > now => {
+            return Ok(LeaseGrant::Taken {
+                holder: current,
+                expires_in: Duration::from_micros(to_u64(expires - now)),
+            });
+        }
+        Some((_, token, _)) => token + 1,
+        None => 1,
+    };
+    conn.prepare_cached(
+        "INSERT INTO leases (name, holder, token, expires_at_us) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE
+         SET holder = excluded.holder, token = excluded.token, expires_at_us = excluded.expires_at_us",
+    )
+    .and_then(|mut s| s.execute(params![name, holder, token, now.saturating_add(term)]))
+    .map_err(fail)?;
+    Ok(LeaseGrant::Held(Fence {
+        name: name.to_owned(),
+        token: to_u64(token),
+    }))
+}
+
+/// Gives up the lease `fence` holds, keeping its token (the next holder's is
+/// larger still).
+fn release_lease_row(conn: &Connection, fence: &Fence) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE leases SET holder = '' WHERE name = ?1 AND token = ?2")
+        .and_then(|mut s| s.execute(params![fence.name, to_i64(fence.token)]))
+        .map(drop)
+        .map_err(|e| backend(format!("cannot release the lease of `{}`", fence.name), e))
 }
 
 /// Refuses, before the writer, a document body that cannot be JSON text.

@@ -28,10 +28,10 @@ use std::mem;
 use std::sync::Arc;
 use std::task::Poll;
 
-use super::GlobalLog;
 use crate::BoxFuture;
 use crate::error::StoreError;
 use crate::record::RecordedEvent;
+use crate::store::GlobalLog;
 use crate::store::{LogFilter, LogSlice};
 
 /// Starts the read of the page of at most a number of events after a
