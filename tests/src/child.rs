@@ -9,17 +9,58 @@ use cqrs_core::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 /// with status 2 on anything else; a store that cannot be opened is a panic
 /// (the parent test sees the child fail).
 pub async fn store_from_args(program: &str) -> Arc<dyn Store> {
+    match stores_from_args(program).await {
+        (store, None) => store,
+        (_, Some(_)) => usage(program),
+    }
+}
+
+/// The event store and, after the word `read`, the read store named by a
+/// child's arguments: `<store> [read <store>]`, each `sqlite <file>` or
+/// `postgres <connection> <schema>`.
+pub async fn stores_from_args(program: &str) -> (Arc<dyn Store>, Option<Arc<dyn Store>>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (events, rest) = match split(&args) {
+        Some(split) => split,
+        None => usage(program),
+    };
+    let events = open(events).await;
+    let read = match rest {
+        [] => None,
+        ["read", read @ ..] => match split(read) {
+            Some((read, [])) => Some(open(read).await),
+            _ => usage(program),
+        },
+        _ => usage(program),
+    };
+    (events, read)
+}
+
+/// One store's arguments, and what follows them.
+fn split<'a>(args: &'a [&'a str]) -> Option<(&'a [&'a str], &'a [&'a str])> {
+    match args.first()? {
+        &"sqlite" if args.len() >= 2 => Some(args.split_at(2)),
+        &"postgres" if args.len() >= 3 => Some(args.split_at(3)),
+        _ => None,
+    }
+}
+
+async fn open(args: &[&str]) -> Arc<dyn Store> {
+    match args {
         ["sqlite", path] => Arc::new(SqliteStore::open(path).expect("cannot open the SQLite file")),
         ["postgres", config, schema] => Arc::new(
-            PostgresStore::connect(config, PostgresOptions::new().schema(schema))
+            PostgresStore::connect(config, PostgresOptions::new().schema(*schema))
                 .await
                 .expect("cannot connect to PostgreSQL"),
         ),
-        _ => {
-            eprintln!("usage: {program} sqlite <file> | postgres <connection> <schema>");
-            std::process::exit(2);
-        }
+        _ => unreachable!("`split` gives one store's arguments"),
     }
+}
+
+fn usage(program: &str) -> ! {
+    eprintln!(
+        "usage: {program} <store> [read <store>], a store being sqlite <file> | postgres <connection> <schema>"
+    );
+    std::process::exit(2);
 }

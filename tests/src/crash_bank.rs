@@ -10,7 +10,8 @@
 //! nothing else linked into a program clashes with it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use cqrs_core::prelude::*;
 use cqrs_core::projection::DocumentCollection;
@@ -278,6 +279,7 @@ pub(crate) struct CrashLedger {
 
 impl CrashLedger {
     fn count(&mut self) {
+        pause_point();
         *self.balances.entry(EVENTS_KEY).or_default() += 1;
         self.projected_here += 1;
     }
@@ -319,6 +321,27 @@ impl Project<Received> for CrashLedger {
     fn project(&mut self, e: &Envelope<Received>) {
         *self.balance(e.aggregate_id()) += e.amount;
         self.count();
+    }
+}
+
+/// The lease tests' way to stop a ledger in the middle of a batch (after
+/// reading it, before committing it): while the file named by
+/// `CQRS_TEST_PAUSE_FILE` exists, projecting an event waits, after
+/// creating `<that file>.paused` to say so.
+fn pause_point() {
+    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(file) =
+        FILE.get_or_init(|| std::env::var_os("CQRS_TEST_PAUSE_FILE").map(PathBuf::from))
+    else {
+        return;
+    };
+    if file.exists() {
+        let mut marker = file.clone().into_os_string();
+        marker.push(".paused");
+        let _ = std::fs::write(&marker, std::process::id().to_string());
+        while file.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 
 #[path = "conformance/cases.rs"]
 mod cases;
+#[path = "conformance/leases.rs"]
+mod leases;
 #[path = "conformance/read_models.rs"]
 mod read_models;
 
@@ -103,6 +105,10 @@ macro_rules! conformance {
                     read_models::read_model_reset_clears_one_projection,
                     read_models::read_model_loads_see_whole_commits,
                     read_models::read_model_concurrent_commits_to_many_projections,
+                    leases::lease_has_one_holder_and_fences_the_last_one,
+                    leases::lease_runs_out_and_is_taken_over,
+                    leases::checkpoint_never_moves_back,
+                    leases::log_filter_selects_unknown_names,
                 );
             }
         )*

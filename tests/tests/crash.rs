@@ -457,9 +457,9 @@ async fn ledger_events(store: &dyn Store) -> Vec<Arc<RecordedEvent>> {
 /// engine had sent may land after the kill. Each is one statement, one
 /// implicit transaction, so none waits for the dead client: the store
 /// settles within milliseconds.
-async fn settle(store: &dyn Store) {
+async fn settle(store: &dyn Store, read: &dyn Store) {
     let state = || async {
-        let checkpoint = store.load_checkpoint(CrashLedger::NAME).await.unwrap();
+        let checkpoint = read.load_checkpoint(CrashLedger::NAME).await.unwrap();
         (store.head().await.unwrap(), checkpoint)
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -480,9 +480,9 @@ async fn settle(store: &dyn Store) {
 /// The ledger's saved documents are exactly a replay of the log through its
 /// saved checkpoint: not a document more or less, not an event counted twice
 /// or missed. Returns how many events that is.
-async fn check_saved_ledger(store: &dyn Store, reported: u64) -> u64 {
+async fn check_saved_ledger(store: &dyn Store, read: &dyn Store, reported: u64) -> u64 {
     let head = store.head().await.unwrap();
-    let saved = store.load_read_model(CrashLedger::NAME).await.unwrap();
+    let saved = read.load_read_model(CrashLedger::NAME).await.unwrap();
     let checkpoint = saved
         .checkpoint
         .expect("the ledger saved a checkpoint before the kill");
@@ -525,11 +525,16 @@ async fn check_saved_ledger(store: &dyn Store, reported: u64) -> u64 {
 /// An engine started on the store restores the ledger, projects only the
 /// events after its checkpoint, and ends equal to a replay from scratch,
 /// every event counted once; then it goes on and saves what it projects.
-async fn check_resumed_ledger(store: Arc<dyn Store>, through_checkpoint: u64) {
+async fn check_resumed_ledger(
+    store: Arc<dyn Store>,
+    read: Arc<dyn Store>,
+    through_checkpoint: u64,
+) {
     let head = store.head().await.unwrap();
     let total = ledger_events(&*store).await.len() as u64;
     let engine = Engine::builder()
         .shared_store(Arc::clone(&store))
+        .shared_read_store(read.clone())
         .registry(crash_bank::registry())
         .build()
         .await
@@ -603,7 +608,7 @@ async fn check_resumed_ledger(store: Arc<dyn Store>, through_checkpoint: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let position = loop {
         let status = engine.projection_status(CrashLedger::NAME).unwrap();
-        let saved = store.load_checkpoint(CrashLedger::NAME).await.unwrap();
+        let saved = read.load_checkpoint(CrashLedger::NAME).await.unwrap();
         if status.state == cqrs_core::RunState::Live && saved == Some(status.position) {
             break status.position;
         }
@@ -614,7 +619,7 @@ async fn check_resumed_ledger(store: Arc<dyn Store>, through_checkpoint: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     engine.shutdown();
-    let saved = store.load_read_model(CrashLedger::NAME).await.unwrap();
+    let saved = read.load_read_model(CrashLedger::NAME).await.unwrap();
     assert_eq!(saved.checkpoint, Some(position));
     assert_eq!(saved.documents.len(), view.balances.len());
 }
@@ -631,10 +636,10 @@ async fn sqlite_engine_killed_mid_load_resumes_its_durable_projection() {
                 .await
                 .unwrap();
         let store = SqliteStore::open(&path).unwrap();
-        through_checkpoint = check_saved_ledger(&store, reported).await;
+        through_checkpoint = check_saved_ledger(&store, &store, reported).await;
     }
-    let store = SqliteStore::open(&path).unwrap();
-    check_resumed_ledger(Arc::new(store), through_checkpoint).await;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    check_resumed_ledger(Arc::clone(&store), store, through_checkpoint).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -658,8 +663,74 @@ async fn postgres_engine_killed_mid_load_resumes_its_durable_projection() {
         .await
         .unwrap();
         let store = connect().await.unwrap();
-        settle(&store).await;
-        through_checkpoint = check_saved_ledger(&store, reported).await;
+        settle(&store, &store).await;
+        through_checkpoint = check_saved_ledger(&store, &store, reported).await;
     }
-    check_resumed_ledger(Arc::new(connect().await.unwrap()), through_checkpoint).await;
+    let store: Arc<dyn Store> = Arc::new(connect().await.unwrap());
+    check_resumed_ledger(Arc::clone(&store), store, through_checkpoint).await;
+}
+
+/// The ledger's read model in another database than the events: events in
+/// PostgreSQL, documents and checkpoint in a SQLite file (`events_in_pg`),
+/// or the reverse. The engine is killed mid-load three times; every event
+/// is counted once.
+async fn engine_killed_with_reads_elsewhere(events_in_pg: bool) {
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::start_durable)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("other.db").to_str().unwrap().to_owned();
+    let config = server.connection_string();
+    let schema = unique_schema("reads_elsewhere");
+    let sqlite = vec![String::from("sqlite"), file.clone()];
+    let postgres = vec![String::from("postgres"), config.clone(), schema.clone()];
+    let (events_args, read_args) = if events_in_pg {
+        (postgres, sqlite)
+    } else {
+        (sqlite, postgres)
+    };
+    let mut args = events_args;
+    args.push(String::from("read"));
+    args.extend(read_args);
+    let open = || async {
+        let pg: Arc<dyn Store> = Arc::new(
+            PostgresStore::connect(&config, PostgresOptions::new().schema(schema.as_str()))
+                .await
+                .unwrap(),
+        );
+        let lite: Arc<dyn Store> = Arc::new(SqliteStore::open(&file).unwrap());
+        if events_in_pg { (pg, lite) } else { (lite, pg) }
+    };
+    let mut through_checkpoint = 0;
+    for _ in 0..KILLS {
+        let run = args.clone();
+        let reported = tokio::task::spawn_blocking(move || {
+            run_engine_and_kill(&run.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        let (store, read) = open().await;
+        settle(&*store, &*read).await;
+        through_checkpoint = check_saved_ledger(&*store, &*read, reported).await;
+        // The events' own database holds no read model at all.
+        assert_eq!(
+            store.load_checkpoint(CrashLedger::NAME).await.unwrap(),
+            None
+        );
+    }
+    let (store, read) = open().await;
+    check_resumed_ledger(store, read, through_checkpoint).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_with_a_sqlite_read_model_survive_kills() {
+    engine_killed_with_reads_elsewhere(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_events_with_a_postgres_read_model_survive_kills() {
+    engine_killed_with_reads_elsewhere(false).await;
 }

@@ -4,13 +4,24 @@
 //! killed (or 30 s pass).
 //!
 //! ```text
-//! crash-engine sqlite <file>
-//! crash-engine postgres <connection string> <schema>
+//! crash-engine sqlite <file> [read <read store>]
+//! crash-engine postgres <connection string> <schema> [read <read store>]
 //! ```
 //!
-//! Prints `ok <position>` for each command that appended, and
+//! With `read ..`, the ledger's documents, checkpoint and lease live in that
+//! other store (a SQLite file or a PostgreSQL schema).
+//!
+//! Prints `ok <position>` for each command that appended,
 //! `projected <position> <events>` whenever the ledger's saved position
-//! moves (with how many events it projected in this process).
+//! moves (with how many events it projected in this process), and
+//! `state <active|standby|..>` whenever the ledger's role changes, with
+//! `refused` once a commit of its was refused (it lost its lease).
+//!
+//! The lease tests (`tests/tests/leases.rs`) set, in the environment:
+//! `CQRS_TEST_LEASE_MS` (the lease's term, default 600), `CQRS_TEST_WRITE_MS`
+//! (how long to send commands, default 30 s: the whole life),
+//! `CQRS_TEST_ACCOUNT_PREFIX` (whose accounts its commands touch) and
+//! `CQRS_TEST_PAUSE_FILE` (see `crash_bank::pause_point`).
 
 #[path = "../crash_bank.rs"]
 mod crash_bank;
@@ -35,13 +46,16 @@ const LIFETIME: Duration = Duration::from_secs(30);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let store = cqrs_tests::child::store_from_args("crash-engine").await;
-    let engine = Engine::builder()
-        .shared_store(store)
+    let (store, read) = cqrs_tests::child::stores_from_args("crash-engine").await;
+    let mut builder = Engine::builder().shared_store(store);
+    if let Some(read) = read {
+        builder = builder.shared_read_store(read);
+    }
+    let engine = builder
         .registry(crash_bank::registry())
         .projection_batch_size(PROJECTION_BATCH)
         // The killed engine's lease runs out soon after the kill.
-        .lease(LeaseOptions::new().ttl(Duration::from_millis(600)))
+        .lease(LeaseOptions::new().ttl(Duration::from_millis(env_ms("CQRS_TEST_LEASE_MS", 600))))
         .build()
         .await
         .expect("the crash bank registers cleanly");
@@ -55,17 +69,36 @@ async fn main() {
         );
     }
     tokio::spawn(watch_ledger(engine.clone()));
-    let deadline = Instant::now() + LIFETIME;
+    let started = Instant::now();
+    let writing = Duration::from_millis(env_ms("CQRS_TEST_WRITE_MS", 30_000)).min(LIFETIME);
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..TASKS {
         let engine = engine.clone();
-        tasks.spawn(async move { work(&engine, task, deadline).await });
+        tasks.spawn(async move { work(&engine, task, started + writing).await });
     }
     tasks.join_all().await;
+    say("done writing");
+    // Goes on projecting (and holding or waiting for its lease) until
+    // killed, or its life is over.
+    tokio::time::sleep(LIFETIME.saturating_sub(started.elapsed())).await;
+}
+
+fn env_ms(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn account(n: u64) -> String {
-    format!("acct-{:02}", n % ACCOUNTS)
+    let prefix = std::env::var("CQRS_TEST_ACCOUNT_PREFIX").unwrap_or_else(|_| String::from("acct"));
+    format!("{prefix}-{:02}", n % ACCOUNTS)
 }
 
 /// Deposits, withdrawals and transfers between random accounts.
@@ -124,26 +157,56 @@ fn report(result: Result<Receipt, CommandError<CrashError>>) -> bool {
     }
 }
 
-/// Prints the ledger's saved position each time it moves.
+/// Prints the ledger's saved position each time it moves, and its role.
 async fn watch_ledger(engine: Engine) {
+    // While a test may pause the ledger mid-batch, its state is not read
+    // (a query would wait for the paused batch).
+    let pausable = std::env::var_os("CQRS_TEST_PAUSE_FILE").is_some();
     let mut last = 0;
+    let mut role = String::new();
+    let mut refused = false;
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let Some(status) = engine.projection_status(CrashLedger::NAME) else {
             return;
         };
+        let now = match &status.state {
+            RunState::Live | RunState::CatchingUp => "active",
+            RunState::Standby(_) => "standby",
+            RunState::Starting => "starting",
+            RunState::Retrying(_) => "retrying",
+            RunState::Failed(_) => "failed",
+            _ => "other",
+        };
+        if now != role {
+            role = now.to_owned();
+            say(&format!("state {role} {}", status.state));
+        }
+        if !refused
+            && status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("refused"))
+        {
+            refused = true;
+            say(&format!(
+                "refused {}",
+                status.last_error.unwrap_or_default()
+            ));
+        }
         // A standby (the killed engine's lease not yet run out) folds
         // without saving: only an active ledger's position is saved.
-        let active = matches!(status.state, RunState::Live | RunState::CatchingUp);
-        if active && status.position > last {
+        if role == "active" && status.position > last {
             last = status.position;
-            let projected = match engine.query(ViewLedger).await {
-                Ok(view) => view.projected_here,
-                Err(_) => 0,
+            let projected = if pausable {
+                0
+            } else {
+                match engine.query(ViewLedger).await {
+                    Ok(view) => view.projected_here,
+                    Err(_) => 0,
+                }
             };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "projected {last} {projected}");
-            let _ = out.flush();
+            say(&format!("projected {last} {projected}"));
         }
     }
 }
