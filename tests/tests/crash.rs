@@ -217,6 +217,79 @@ async fn sqlite_writer_killed_mid_load_leaves_whole_batches() {
     assert_eq!(outcome.last_position, head + 1);
 }
 
+/// Two writer processes on one SQLite file, appending to the same streams
+/// at once, while this process follows the file's log without writing:
+/// version checks hold across processes (no append is acknowledged twice
+/// for one version), positions have no gap and no duplicate, and the tail
+/// here sees every event once, in order, though only other processes
+/// append (the file's `data_version` is polled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_writer_processes_stay_consistent_and_are_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    // Created first, so neither writer races the other's migration.
+    let follower: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let mut tail = cqrs_core::subscription::Tail::new(follower.clone(), 0, LogFilter::all(), 64);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let following = {
+        let seen = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let slice = tail.next().await.unwrap();
+                seen.lock()
+                    .unwrap()
+                    .extend(slice.events.iter().map(|e| e.position));
+            }
+        })
+    };
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let path = path.to_str().unwrap().to_owned();
+            std::thread::spawn(move || {
+                run_and_kill(&["sqlite", &path], 150, Duration::from_millis(500))
+            })
+        })
+        .collect();
+    let acks: Vec<Ack> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let store = SqliteStore::open(&path).unwrap();
+    check_log(&store, &acks, 3).await;
+    let log = whole_log(&store).await;
+    let positions: Vec<u64> = log.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        (1..=log.len() as u64).collect::<Vec<_>>(),
+        "gaps in positions"
+    );
+    let mut acked = std::collections::HashSet::new();
+    for ack in &acks {
+        assert!(
+            acked.insert((ack.stream.clone(), ack.version)),
+            "{} version {} acknowledged twice",
+            ack.stream,
+            ack.version
+        );
+    }
+    let head = *positions.last().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().last() != Some(&head) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never saw the other processes' appends"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    following.abort();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        positions,
+        "the follower saw another log"
+    );
+    assert_eq!(*follower.watch_head().borrow(), head);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_writer_killed_mid_load_leaves_whole_batches() {
     let Some(server) = tokio::task::spawn_blocking(TestPostgres::start_durable)
