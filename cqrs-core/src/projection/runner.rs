@@ -385,6 +385,11 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
         Ok(())
     }
 
+    fn discard(&mut self) {
+        self.pending.clear();
+        *self.write() = P::default();
+    }
+
     async fn reset(&mut self, fence: Option<&Fence>) -> Result<(), Failure> {
         if self.durable {
             self.read

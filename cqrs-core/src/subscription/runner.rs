@@ -39,6 +39,10 @@ pub(crate) trait Handler: Send + 'static {
         fence: Option<&Fence>,
     ) -> impl Future<Output = Result<(), Failure>> + Send;
 
+    /// Forgets what it holds in memory (not what is saved): what it
+    /// restored is not to be served.
+    fn discard(&mut self);
+
     /// Forgets everything, saved and not, for a rebuild from position 0.
     fn reset(&mut self, fence: Option<&Fence>) -> impl Future<Output = Result<(), Failure>> + Send;
 
@@ -326,8 +330,9 @@ impl<H: Handler> Runner<H> {
             }
         };
         if restored > known_head {
+            self.handler.discard();
             return Exit::Failed {
-                position: restored,
+                position: 0,
                 reason: format!(
                     "its saved checkpoint {restored} is ahead of the log, whose head is {known_head}: \
                      the read model belongs to another event store (or the log lost events); \
