@@ -39,9 +39,9 @@ pub async fn stores_from_args(program: &str) -> (Arc<dyn Store>, Option<Arc<dyn 
 
 /// One store's arguments, and what follows them.
 fn split<'a>(args: &'a [&'a str]) -> Option<(&'a [&'a str], &'a [&'a str])> {
-    match args.first()? {
-        &"sqlite" if args.len() >= 2 => Some(args.split_at(2)),
-        &"postgres" if args.len() >= 3 => Some(args.split_at(3)),
+    match *args.first()? {
+        "sqlite" if args.len() >= 2 => Some(args.split_at(2)),
+        "postgres" if args.len() >= 3 => Some(args.split_at(3)),
         _ => None,
     }
 }
