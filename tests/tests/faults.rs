@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_core::prelude::*;
-use cqrs_core::store::{CheckpointStore, PostgresOptions, PostgresStore, SqliteStore, Store};
+use cqrs_core::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use cqrs_core::{DecodeErrorKind, Error, RunState, StoreError, replay};
 use cqrs_examples::bank::*;
 use cqrs_tests::pg::{TestPostgres, unique_schema};
