@@ -143,6 +143,16 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The database refused a statement for a reason retrying cannot fix
+    /// (a constraint, a syntax error in a read model's own SQL).
+    #[error("{message}")]
+    Refused {
+        /// What was refused, and why.
+        message: String,
+        /// The database's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A stored event row that this build cannot read: retrying cannot help.
     #[error("the stored event at {at} cannot be read: column `{column}` {reason}")]
     Corrupt {

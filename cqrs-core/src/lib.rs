@@ -158,6 +158,15 @@ pub use store::MemoryStore;
 #[cfg(feature = "derive")]
 pub use cqrs_macros::{Aggregate, Command, Event, Projection, Query};
 
+/// The SQLite driver the store and table projections use, for the
+/// handlers of projections kept in SQLite tables (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+pub use rusqlite;
+/// The PostgreSQL driver the store and table projections use, for the
+/// handlers of projections kept in PostgreSQL tables (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use tokio_postgres;
+
 /// A boxed, sendable future: what store traits return, so stores can be used
 /// as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

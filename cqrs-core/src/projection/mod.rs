@@ -11,6 +11,8 @@
 mod documents;
 mod envelope;
 pub(crate) mod runner;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod tables;
 
 use std::sync::Arc;
 
@@ -19,6 +21,16 @@ use serde::Serialize;
 pub use documents::{Changes, DocumentCollection, Documents, Entry};
 pub use envelope::Envelope;
 pub use runner::{ProjectionHost, ProjectionStatus, Rebuild, RebuildProgress, RunningProjection};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use tables::RowsError;
+#[cfg(feature = "postgres")]
+pub use tables::{
+    PostgresRows, PostgresTables, ProjectPostgres, start_postgres_tables, write_postgres,
+};
+#[cfg(feature = "sqlite")]
+pub use tables::{
+    ProjectSqlite, SqliteReader, SqliteRows, SqliteTables, start_sqlite_tables, write_sqlite,
+};
 
 use crate::error::DecodeError;
 use crate::event::Event;

@@ -44,6 +44,8 @@ use tokio::sync::watch;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStats, PostgresStore};
+#[cfg(feature = "postgres")]
+pub(crate) use postgres::{classify, describe as describe_pg};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStats, SqliteStore, Synchronous};
 
@@ -472,6 +474,22 @@ pub trait CheckpointStore: Send + Sync + Debug + 'static {
     ///
     /// A backend failure.
     fn release_lease<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// This store as a SQLite store, for read models in SQL tables of their
+    /// own (`None`: it is not one).
+    #[cfg(feature = "sqlite")]
+    #[doc(hidden)]
+    fn as_sqlite(&self) -> Option<&SqliteStore> {
+        None
+    }
+
+    /// This store as a PostgreSQL store, for read models in SQL tables of
+    /// their own (`None`: it is not one).
+    #[cfg(feature = "postgres")]
+    #[doc(hidden)]
+    fn as_postgres(&self) -> Option<&PostgresStore> {
+        None
+    }
 }
 
 /// Refuses a checkpoint that is not after the saved one: what every store

@@ -439,6 +439,39 @@ impl PostgresStore {
     async fn client(&self) -> Result<Object, StoreError> {
         acquire(&self.inner.pool).await
     }
+
+    /// A pooled connection, for a read model's own transaction or query.
+    pub(crate) async fn connection(&self) -> Result<Object, StoreError> {
+        self.client().await
+    }
+
+    /// The schema, quoted for SQL text.
+    pub(crate) fn quoted_schema(&self) -> String {
+        self.inner.schema.to_string()
+    }
+}
+
+/// A tokio-postgres error as a store error: a lost connection may pass, a
+/// statement the server refused (other than a serialization failure or a
+/// deadlock, which a retry resolves) will not.
+pub(crate) fn classify(context: impl fmt::Display, error: tokio_postgres::Error) -> StoreError {
+    let retry = match error.code() {
+        Some(code) => {
+            *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                || code.code().starts_with("08")
+                || code.code().starts_with("57")
+        }
+        None => true,
+    };
+    if retry {
+        pg_error(context, error)
+    } else {
+        StoreError::Refused {
+            message: format!("{context}: {}", describe(&error)),
+            source: Some(Box::new(error)),
+        }
+    }
 }
 
 fn append_lock_key(schema: &SchemaName) -> i64 {
@@ -484,7 +517,7 @@ async fn acquire(pool: &Pool) -> Result<Object, StoreError> {
 
 /// A tokio-postgres error with its causes: its own `Display` says only
 /// "db error" or "error connecting to server".
-fn describe(error: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         return format!("{} ({})", db.message(), db.code().code());
     }
@@ -772,6 +805,10 @@ impl SnapshotStore for PostgresStore {
 }
 
 impl CheckpointStore for PostgresStore {
+    fn as_postgres(&self) -> Option<&PostgresStore> {
+        Some(self)
+    }
+
     fn load_checkpoint<'a>(
         &'a self,
         name: &'a str,

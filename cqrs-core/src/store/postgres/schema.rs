@@ -385,6 +385,19 @@ END
 $fn$;
 "#,
     ),
+    (
+        5,
+        r#"
+-- The migrations of read models kept in SQL tables of their own: which of
+-- a projection's own statements ran.
+CREATE TABLE {s}.read_model_migrations (
+    projection text NOT NULL,
+    version    integer NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, version)
+);
+"#,
+    ),
 ];
 
 /// Applies the missing migrations, in one transaction under an advisory lock

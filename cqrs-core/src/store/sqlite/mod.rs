@@ -9,6 +9,7 @@ mod schema;
 mod watcher;
 mod writer;
 
+use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +24,7 @@ use self::log::Page;
 pub use self::options::{SqliteOptions, SqliteStats, Synchronous};
 use self::rows::{EVENT_COLUMNS, event_row};
 use self::schema::migrate;
-use self::writer::{Job, Writer, check_utf8_bodies};
+use self::writer::{Job, Work, Writer, check_utf8_bodies};
 use super::decode::Spent;
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
@@ -292,6 +293,61 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `work` on the writer's connection, in a savepoint of a write
+    /// transaction (committed with the others of its group): for read
+    /// models kept in SQL tables of their own. An error from `work` rolls
+    /// back what it did.
+    pub(crate) async fn run_in_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let work: Work =
+            Box::new(move |conn| work(conn).map(|t| Box::new(t) as Box<dyn Any + Send>));
+        let done = self
+            .write(|reply| Job::Run {
+                work: Some(work),
+                reply,
+            })
+            .await?;
+        done.downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| backend_message("a read model's work answered another type"))
+    }
+
+    /// Checks `fence` and moves the checkpoint of `name` to `checkpoint`
+    /// (refused unless after the saved one), on the writer's connection:
+    /// what a read model's own transaction does before its writes.
+    pub(crate) fn advance(
+        conn: &rusqlite::Connection,
+        name: &str,
+        checkpoint: u64,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        writer::check_fence(conn, name, fence)?;
+        writer::commit_read_model_rows(conn, name, &[], checkpoint)
+    }
+
+    /// Checks `fence` and deletes the checkpoint of `name`.
+    pub(crate) fn forget_checkpoint(
+        conn: &rusqlite::Connection,
+        name: &str,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        writer::check_fence(conn, name, fence)?;
+        conn.execute("DELETE FROM checkpoints WHERE name = ?1", [name])
+            .map(drop)
+            .map_err(|e| backend(format!("cannot reset the checkpoint of `{name}`"), e))
+    }
+
+    /// Runs `read` on a read connection, here and now (blocking): for a
+    /// query answered from a read model's own tables.
+    pub(crate) fn read_now<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.shared.readers.with(read)
+    }
+
     /// Sends `job` to the writer thread and waits for its answer.
     async fn write<T>(
         &self,
@@ -534,6 +590,10 @@ impl SnapshotStore for SqliteStore {
 }
 
 impl CheckpointStore for SqliteStore {
+    fn as_sqlite(&self) -> Option<&SqliteStore> {
+        Some(self)
+    }
+
     fn load_checkpoint<'a>(
         &'a self,
         name: &'a str,
@@ -668,6 +728,13 @@ fn backend(
     StoreError::Backend {
         message: message.into(),
         source: Some(Box::new(source)),
+    }
+}
+
+fn backend_message(message: &str) -> StoreError {
+    StoreError::Backend {
+        message: message.to_owned(),
+        source: None,
     }
 }
 

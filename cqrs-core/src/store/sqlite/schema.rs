@@ -57,6 +57,15 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         expires_at_us INTEGER NOT NULL
     ) WITHOUT ROWID;",
     ),
+    (
+        4,
+        "CREATE TABLE read_model_migrations (
+        projection    TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        applied_at_us INTEGER NOT NULL,
+        PRIMARY KEY (projection, version)
+    ) WITHOUT ROWID;",
+    ),
 ];
 
 pub(super) fn migrate(conn: &mut Connection, database: &str) -> Result<(), StoreError> {
@@ -125,7 +134,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, [1, 2, 3]);
+        assert_eq!(versions, [1, 2, 3, 4]);
         let change = DocumentChange {
             collection: String::from("c"),
             key: String::from("k"),

@@ -1,6 +1,7 @@
 //! The writer thread: every write, committed in groups, each job in a
 //! savepoint of its own.
 
+use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::rows::Payload;
-use super::{Counters, backend, lock, to_i64, to_u64};
+use super::{Counters, backend, backend_message, lock, to_i64, to_u64};
 use crate::error::StoreError;
 use crate::record::{NewEvent, StreamId, Timestamp};
 use crate::store::{
@@ -61,7 +62,16 @@ pub(super) enum Job {
         fence: Fence,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Runs code of a read model's own (its SQL tables) in a savepoint.
+    Run {
+        work: Option<Work>,
+        reply: oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    },
 }
+
+/// What a [`Job::Run`] runs on the writer's connection.
+pub(super) type Work =
+    Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
 
 /// The writer thread's state.
 pub(super) struct Writer {
@@ -77,6 +87,7 @@ enum Done {
     Append(Result<AppendOutcome, StoreError>),
     Lease(Result<LeaseGrant, StoreError>),
     Unit(Result<(), StoreError>),
+    Ran(Result<Box<dyn Any + Send>, StoreError>),
 }
 
 impl Writer {
@@ -94,7 +105,7 @@ impl Writer {
         }
     }
 
-    fn commit_group(&self, group: Vec<Job>) {
+    fn commit_group(&self, mut group: Vec<Job>) {
         let conn = lock(&self.conn);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let message = format!("cannot start a SQLite write transaction: {e}");
@@ -106,7 +117,7 @@ impl Writer {
         }
         let mut done = Vec::with_capacity(group.len());
         let mut aborted = None;
-        for job in &group {
+        for job in &mut group {
             if aborted.is_some() {
                 done.push(Done::failed(job, "the write transaction was aborted"));
                 continue;
@@ -172,6 +183,7 @@ impl Done {
             Self::Append(r) => r.is_ok(),
             Self::Lease(r) => r.is_ok(),
             Self::Unit(r) => r.is_ok(),
+            Self::Ran(r) => r.is_ok(),
         }
     }
 
@@ -183,6 +195,7 @@ impl Done {
         match job {
             Job::Append { .. } => Self::Append(Err(error())),
             Job::AcquireLease { .. } => Self::Lease(Err(error())),
+            Job::Run { .. } => Self::Ran(Err(error())),
             Job::Snapshot { .. }
             | Job::Checkpoint { .. }
             | Job::CommitReadModel { .. }
@@ -202,6 +215,9 @@ impl Job {
             (Job::AcquireLease { reply, .. }, Done::Lease(r)) => {
                 let _ = reply.send(r);
             }
+            (Job::Run { reply, .. }, Done::Ran(r)) => {
+                let _ = reply.send(r);
+            }
             (
                 Job::Snapshot { reply, .. }
                 | Job::Checkpoint { reply, .. }
@@ -218,7 +234,7 @@ impl Job {
 }
 
 /// Runs one job in a savepoint, so its failure undoes it alone.
-fn run_in_savepoint(conn: &Connection, job: &Job) -> Done {
+fn run_in_savepoint(conn: &Connection, job: &mut Job) -> Done {
     if let Err(e) = conn.execute_batch("SAVEPOINT job") {
         return Done::failed(job, &format!("cannot open a SQLite savepoint: {e}"));
     }
@@ -253,6 +269,10 @@ fn run_in_savepoint(conn: &Connection, job: &Job) -> Done {
             name, holder, ttl, ..
         } => Done::Lease(acquire_lease_row(conn, name, holder, *ttl)),
         Job::ReleaseLease { fence, .. } => Done::Unit(release_lease_row(conn, fence)),
+        Job::Run { work, .. } => Done::Ran(match work.take() {
+            Some(work) => work(conn),
+            None => Err(backend_message("a read model's work was run twice")),
+        }),
     };
     let end = if done.is_ok() {
         "RELEASE job"
@@ -448,7 +468,11 @@ fn reset_read_model_rows(conn: &Connection, name: &str) -> Result<(), StoreError
 
 /// Refuses a write carrying `fence` unless it is the current token of the
 /// lease on `name`.
-fn check_fence(conn: &Connection, name: &str, fence: Option<&Fence>) -> Result<(), StoreError> {
+pub(super) fn check_fence(
+    conn: &Connection,
+    name: &str,
+    fence: Option<&Fence>,
+) -> Result<(), StoreError> {
     let Some(fence) = fence else { return Ok(()) };
     let current: Option<(String, i64)> = conn
         .prepare_cached("SELECT holder, token FROM leases WHERE name = ?1")
