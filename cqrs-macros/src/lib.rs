@@ -71,7 +71,7 @@ fn run(input: TokenStream, derive: fn(&DeriveInput) -> proc_macro2::TokenStream)
 /// assert_eq!(AccountClosed::NAME, "AccountClosed");
 /// assert_eq!(MoneyDeposited::VERSION, 1);
 /// ```
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, aggregate, command, projection, query))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     run(input, event::derive)
 }
@@ -187,7 +187,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///     fn apply(&mut self, e: &Ticked) { self.last = e.at; }
 /// }
 /// ```
-#[proc_macro_derive(Aggregate, attributes(aggregate))]
+#[proc_macro_derive(Aggregate, attributes(aggregate, event, command, projection, query))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     run(input, aggregate::derive)
 }
@@ -257,7 +257,7 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 /// assert_eq!(Price { order: 7 }.aggregate_id(), "7");
 /// assert_eq!(Reprice(8, 1).aggregate_id(), "8");
 /// ```
-#[proc_macro_derive(Command, attributes(command, id))]
+#[proc_macro_derive(Command, attributes(command, id, event, aggregate, projection, query))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
     run(input, command::derive)
 }
@@ -331,7 +331,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// assert_eq!(Balances::NAME, "balances");
 /// assert_eq!(Balances::EVENTS, &["Deposited"]);
 /// ```
-#[proc_macro_derive(Projection, attributes(projection, document))]
+#[proc_macro_derive(Projection, attributes(projection, document, event, aggregate, command, query))]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     run(input, projection::derive)
 }
@@ -380,7 +380,7 @@ pub fn derive_projection(input: TokenStream) -> TokenStream {
 ///
 /// assert_eq!(TotalCents::NAME, "total");
 /// ```
-#[proc_macro_derive(Query, attributes(query))]
+#[proc_macro_derive(Query, attributes(query, event, aggregate, command, projection))]
 pub fn derive_query(input: TokenStream) -> TokenStream {
     run(input, query::derive)
 }

@@ -19,7 +19,6 @@ pub use envelope::Envelope;
 pub use runner::{ProjectionStatus, Rebuild, RebuildProgress, RunState};
 
 use crate::error::DecodeError;
-use crate::event::Event;
 use crate::record::RecordedEvent;
 use crate::store::{LogFilter, READS_AHEAD, ReadAhead, Store};
 
@@ -62,7 +61,7 @@ pub trait Projection: Default + Send + Sync + 'static {
     label = "missing `impl Project<{E}> for {Self}`",
     note = "add `impl Project<{E}> for {Self} {{ fn project(&mut self, event: &Envelope<{E}>) {{ .. }} }}`"
 )]
-pub trait Project<E: Event> {
+pub trait Project<E> {
     /// Updates the read model for one event.
     fn project(&mut self, event: &Envelope<E>);
 }
