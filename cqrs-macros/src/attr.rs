@@ -96,6 +96,10 @@ pub(crate) struct Entry {
     pub(crate) spec: Key,
     /// Its value, of the row's form.
     pub(crate) value: Value,
+    /// Whether the value was recovered from a mistake already reported
+    /// (it then only feeds the fallback, and the well-formed key, if the
+    /// user also gave it, replaces it).
+    pub(crate) recovered: bool,
 }
 
 /// What one derive's attribute parsed into.
@@ -326,7 +330,12 @@ fn parse_items(
                     Outcome::Recovered(value) => {
                         attempted.push(spec.name);
                         if !entries.iter().any(|e| e.spec.name == spec.name) {
-                            entries.push(Entry { key, spec: *spec, value });
+                            entries.push(Entry {
+                                key,
+                                spec: *spec,
+                                value,
+                                recovered: true,
+                            });
                         }
                     }
                     Outcome::Failed => {
@@ -361,10 +370,20 @@ fn separator(cx: &Ctxt, input: ParseStream<'_>, attr: &str) {
 }
 
 fn push(cx: &Ctxt, entries: &mut Vec<Entry>, key: Ident, spec: Key, value: Value, attr: &str) {
-    if !spec.repeated && entries.iter().any(|e| e.spec.name == spec.name) {
-        cx.error_spanned_by(&key, format!("duplicate key `{key}` in `{attr}`"));
-    } else {
-        entries.push(Entry { key, spec, value });
+    let entry = Entry {
+        key,
+        spec,
+        value,
+        recovered: false,
+    };
+    let same = entries.iter().position(|e| e.spec.name == spec.name);
+    match same {
+        Some(index) if entries[index].recovered => entries[index] = entry,
+        Some(_) if !spec.repeated => cx.error_spanned_by(
+            &entry.key,
+            format!("duplicate key `{}` in `{attr}`", entry.key),
+        ),
+        _ => entries.push(entry),
     }
 }
 
@@ -409,6 +428,7 @@ fn unknown_key(
                     key: key.clone(),
                     spec: *spec,
                     value,
+                    recovered: true,
                 });
             }
         }
@@ -954,7 +974,7 @@ mod tests {
                 "expected `events(<event>, ..)`",
             ]
         );
-        // `nme` is read as `name`, for the fallback; `async` too.
+        // `name = "b"` replaces what `nme` was read as; `async` is kept.
         assert_eq!(count, 2);
     }
 

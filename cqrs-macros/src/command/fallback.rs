@@ -20,9 +20,18 @@ pub(crate) fn expand(input: &Input<'_>, poison: &Poison) -> TokenStream {
     }
     let krate = runtime::krate();
     let ident = input.ident;
-    let aggregate = match &input.aggregate {
-        Some(ty) if is_plain(ty) => quote!(#ty),
-        _ => poison.ty(),
+    // A known aggregate is checked as in the expansion: a type that is no
+    // aggregate is then one error, not one per use.
+    let (checked, aggregate) = match &input.aggregate {
+        Some(ty) if is_plain(ty) => {
+            let private = runtime::private();
+            let alias = syn::Ident::new("__CqrsAggregate", proc_macro2::Span::call_site());
+            (
+                runtime::checked_alias(&alias, ty, quote!(#private::is_aggregate)),
+                quote!(#alias),
+            )
+        }
+        _ => (TokenStream::new(), poison.ty()),
     };
     let name = input
         .name
@@ -35,6 +44,7 @@ pub(crate) fn expand(input: &Input<'_>, poison: &Poison) -> TokenStream {
     quote! {
         const _: () = {
             #unknown_type
+            #checked
             #[automatically_derived]
             impl #params #krate::Command for #self_ty #where_clause {
                 const NAME: &'static ::core::primitive::str = #name;
