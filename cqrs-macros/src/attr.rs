@@ -230,7 +230,14 @@ pub(crate) fn parse<'a>(
             }
         };
         let parser = |input: ParseStream<'_>| {
-            parse_items(cx, input, &display, keys, &mut parsed.entries, &mut parsed.attempted);
+            parse_items(
+                cx,
+                input,
+                &display,
+                keys,
+                &mut parsed.entries,
+                &mut parsed.attempted,
+            );
             Ok(())
         };
         // `parse_items` reports its errors itself and never fails.
@@ -277,7 +284,14 @@ fn foreign_attribute<'a>(
             let scratch = Ctxt::new();
             let display = format!("#[{name}(..)]");
             let parser = |input: ParseStream<'_>| {
-                parse_items(&scratch, input, &display, keys, &mut parsed.entries, &mut parsed.attempted);
+                parse_items(
+                    &scratch,
+                    input,
+                    &display,
+                    keys,
+                    &mut parsed.entries,
+                    &mut parsed.attempted,
+                );
                 Ok(())
             };
             let _ = parser.parse2(list.tokens.clone());
@@ -400,8 +414,11 @@ fn unknown_key(
 ) {
     let written = key.unraw().to_string();
     let names = keys.iter().map(|k| k.name);
-    let close = diag::did_you_mean(&written, names.clone())
-        .or_else(|| keys.iter().map(|k| k.name).find(|n| n.eq_ignore_ascii_case(&written)));
+    let close = diag::did_you_mean(&written, names.clone()).or_else(|| {
+        keys.iter()
+            .map(|k| k.name)
+            .find(|n| n.eq_ignore_ascii_case(&written))
+    });
     let message = match close {
         Some(close) => format!("unknown key `{written}` in `{attr}`, did you mean `{close}`?"),
         None => format!(
@@ -457,7 +474,10 @@ fn parse_value(cx: &Ctxt, input: ParseStream<'_>, key: &Ident, spec: &Key, attr:
         Form::Flag => {
             if input.peek(Token![=]) || input.peek(syn::token::Paren) {
                 let tokens = take_until_comma(input);
-                cx.error_spanned_by(tokens, format!("expected `{}` without a value", spec.syntax));
+                cx.error_spanned_by(
+                    tokens,
+                    format!("expected `{}` without a value", spec.syntax),
+                );
                 return Outcome::Recovered(Value::Flag);
             }
             Outcome::Ok(Value::Flag)
@@ -670,7 +690,10 @@ fn parse_group(
     };
     let _: TokenTree = input.parse().expect("forked");
     if group.delimiter() != Delimiter::Parenthesis {
-        cx.error_spanned_by(&group, format!("expected `{}`, in parentheses", spec.syntax));
+        cx.error_spanned_by(
+            &group,
+            format!("expected `{}`, in parentheses", spec.syntax),
+        );
         clean = false;
     }
     let mut result = None;
@@ -722,7 +745,10 @@ fn parse_list(cx: &Ctxt, input: ParseStream<'_>, key: &Ident, spec: &Key, item: 
             }
             // `A B`: the comma is missing; `B` is read as the next item.
             let next = content.fork().parse::<TokenTree>().expect("not empty");
-            cx.error_spanned_by(&next, format!("expected `,` between the items of `{}`", spec.syntax));
+            cx.error_spanned_by(
+                &next,
+                format!("expected `,` between the items of `{}`", spec.syntax),
+            );
             ok = false;
         }
         (Value::List(items), ok)
@@ -756,7 +782,10 @@ fn list_item(cx: &Ctxt, content: ParseStream<'_>, item: &str) -> Option<Path> {
     let Ok(ty) = fork.parse::<Type>() else {
         if content.peek(Ident::peek_any) && !content.peek(syn::Ident) && !is_path_keyword(content) {
             let keyword = Ident::parse_any(content).expect("peeked");
-            cx.error_spanned_by(&keyword, format!("expected {item}, found the keyword `{keyword}`"));
+            cx.error_spanned_by(
+                &keyword,
+                format!("expected {item}, found the keyword `{keyword}`"),
+            );
             return None;
         }
         let tokens = take_until_comma(content);
@@ -830,12 +859,20 @@ fn plain_path(ty: &Type) -> Option<Path> {
 /// and not go through `Self` (which means another type in generated code).
 pub(crate) fn listed_path_problem(path: &Path) -> Option<String> {
     let last = path.segments.last()?;
-    let keyword = |ident: &Ident| matches!(ident.to_string().as_str(), "self" | "super" | "crate" | "Self");
+    let keyword = |ident: &Ident| {
+        matches!(
+            ident.to_string().as_str(),
+            "self" | "super" | "crate" | "Self"
+        )
+    };
     if keyword(&last.ident) {
         return Some(format!("`{}`", diag::tokens_to_string(path)));
     }
     if path.segments.iter().any(|s| s.ident == "Self") {
-        return Some(format!("a path through `Self`: `{}`", diag::tokens_to_string(path)));
+        return Some(format!(
+            "a path through `Self`: `{}`",
+            diag::tokens_to_string(path)
+        ));
     }
     None
 }
@@ -887,8 +924,14 @@ pub(crate) fn misplaced_on_fields(cx: &Ctxt, data: &syn::Data) {
         syn::Data::Union(data) => data.fields.named.iter().collect(),
     };
     for attr in fields.iter().flat_map(|f| &f.attrs) {
-        if let Some((name, _)) = ATTRIBUTES.iter().find(|(name, _)| attr.path().is_ident(name)) {
-            cx.error_spanned_by(attr, format!("`#[{name}(..)]` goes on the struct, not on a field"));
+        if let Some((name, _)) = ATTRIBUTES
+            .iter()
+            .find(|(name, _)| attr.path().is_ident(name))
+        {
+            cx.error_spanned_by(
+                attr,
+                format!("`#[{name}(..)]` goes on the struct, not on a field"),
+            );
         }
     }
 }
@@ -907,11 +950,22 @@ mod tests {
     const KEYS: &[Key] = &[
         NAME,
         Key::new("version", Form::Int, "version = <integer >= 1>"),
-        Key::new("events", Form::List { item: "an event type" }, "events(<event>, ..)"),
+        Key::new(
+            "events",
+            Form::List {
+                item: "an event type",
+            },
+            "events(<event>, ..)",
+        ),
         Key::new("output", Form::Type, "output = <type>"),
         Key::new("async", Form::Flag, "async"),
         Key::new("aliases", Form::StrList, "aliases(\"<name>\", ..)"),
-        Key::new("upcast", Form::Nested(UPCAST), "upcast(from = <version>, with = <function>)").repeated(),
+        Key::new(
+            "upcast",
+            Form::Nested(UPCAST),
+            "upcast(from = <version>, with = <function>)",
+        )
+        .repeated(),
     ];
 
     fn parse_all(attrs: &[Attribute]) -> (Vec<String>, Vec<Entry>, Vec<&'static str>) {
@@ -940,7 +994,8 @@ mod tests {
 
     #[test]
     fn repeated_keys_keep_every_occurrence() {
-        let attrs: Vec<Attribute> = vec![parse_quote!(#[x(upcast(from = 1, with = a), upcast(from = 2, with = b))])];
+        let attrs: Vec<Attribute> =
+            vec![parse_quote!(#[x(upcast(from = 1, with = a), upcast(from = 2, with = b))])];
         let cx = Ctxt::new();
         let parsed = parse(&cx, &attrs, "x", KEYS);
         cx.check().unwrap();
@@ -1005,14 +1060,17 @@ mod tests {
                 "expected an event type, found `,`",
             ]
         );
-        let Value::List(items) = &entries[0].value else { panic!() };
+        let Value::List(items) = &entries[0].value else {
+            panic!()
+        };
         let names: Vec<String> = items.iter().map(diag::tokens_to_string).collect();
         assert_eq!(names, ["A", "B", "C", "D", "E", "F"]);
     }
 
     #[test]
     fn literals_are_checked_for_suffixes_and_signs() {
-        let attrs: Vec<Attribute> = vec![parse_quote!(#[x(name = "a"_x, version = -1, output = "u8")])];
+        let attrs: Vec<Attribute> =
+            vec![parse_quote!(#[x(name = "a"_x, version = -1, output = "u8")])];
         assert_eq!(
             messages(&attrs).0,
             [

@@ -77,7 +77,11 @@ pub(crate) fn fallback_generics(
     generics: &Generics,
     ident: &Ident,
     bounds: proc_macro2::TokenStream,
-) -> (proc_macro2::TokenStream, proc_macro2::TokenStream, proc_macro2::TokenStream) {
+) -> (
+    proc_macro2::TokenStream,
+    proc_macro2::TokenStream,
+    proc_macro2::TokenStream,
+) {
     use quote::quote;
     if generics.params.is_empty() && generics.where_clause.is_none() {
         return (quote!(), quote!(#ident), quote!());
@@ -192,7 +196,10 @@ pub(crate) fn plain_type(cx: &Ctxt, key: &str, ty: &Type, what: &str) -> bool {
     };
     cx.error_spanned_by(
         ty,
-        format!("expected {what} in `{key} = ..`, found {found}: `{}`", tokens_to_string(ty)),
+        format!(
+            "expected {what} in `{key} = ..`, found {found}: `{}`",
+            tokens_to_string(ty)
+        ),
     );
     false
 }
@@ -230,7 +237,10 @@ pub(crate) fn required_keys(
     match missing.as_slice() {
         [] => {}
         [(_, syntax, what)] => {
-            cx.error_at(span, format!("missing `{syntax}` in `#[{attr}(..)]`: {what}"));
+            cx.error_at(
+                span,
+                format!("missing `{syntax}` in `#[{attr}(..)]`: {what}"),
+            );
         }
         several => {
             let syntaxes: Vec<String> = several.iter().map(|(_, s, _)| format!("`{s}`")).collect();

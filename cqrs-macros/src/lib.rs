@@ -331,7 +331,10 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// assert_eq!(Balances::NAME, "balances");
 /// assert_eq!(Balances::EVENTS, &["Deposited"]);
 /// ```
-#[proc_macro_derive(Projection, attributes(projection, document, event, aggregate, command, query))]
+#[proc_macro_derive(
+    Projection,
+    attributes(projection, document, event, aggregate, command, query)
+)]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     run(input, projection::derive)
 }

@@ -41,10 +41,7 @@ pub(crate) fn checked_alias_with<T: ToTokens>(
     let as_checked = set_spans(quote!(as #private::Checked), end);
     let call = set_spans(quote!(#check::<), end);
     let close = set_spans(quote!(#more >()), end);
-    let mut body = Group::new(
-        Delimiter::Brace,
-        quote!(#call #ty #close),
-    );
+    let mut body = Group::new(Delimiter::Brace, quote!(#call #ty #close));
     body.set_span(proc_macro2::Span::call_site().located_at(end));
     let tail = set_spans(quote!(>>::Type), end);
     let lt = set_spans(quote!(<), end);
@@ -53,4 +50,3 @@ pub(crate) fn checked_alias_with<T: ToTokens>(
         type #alias = #open #ty #as_checked #lt #body #tail;
     }
 }
-

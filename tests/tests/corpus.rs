@@ -112,7 +112,11 @@ fn check_corpus_itself(variants: &[Variant]) {
     assert!(variants.len() >= 100, "only {} variants", variants.len());
     let mut names = std::collections::BTreeSet::new();
     for v in variants {
-        assert!(names.insert(v.name), "variant `{}` is defined twice", v.name);
+        assert!(
+            names.insert(v.name),
+            "variant `{}` is defined twice",
+            v.name
+        );
         assert!(
             v.name
                 .chars()
@@ -320,7 +324,9 @@ fn diagnostic(message: &Value) -> Option<Diagnostic> {
     let text = message["message"].as_str()?.to_owned();
     let spans = message["spans"].as_array()?;
     if spans.is_empty()
-        && (text.starts_with("aborting due to") || text.contains("warning emitted") || text.contains("warnings emitted"))
+        && (text.starts_with("aborting due to")
+            || text.contains("warning emitted")
+            || text.contains("warnings emitted"))
     {
         return None;
     }

@@ -19,8 +19,8 @@ use syn::{Ident, Path};
 use super::validate::{Aggregate, EventRef};
 use crate::check::ident_string;
 use crate::diag::{set_spans, spanned_over, tokens_to_string};
-use crate::runtime::{checked_alias, checked_alias_with};
 use crate::runtime;
+use crate::runtime::{checked_alias, checked_alias_with};
 
 /// The event enum at module level, everything else in a `const _` block.
 pub(crate) fn expand(aggregate: &Aggregate<'_>) -> TokenStream {
@@ -133,7 +133,10 @@ fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
     let private = runtime::private();
     let event_enum = &aggregate.event_enum;
     let aliases = aliases(&aggregate.events);
-    let names: Vec<_> = aliases.iter().map(|a| event_const(a, "event_name")).collect();
+    let names: Vec<_> = aliases
+        .iter()
+        .map(|a| event_const(a, "event_name"))
+        .collect();
     let versions = aliases.iter().map(|a| event_const(a, "event_version"));
     let variants: Vec<_> = aggregate.events.iter().map(|e| e.variant).collect();
     quote! {

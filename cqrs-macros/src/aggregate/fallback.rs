@@ -46,7 +46,8 @@ pub(crate) fn expand(input: &Input<'_>, poison: &Poison) -> TokenStream {
     if !check::fallback_possible(input.original) {
         return enum_tokens;
     }
-    let bounds = quote!(::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static);
+    let bounds =
+        quote!(::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static);
     let (params, self_ty, where_clause) =
         check::fallback_generics(&input.original.generics, ident, bounds);
     let conversions = conversions_tokens(&event_enum, &events);

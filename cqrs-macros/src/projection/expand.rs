@@ -37,17 +37,21 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
         .collect();
     // The `project` call for each event is the check that `impl Project<E>`
     // exists: spanned on `E` inside `events(..)`.
-    let branches = events.iter().zip(&names).zip(&aliases).map(|((path, name), alias)| {
-        let project = spanned_over(quote!(<Self as #krate::Project<#alias>>::project), *path);
-        let decode = quote!(#krate::Envelope::<#alias>::decode);
-        quote! {
-            if record.event_name == #name {
-                let envelope = #decode(record)?;
-                #project(self, &envelope);
-                return ::core::result::Result::Ok(());
+    let branches = events
+        .iter()
+        .zip(&names)
+        .zip(&aliases)
+        .map(|((path, name), alias)| {
+            let project = spanned_over(quote!(<Self as #krate::Project<#alias>>::project), *path);
+            let decode = quote!(#krate::Envelope::<#alias>::decode);
+            quote! {
+                if record.event_name == #name {
+                    let envelope = #decode(record)?;
+                    #project(self, &envelope);
+                    return ::core::result::Result::Ok(());
+                }
             }
-        }
-    });
+        });
     quote! {
         const _: () = {
             #checked

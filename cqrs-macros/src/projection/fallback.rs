@@ -20,7 +20,8 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .name
         .as_ref()
         .map_or_else(|| ident_string(ident), syn::LitStr::value);
-    let bounds = quote!(::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static);
+    let bounds =
+        quote!(::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static);
     let (params, self_ty, where_clause) =
         crate::check::fallback_generics(&input.original.generics, ident, bounds);
     quote! {

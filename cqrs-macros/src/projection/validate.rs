@@ -29,7 +29,8 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Projection
         .flatten()
         .and_then(|events| events_are_distinct(cx, events));
     let name = check::name_or_ident(cx, input.name.as_ref(), input.ident);
-    let documents = documents_are_well_formed(cx, input).filter(|_| documents_are_on_fields(cx, input));
+    let documents =
+        documents_are_well_formed(cx, input).filter(|_| documents_are_on_fields(cx, input));
     let documents =
         documents.filter(|documents| durable_state_is_all_documents(cx, input, documents));
     Some(Projection {

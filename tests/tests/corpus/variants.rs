@@ -81,7 +81,8 @@ const AGG_SNAPSHOT: &str = "    snapshot_every = 10,";
 const COUNTER_ATTR: &str = "#[aggregate(events(Ticked), error = LampError)]";
 const TURN_ON_ATTR: &str = "#[command(aggregate = Lamp, name = \"lamp.turn_on\")]";
 const TURN_OFF_ATTR: &str = "#[command(aggregate = Lamp)]\npub struct TurnOff";
-const PROJECTION_ATTR: &str = "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff))]";
+const PROJECTION_ATTR: &str =
+    "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff))]";
 const QUERY_ATTR: &str =
     "#[query(projection = LampStatus, output = Option<bool>, name = \"lamp.is_on\")]";
 
@@ -117,7 +118,10 @@ fn event_variants() -> Vec<Variant> {
         ),
         mistake(
             "event-name-with-space",
-            &[(EVENT_ATTR, "#[event(name = \"lamp switched\", version = 1)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp switched\", version = 1)]",
+            )],
             "#[event(name = «\"lamp switched\"»",
             "found a space",
         ),
@@ -135,7 +139,10 @@ fn event_variants() -> Vec<Variant> {
         ),
         mistake(
             "event-name-raw-string-ok",
-            &[(EVENT_ATTR, "#[event(name = r\"lamp.on\", version = 1)]"), ("r\"lamp.on\", version = 1", "r\"lamp.on\", version = 0")],
+            &[
+                (EVENT_ATTR, "#[event(name = r\"lamp.on\", version = 1)]"),
+                ("r\"lamp.on\", version = 1", "r\"lamp.on\", version = 0"),
+            ],
             "r\"lamp.on\", version = «0»",
             "found 0",
         ),
@@ -153,37 +160,55 @@ fn event_variants() -> Vec<Variant> {
         ),
         mistake(
             "event-version-zero",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 0)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 0)]",
+            )],
             "version = «0»",
             "found 0",
         ),
         mistake(
             "event-version-negative",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = -1)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = -1)]",
+            )],
             "version = «-1»",
             "negative",
         ),
         mistake(
             "event-version-a-string",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = \"1\")]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = \"1\")]",
+            )],
             "version = «\"1\"»",
             "expected `version = <integer >= 1>`",
         ),
         mistake(
             "event-version-too-large",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 99999999999)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 99999999999)]",
+            )],
             "version = «99999999999»",
             "too large",
         ),
         mistake(
             "event-version-a-float",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 1.5)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 1.5)]",
+            )],
             "version = «1.5»",
             "expected `version = <integer >= 1>`",
         ),
         mistake(
             "event-version-with-suffix",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 2u32)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 2u32)]",
+            )],
             "version = «2u32»",
             "suffix",
         ),
@@ -195,43 +220,73 @@ fn event_variants() -> Vec<Variant> {
         ),
         mistake(
             "event-key-typo",
-            &[(EVENT_ATTR, "#[event(nmae = \"lamp.switched_on\", version = 1)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(nmae = \"lamp.switched_on\", version = 1)]",
+            )],
             "#[event(«nmae»",
             "did you mean `name`",
         ),
         mistake(
             "event-key-wrong-case",
-            &[(EVENT_ATTR, "#[event(Name = \"lamp.switched_on\", version = 1)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(Name = \"lamp.switched_on\", version = 1)]",
+            )],
             "#[event(«Name»",
             "did you mean `name`",
         ),
         mistake(
             "event-key-unknown",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 1, tag = \"x\")]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 1, tag = \"x\")]",
+            )],
             "«tag» = \"x\"",
             "unknown key `tag`",
         ),
         mistake(
             "event-key-twice",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 1, version = 2)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 1, version = 2)]",
+            )],
             "version = 1, «version» = 2",
             "duplicate key `version`",
         ),
         mistake(
             "event-attribute-twice-same-key",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\")]\n#[event(name = \"lamp.on\")]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\")]\n#[event(name = \"lamp.on\")]",
+            )],
             "#[event(«name» = \"lamp.on\")]",
             "duplicate key `name`",
         ),
         legal(
             "event-attribute-split-in-two",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\")]\n#[event(version = 1)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\")]\n#[event(version = 1)]",
+            )],
         ),
-        legal("event-trailing-comma", &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 1,)]")]),
+        legal(
+            "event-trailing-comma",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 1,)]",
+            )],
+        ),
         legal("event-empty-attribute", &[(EVENT_ATTR, "#[event()]")]),
         legal("event-bare-attribute", &[(EVENT_ATTR, "#[event]")]),
-        legal("event-raw-string-name", &[(EVENT_ATTR, "#[event(name = r\"lamp.switched_on\")]")]),
-        legal("event-name-with-every-allowed-character", &[(EVENT_ATTR, "#[event(name = \"lamp/v2.switched-on_é\")]")]),
+        legal(
+            "event-raw-string-name",
+            &[(EVENT_ATTR, "#[event(name = r\"lamp.switched_on\")]")],
+        ),
+        legal(
+            "event-name-with-every-allowed-character",
+            &[(EVENT_ATTR, "#[event(name = \"lamp/v2.switched-on_é\")]")],
+        ),
         mistake(
             "event-name-value-attribute",
             &[(EVENT_ATTR, "#[event = \"lamp.switched_on\"]")],
@@ -240,7 +295,10 @@ fn event_variants() -> Vec<Variant> {
         ),
         legal(
             "event-cfg-attr",
-            &[(EVENT_ATTR, "#[cfg_attr(all(), event(name = \"lamp.switched_on\", version = 1))]")],
+            &[(
+                EVENT_ATTR,
+                "#[cfg_attr(all(), event(name = \"lamp.switched_on\", version = 1))]",
+            )],
         ),
         legal(
             "event-cfg-attr-disabled-mistake",
@@ -259,17 +317,26 @@ fn event_variants() -> Vec<Variant> {
         append(
             "event-generic",
             &format!("{EVENT_DERIVES}\npub struct Dimmed<T> {{ pub level: T }}"),
-            error("pub struct Dimmed«<T>»", "does not support generic parameters"),
+            error(
+                "pub struct Dimmed«<T>»",
+                "does not support generic parameters",
+            ),
         ),
         append(
             "event-lifetime",
             &format!("{EVENT_DERIVES}\npub struct Dimmed<'a> {{ pub by: &'a str }}"),
-            error("pub struct Dimmed«<'a>»", "does not support generic parameters"),
+            error(
+                "pub struct Dimmed«<'a>»",
+                "does not support generic parameters",
+            ),
         ),
         append(
             "event-where-clause",
             &format!("{EVENT_DERIVES}\npub struct Dimmed where u8: Copy {{ pub level: u8 }}"),
-            error("pub struct Dimmed «where u8: Copy» {", "does not support where clauses"),
+            error(
+                "pub struct Dimmed «where u8: Copy» {",
+                "does not support where clauses",
+            ),
         ),
         append(
             "event-enum",
@@ -283,7 +350,10 @@ fn event_variants() -> Vec<Variant> {
         ),
         mistake(
             "event-mistake-in-a-listed-event",
-            &[(EVENT_ATTR, "#[event(name = \"lamp.switched_on\", version = 0)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 0)]",
+            )],
             "version = «0»",
             "found 0",
         ),
@@ -357,7 +427,10 @@ fn aggregate_variants() -> Vec<Variant> {
         ),
         mistake(
             "aggregate-events-not-a-list",
-            &[(AGG_EVENTS, "    events = SwitchedOn,"), ("Ok(events![SwitchedOff])", "Ok(Events::new())")],
+            &[
+                (AGG_EVENTS, "    events = SwitchedOn,"),
+                ("Ok(events![SwitchedOff])", "Ok(Events::new())"),
+            ],
             "events «= SwitchedOn»,",
             "expected `events(<event>, ..)`",
         ),
@@ -397,17 +470,32 @@ fn aggregate_variants() -> Vec<Variant> {
             "events(SwitchedOn,«,» SwitchedOff)",
             "expected an event type",
         ),
-        legal("aggregate-events-trailing-comma", &[(AGG_EVENTS, "    events(SwitchedOn, SwitchedOff,),")]),
-        legal("aggregate-events-by-path", &[(AGG_EVENTS, "    events(crate::SwitchedOn, self::SwitchedOff),")]),
+        legal(
+            "aggregate-events-trailing-comma",
+            &[(AGG_EVENTS, "    events(SwitchedOn, SwitchedOff,),")],
+        ),
+        legal(
+            "aggregate-events-by-path",
+            &[(
+                AGG_EVENTS,
+                "    events(crate::SwitchedOn, self::SwitchedOff),",
+            )],
+        ),
         mistake(
             "aggregate-events-listed-twice",
-            &[(AGG_EVENTS, "    events(SwitchedOn, SwitchedOff, SwitchedOn),")],
+            &[(
+                AGG_EVENTS,
+                "    events(SwitchedOn, SwitchedOff, SwitchedOn),",
+            )],
             "SwitchedOff, «SwitchedOn»)",
             "listed twice",
         ),
         mistake(
             "aggregate-events-twice-under-two-paths",
-            &[(AGG_EVENTS, "    events(SwitchedOn, SwitchedOff, crate::SwitchedOn),")],
+            &[(
+                AGG_EVENTS,
+                "    events(SwitchedOn, SwitchedOff, crate::SwitchedOn),",
+            )],
             "SwitchedOff, «crate::SwitchedOn»)",
             "`SwitchedOn`",
         ),
@@ -437,7 +525,10 @@ fn aggregate_variants() -> Vec<Variant> {
         ),
         mistake(
             "aggregate-missing-apply",
-            &[("impl Apply<SwitchedOff> for Lamp {\n    fn apply(&mut self, _: &SwitchedOff) {\n        self.on = false;\n    }\n}\n", "")],
+            &[(
+                "impl Apply<SwitchedOff> for Lamp {\n    fn apply(&mut self, _: &SwitchedOff) {\n        self.on = false;\n    }\n}\n",
+                "",
+            )],
             "events(SwitchedOn, «SwitchedOff»),",
             "does not apply it",
         ),
@@ -455,7 +546,10 @@ fn aggregate_variants() -> Vec<Variant> {
         ),
         mistake(
             "aggregate-commands-empty",
-            &[(COUNTER_ATTR, "#[aggregate(events(Ticked), commands(), error = LampError)]")],
+            &[(
+                COUNTER_ATTR,
+                "#[aggregate(events(Ticked), commands(), error = LampError)]",
+            )],
             "«commands»()",
             "at least one command",
         ),
@@ -479,7 +573,10 @@ fn aggregate_variants() -> Vec<Variant> {
         ),
         mistake(
             "aggregate-command-of-another-aggregate",
-            &[(COUNTER_ATTR, "#[aggregate(events(Ticked), commands(TurnOn), error = LampError)]")],
+            &[(
+                COUNTER_ATTR,
+                "#[aggregate(events(Ticked), commands(TurnOn), error = LampError)]",
+            )],
             "commands(«TurnOn»), error = LampError)]",
             "`TurnOn`",
         ),
@@ -556,10 +653,16 @@ fn aggregate_variants() -> Vec<Variant> {
             "snapshot_every = «\"10\"»",
             "expected `snapshot_every = <integer >= 1>`",
         ),
-        legal("aggregate-snapshot-with-underscores", &[(AGG_SNAPSHOT, "    snapshot_every = 1_000,")]),
+        legal(
+            "aggregate-snapshot-with-underscores",
+            &[(AGG_SNAPSHOT, "    snapshot_every = 1_000,")],
+        ),
         mistake(
             "aggregate-snapshot-without-serde",
-            &[("#[derive(Aggregate, Default, Serialize, Deserialize)]", "#[derive(Aggregate, Default)]")],
+            &[(
+                "#[derive(Aggregate, Default, Serialize, Deserialize)]",
+                "#[derive(Aggregate, Default)]",
+            )],
             "«snapshot_every» = 10",
             "Serialize",
         ),
@@ -619,30 +722,63 @@ fn aggregate_variants() -> Vec<Variant> {
         ),
         legal(
             "aggregate-attribute-split-in-two",
-            &[(COUNTER_ATTR, "#[aggregate(events(Ticked))]\n#[aggregate(error = LampError)]")],
+            &[(
+                COUNTER_ATTR,
+                "#[aggregate(events(Ticked))]\n#[aggregate(error = LampError)]",
+            )],
         ),
         legal(
             "aggregate-cfg-attr",
-            &[(COUNTER_ATTR, "#[cfg_attr(all(), aggregate(events(Ticked), error = LampError))]")],
+            &[(
+                COUNTER_ATTR,
+                "#[cfg_attr(all(), aggregate(events(Ticked), error = LampError))]",
+            )],
         ),
-        legal("aggregate-unit-struct", &[("pub struct Counter {\n    ticks: u64,\n}", "pub struct Counter;"), ("self.ticks += 1;", "")]),
+        legal(
+            "aggregate-unit-struct",
+            &[
+                (
+                    "pub struct Counter {\n    ticks: u64,\n}",
+                    "pub struct Counter;",
+                ),
+                ("self.ticks += 1;", ""),
+            ],
+        ),
         mistake(
             "aggregate-tuple-struct",
-            &[("pub struct Counter {\n    ticks: u64,\n}", "pub struct Counter(u64);"), ("self.ticks += 1;", "self.0 += 1;")],
+            &[
+                (
+                    "pub struct Counter {\n    ticks: u64,\n}",
+                    "pub struct Counter(u64);",
+                ),
+                ("self.ticks += 1;", "self.0 += 1;"),
+            ],
             "pub struct Counter«(u64)»;",
             "not a tuple struct",
         ),
         mistake(
             "aggregate-enum",
-            &[("pub struct Counter {\n    ticks: u64,\n}", "#[allow(dead_code)]\npub enum Counter {\n    #[default]\n    Zero,\n}"), ("self.ticks += 1;", "")],
+            &[
+                (
+                    "pub struct Counter {\n    ticks: u64,\n}",
+                    "#[allow(dead_code)]\npub enum Counter {\n    #[default]\n    Zero,\n}",
+                ),
+                ("self.ticks += 1;", ""),
+            ],
             "pub «enum» Counter",
             "not enums",
         ),
         mistake(
             "aggregate-generic",
             &[
-                ("pub struct Counter {\n    ticks: u64,\n}", "pub struct Counter<T> {\n    ticks: T,\n}"),
-                ("impl Apply<Ticked> for Counter {\n    fn apply(&mut self, _: &Ticked) {\n        self.ticks += 1;\n    }\n}", "impl<T> Apply<Ticked> for Counter<T> {\n    fn apply(&mut self, _: &Ticked) {}\n}"),
+                (
+                    "pub struct Counter {\n    ticks: u64,\n}",
+                    "pub struct Counter<T> {\n    ticks: T,\n}",
+                ),
+                (
+                    "impl Apply<Ticked> for Counter {\n    fn apply(&mut self, _: &Ticked) {\n        self.ticks += 1;\n    }\n}",
+                    "impl<T> Apply<Ticked> for Counter<T> {\n    fn apply(&mut self, _: &Ticked) {}\n}",
+                ),
             ],
             "pub struct Counter«<T>»",
             "does not support generic parameters",
@@ -650,27 +786,42 @@ fn aggregate_variants() -> Vec<Variant> {
         mistake(
             "aggregate-lifetime",
             &[
-                ("pub struct Counter {\n    ticks: u64,\n}", "pub struct Counter<'a> {\n    label: &'a str,\n}"),
-                ("impl Apply<Ticked> for Counter {\n    fn apply(&mut self, _: &Ticked) {\n        self.ticks += 1;\n    }\n}", "impl Apply<Ticked> for Counter<'_> {\n    fn apply(&mut self, _: &Ticked) {}\n}"),
+                (
+                    "pub struct Counter {\n    ticks: u64,\n}",
+                    "pub struct Counter<'a> {\n    label: &'a str,\n}",
+                ),
+                (
+                    "impl Apply<Ticked> for Counter {\n    fn apply(&mut self, _: &Ticked) {\n        self.ticks += 1;\n    }\n}",
+                    "impl Apply<Ticked> for Counter<'_> {\n    fn apply(&mut self, _: &Ticked) {}\n}",
+                ),
             ],
             "pub struct Counter«<'a>»",
             "does not support generic parameters",
         ),
         mistake(
             "aggregate-where-clause",
-            &[("pub struct Counter {\n    ticks: u64,\n}", "pub struct Counter\nwhere\n    u64: Copy,\n{\n    ticks: u64,\n}")],
+            &[(
+                "pub struct Counter {\n    ticks: u64,\n}",
+                "pub struct Counter\nwhere\n    u64: Copy,\n{\n    ticks: u64,\n}",
+            )],
             "pub struct Counter\n«where\n    u64: Copy,»",
             "does not support where clauses",
         ),
         legal(
             "aggregate-services-reference",
-            &[(COUNTER_ATTR, "#[aggregate(events(Ticked), error = LampError, services = &'static str)]")],
+            &[(
+                COUNTER_ATTR,
+                "#[aggregate(events(Ticked), error = LampError, services = &'static str)]",
+            )],
         ),
         legal(
             "aggregate-raw-identifier-event",
             &[
                 (AGG_EVENTS, "    events(SwitchedOn, SwitchedOff, r#Dimmed),"),
-                ("fn main() {}", "#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]\npub struct r#Dimmed;\n\nimpl Apply<Dimmed> for Lamp {\n    fn apply(&mut self, _: &Dimmed) {}\n}\n\nfn main() {}"),
+                (
+                    "fn main() {}",
+                    "#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]\npub struct r#Dimmed;\n\nimpl Apply<Dimmed> for Lamp {\n    fn apply(&mut self, _: &Dimmed) {}\n}\n\nfn main() {}",
+                ),
             ],
         ),
         append(
@@ -699,7 +850,10 @@ fn separator_variants() -> Vec<Variant> {
         ),
         mistake(
             "keys-leading-comma",
-            &[(COUNTER_ATTR, "#[aggregate(, events(Ticked), error = LampError)]")],
+            &[(
+                COUNTER_ATTR,
+                "#[aggregate(, events(Ticked), error = LampError)]",
+            )],
             "#[aggregate(«,» events(Ticked)",
             "expected a key",
         ),
@@ -711,13 +865,19 @@ fn separator_variants() -> Vec<Variant> {
         ),
         mistake(
             "keys-missing-comma-in-command",
-            &[(TURN_ON_ATTR, "#[command(aggregate = Lamp name = \"lamp.turn_on\")]")],
+            &[(
+                TURN_ON_ATTR,
+                "#[command(aggregate = Lamp name = \"lamp.turn_on\")]",
+            )],
             "aggregate = Lamp «name» = ",
             "expected `,`",
         ),
         mistake(
             "keys-missing-comma-in-query",
-            &[(QUERY_ATTR, "#[query(projection = LampStatus output = Option<bool>, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = LampStatus output = Option<bool>, name = \"lamp.is_on\")]",
+            )],
             "projection = LampStatus «output»",
             "expected `,`",
         ),
@@ -729,7 +889,10 @@ fn separator_variants() -> Vec<Variant> {
         ),
         mistake(
             "keys-key-is-a-path",
-            &[(EVENT_ATTR, "#[event(cqrs::name = \"lamp.switched_on\", version = 1)]")],
+            &[(
+                EVENT_ATTR,
+                "#[event(cqrs::name = \"lamp.switched_on\", version = 1)]",
+            )],
             "#[event(cqrs«::»name",
             "expected",
         ),
@@ -752,44 +915,65 @@ fn command_variants() -> Vec<Variant> {
         ),
         mistake(
             "command-aggregate-key-typo",
-            &[(TURN_OFF_ATTR, "#[command(agregate = Lamp)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(agregate = Lamp)]\npub struct TurnOff",
+            )],
             "#[command(«agregate» = Lamp)]",
             "did you mean `aggregate`",
         ),
         mistake(
             "command-aggregate-self",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = Self)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = Self)]\npub struct TurnOff",
+            )],
             "#[command(aggregate = «Self»)]",
             "`Self`",
         ),
         mistake(
             "command-aggregate-reference",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = &Lamp)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = &Lamp)]\npub struct TurnOff",
+            )],
             "#[command(aggregate = «&Lamp»)]",
             "expected an aggregate type",
         ),
         mistake(
             "command-aggregate-trait-object",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = dyn Lamp)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = dyn Lamp)]\npub struct TurnOff",
+            )],
             "#[command(aggregate = «dyn Lamp»)]",
             "expected an aggregate type",
         ),
         mistake(
             "command-aggregate-a-string",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = \"Lamp\")]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = \"Lamp\")]\npub struct TurnOff",
+            )],
             "#[command(aggregate = «\"Lamp\"»)]",
             "without quotes",
         ),
         mistake(
             "command-aggregate-unknown-type",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = Lammp)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = Lammp)]\npub struct TurnOff",
+            )],
             "#[command(aggregate = «Lammp»)]",
             "cannot find type `Lammp`",
         ),
         mistake(
             "command-aggregate-not-an-aggregate",
             &[
-                (TURN_OFF_ATTR, "#[command(aggregate = Bulb)]\npub struct TurnOff"),
+                (
+                    TURN_OFF_ATTR,
+                    "#[command(aggregate = Bulb)]\npub struct TurnOff",
+                ),
                 ("fn main() {}", "pub struct Bulb;\n\nfn main() {}"),
             ],
             "#[command(aggregate = «Bulb»)]",
@@ -797,67 +981,112 @@ fn command_variants() -> Vec<Variant> {
         ),
         mistake(
             "command-aggregate-a-projection",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = LampStatus)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = LampStatus)]\npub struct TurnOff",
+            )],
             "#[command(aggregate = «LampStatus»)]",
             "`LampStatus` is not an aggregate",
         ),
         mistake(
             "command-missing-handler",
-            &[("impl Handle<TurnOff> for Lamp {\n    fn handle(&self, _: &TurnOff) -> Result<Events<Self>, LampError> {\n        Ok(events![SwitchedOff])\n    }\n}\n", "")],
+            &[(
+                "impl Handle<TurnOff> for Lamp {\n    fn handle(&self, _: &TurnOff) -> Result<Events<Self>, LampError> {\n        Ok(events![SwitchedOff])\n    }\n}\n",
+                "",
+            )],
             "#[command(aggregate = «Lamp»)]\npub struct TurnOff",
             "does not handle it",
         ),
         mistake(
             "command-async-without-async-handler",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = Lamp, async)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = Lamp, async)]\npub struct TurnOff",
+            )],
             "#[command(aggregate = Lamp, «async»)]",
             "has no async handler",
         ),
         mistake(
             "command-async-with-a-value",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = Lamp, async = true)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = Lamp, async = true)]\npub struct TurnOff",
+            )],
             "async «= true»",
             "without a value",
         ),
         mistake(
             "command-no-id",
-            &[("    #[id]\n    pub lamp: String,\n    pub brightness: u8,", "    pub lamp: String,\n    pub brightness: u8,")],
+            &[(
+                "    #[id]\n    pub lamp: String,\n    pub brightness: u8,",
+                "    pub lamp: String,\n    pub brightness: u8,",
+            )],
             "pub struct «TurnOn» {",
             "missing `#[id]`",
         ),
         mistake(
             "command-two-ids",
-            &[("    #[id]\n    pub lamp: String,\n    pub brightness: u8,", "    #[id]\n    pub lamp: String,\n    #[id]\n    pub brightness: u8,")],
+            &[(
+                "    #[id]\n    pub lamp: String,\n    pub brightness: u8,",
+                "    #[id]\n    pub lamp: String,\n    #[id]\n    pub brightness: u8,",
+            )],
             "«#[id]»\n    pub brightness",
             "second one",
         ),
         mistake(
             "command-id-with-arguments",
-            &[("    #[id]\n    pub lamp: String,", "    #[id(lamp)]\n    pub lamp: String,")],
+            &[(
+                "    #[id]\n    pub lamp: String,",
+                "    #[id(lamp)]\n    pub lamp: String,",
+            )],
             "#[id«(lamp)»]",
             "without arguments",
         ),
         mistake(
             "command-id-with-a-value",
-            &[("    #[id]\n    pub lamp: String,", "    #[id = 1]\n    pub lamp: String,")],
+            &[(
+                "    #[id]\n    pub lamp: String,",
+                "    #[id = 1]\n    pub lamp: String,",
+            )],
             "#[id «= 1»]",
             "without arguments",
         ),
         mistake(
             "command-id-on-the-struct",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = Lamp)]\n#[id]\npub struct TurnOff"), ("pub struct TurnOff(#[id] pub String);", "pub struct TurnOff(pub String);")],
+            &[
+                (
+                    TURN_OFF_ATTR,
+                    "#[command(aggregate = Lamp)]\n#[id]\npub struct TurnOff",
+                ),
+                (
+                    "pub struct TurnOff(#[id] pub String);",
+                    "pub struct TurnOff(pub String);",
+                ),
+            ],
             "«#[id]»\npub struct TurnOff",
             "on a field",
         ),
         mistake(
             "command-id-twice-on-one-field",
-            &[("    #[id]\n    pub lamp: String,", "    #[id]\n    #[id]\n    pub lamp: String,")],
+            &[(
+                "    #[id]\n    pub lamp: String,",
+                "    #[id]\n    #[id]\n    pub lamp: String,",
+            )],
             "#[id]\n    «#[id]»\n    pub lamp",
             "second",
         ),
         mistake(
             "command-id-without-display",
-            &[("    #[id]\n    pub lamp: String,", "    #[id]\n    pub lamp: Vec<u8>,"), ("(e.aggregate_id().to_owned(), true)", "(e.aggregate_id().to_owned(), true)")],
+            &[
+                (
+                    "    #[id]\n    pub lamp: String,",
+                    "    #[id]\n    pub lamp: Vec<u8>,",
+                ),
+                (
+                    "(e.aggregate_id().to_owned(), true)",
+                    "(e.aggregate_id().to_owned(), true)",
+                ),
+            ],
             "#[id]\n    pub lamp: «Vec<u8>»,",
             "Vec<u8>",
         ),
@@ -884,28 +1113,52 @@ fn command_variants() -> Vec<Variant> {
         ),
         mistake(
             "command-missing-deserialize",
-            &[("#[derive(Command, Deserialize)]\n#[command(aggregate = Lamp)]\npub struct TurnOff", "#[derive(Command)]\n#[command(aggregate = Lamp)]\npub struct TurnOff")],
+            &[(
+                "#[derive(Command, Deserialize)]\n#[command(aggregate = Lamp)]\npub struct TurnOff",
+                "#[derive(Command)]\n#[command(aggregate = Lamp)]\npub struct TurnOff",
+            )],
             "pub struct «TurnOff»(",
             "Deserialize",
         ),
         mistake(
             "command-key-unknown",
-            &[(TURN_OFF_ATTR, "#[command(aggregate = Lamp, retries = 3)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[command(aggregate = Lamp, retries = 3)]\npub struct TurnOff",
+            )],
             "«retries» = 3",
             "unknown key `retries`",
         ),
         legal(
             "command-raw-identifier-field",
-            &[("    #[id]\n    pub lamp: String,", "    #[id]\n    pub r#type: String,"), ("self.on.get(&q.lamp)", "self.on.get(&q.lamp)")],
+            &[
+                (
+                    "    #[id]\n    pub lamp: String,",
+                    "    #[id]\n    pub r#type: String,",
+                ),
+                ("self.on.get(&q.lamp)", "self.on.get(&q.lamp)"),
+            ],
         ),
-        legal("command-id-by-reference-type", &[("    #[id]\n    pub lamp: String,", "    #[id]\n    pub lamp: Box<str>,")]),
+        legal(
+            "command-id-by-reference-type",
+            &[(
+                "    #[id]\n    pub lamp: String,",
+                "    #[id]\n    pub lamp: Box<str>,",
+            )],
+        ),
         legal(
             "command-attribute-split-in-two",
-            &[(TURN_ON_ATTR, "#[command(aggregate = Lamp)]\n#[command(name = \"lamp.turn_on\")]")],
+            &[(
+                TURN_ON_ATTR,
+                "#[command(aggregate = Lamp)]\n#[command(name = \"lamp.turn_on\")]",
+            )],
         ),
         legal(
             "command-cfg-attr",
-            &[(TURN_ON_ATTR, "#[cfg_attr(all(), command(aggregate = Lamp, name = \"lamp.turn_on\"))]")],
+            &[(
+                TURN_ON_ATTR,
+                "#[cfg_attr(all(), command(aggregate = Lamp, name = \"lamp.turn_on\"))]",
+            )],
         ),
     ]
 }
@@ -914,25 +1167,43 @@ fn projection_variants() -> Vec<Variant> {
     vec![
         mistake(
             "projection-events-keyword",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, crate))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, crate))]",
+            )],
             "SwitchedOff, «crate»))]",
             "expected an event type",
         ),
         mistake(
             "projection-events-literal",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, 'x'))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, 'x'))]",
+            )],
             "SwitchedOff, «'x'»))]",
             "expected an event type",
         ),
         mistake(
             "projection-events-missing-comma",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp_status\", events(SwitchedOn SwitchedOff))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn SwitchedOff))]",
+            )],
             "events(SwitchedOn «SwitchedOff»))]",
             "expected `,`",
         ),
         mistake(
             "projection-events-empty",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp_status\", events())]"), ("impl Project<SwitchedOn> for LampStatus", "impl Project<SwitchedOn> for LampStatus"),],
+            &[
+                (
+                    PROJECTION_ATTR,
+                    "#[projection(name = \"lamp_status\", events())]",
+                ),
+                (
+                    "impl Project<SwitchedOn> for LampStatus",
+                    "impl Project<SwitchedOn> for LampStatus",
+                ),
+            ],
             "«events»())]",
             "at least one event",
         ),
@@ -944,37 +1215,55 @@ fn projection_variants() -> Vec<Variant> {
         ),
         mistake(
             "projection-events-listed-twice",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, SwitchedOn))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, SwitchedOn))]",
+            )],
             "SwitchedOff, «SwitchedOn»))]",
             "listed twice",
         ),
         mistake(
             "projection-missing-project",
-            &[("impl Project<SwitchedOff> for LampStatus {\n    fn project(&mut self, e: &Envelope<SwitchedOff>) {\n        self.on.insert(e.aggregate_id().to_owned(), false);\n    }\n}\n", "")],
+            &[(
+                "impl Project<SwitchedOff> for LampStatus {\n    fn project(&mut self, e: &Envelope<SwitchedOff>) {\n        self.on.insert(e.aggregate_id().to_owned(), false);\n    }\n}\n",
+                "",
+            )],
             "events(SwitchedOn, «SwitchedOff»))]",
             "does not project it",
         ),
         mistake(
             "projection-event-not-an-event",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, LampError))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff, LampError))]",
+            )],
             "SwitchedOff, «LampError»))]",
             "`LampError` is not an event",
         ),
         mistake(
             "projection-name-with-space",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp status\", events(SwitchedOn, SwitchedOff))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp status\", events(SwitchedOn, SwitchedOff))]",
+            )],
             "name = «\"lamp status\"»",
             "found a space",
         ),
         mistake(
             "projection-key-typo",
-            &[(PROJECTION_ATTR, "#[projection(nam = \"lamp_status\", events(SwitchedOn, SwitchedOff))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(nam = \"lamp_status\", events(SwitchedOn, SwitchedOff))]",
+            )],
             "#[projection(«nam» =",
             "did you mean `name`",
         ),
         mistake(
             "projection-events-wrong-case",
-            &[(PROJECTION_ATTR, "#[projection(name = \"lamp_status\", EVENTS(SwitchedOn, SwitchedOff))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", EVENTS(SwitchedOn, SwitchedOff))]",
+            )],
             "«EVENTS»(SwitchedOn",
             "did you mean `events`",
         ),
@@ -986,26 +1275,38 @@ fn projection_variants() -> Vec<Variant> {
         ),
         mistake(
             "projection-document-with-arguments",
-            &[("pub struct LampStatus {\n    on:", "pub struct LampStatus {\n    #[document(lamps)]\n    on:")],
+            &[(
+                "pub struct LampStatus {\n    on:",
+                "pub struct LampStatus {\n    #[document(lamps)]\n    on:",
+            )],
             "#[document«(lamps)»]",
             "takes no arguments",
         ),
         mistake(
             "projection-document-beside-plain-field",
-            &[("pub struct LampStatus {\n    on: std::collections::BTreeMap<String, bool>,", "pub struct LampStatus {\n    on: std::collections::BTreeMap<String, bool>,\n    #[document]\n    lamps: Documents<bool>,")],
+            &[(
+                "pub struct LampStatus {\n    on: std::collections::BTreeMap<String, bool>,",
+                "pub struct LampStatus {\n    on: std::collections::BTreeMap<String, bool>,\n    #[document]\n    lamps: Documents<bool>,",
+            )],
             "«on: std::collections::BTreeMap<String, bool>»,\n    #[document]",
             "is not a `#[document]` field",
         ),
         mistake(
             "projection-document-not-a-collection",
-            &[("pub struct LampStatus {\n    on:", "pub struct LampStatus {\n    #[document]\n    on:")],
+            &[(
+                "pub struct LampStatus {\n    on:",
+                "pub struct LampStatus {\n    #[document]\n    on:",
+            )],
             "    on: «std::collections::BTreeMap<String, bool>»,",
             "must be a documents collection",
         ),
         append(
             "projection-generic",
             "#[derive(Projection, Default)]\n#[projection(events(SwitchedOn))]\npub struct Seen<T> {\n    last: T,\n}",
-            error("pub struct Seen«<T>»", "does not support generic parameters"),
+            error(
+                "pub struct Seen«<T>»",
+                "does not support generic parameters",
+            ),
         ),
         append(
             "projection-tuple-struct",
@@ -1019,7 +1320,10 @@ fn projection_variants() -> Vec<Variant> {
         ),
         legal(
             "projection-cfg-attr",
-            &[(PROJECTION_ATTR, "#[cfg_attr(all(), projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff)))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[cfg_attr(all(), projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff)))]",
+            )],
         ),
     ]
 }
@@ -1028,55 +1332,82 @@ fn query_variants() -> Vec<Variant> {
     vec![
         mistake(
             "query-projection-an-aggregate",
-            &[(QUERY_ATTR, "#[query(projection = Lamp, output = Option<bool>, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = Lamp, output = Option<bool>, name = \"lamp.is_on\")]",
+            )],
             "#[query(projection = «Lamp»,",
             "`Lamp` is not a projection",
         ),
         mistake(
             "query-projection-self",
-            &[(QUERY_ATTR, "#[query(projection = Self, output = Option<bool>, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = Self, output = Option<bool>, name = \"lamp.is_on\")]",
+            )],
             "#[query(projection = «Self»,",
             "`Self`",
         ),
         mistake(
             "query-projection-reference",
-            &[(QUERY_ATTR, "#[query(projection = &LampStatus, output = Option<bool>, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = &LampStatus, output = Option<bool>, name = \"lamp.is_on\")]",
+            )],
             "#[query(projection = «&LampStatus»,",
             "expected a projection type",
         ),
         mistake(
             "query-missing-projection",
-            &[(QUERY_ATTR, "#[query(output = Option<bool>, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(output = Option<bool>, name = \"lamp.is_on\")]",
+            )],
             "#[«query»(output",
             "missing `projection = <type>`",
         ),
         mistake(
             "query-missing-output",
-            &[(QUERY_ATTR, "#[query(projection = LampStatus, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = LampStatus, name = \"lamp.is_on\")]",
+            )],
             "#[«query»(projection = LampStatus, name",
             "missing `output = <type>`",
         ),
         mistake(
             "query-output-a-string",
-            &[(QUERY_ATTR, "#[query(projection = LampStatus, output = \"Option<bool>\", name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = LampStatus, output = \"Option<bool>\", name = \"lamp.is_on\")]",
+            )],
             "output = «\"Option<bool>\"»",
             "without quotes",
         ),
         mistake(
             "query-output-impl-trait",
-            &[(QUERY_ATTR, "#[query(projection = LampStatus, output = impl Copy, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = LampStatus, output = impl Copy, name = \"lamp.is_on\")]",
+            )],
             "output = «impl Copy»",
             "expected `output = <type>`",
         ),
         mistake(
             "query-output-key-typo",
-            &[(QUERY_ATTR, "#[query(projection = LampStatus, ouput = Option<bool>, name = \"lamp.is_on\")]")],
+            &[(
+                QUERY_ATTR,
+                "#[query(projection = LampStatus, ouput = Option<bool>, name = \"lamp.is_on\")]",
+            )],
             "«ouput» = Option<bool>",
             "did you mean `output`",
         ),
         mistake(
             "query-missing-answer",
-            &[("impl Answer<IsOn> for LampStatus {\n    fn answer(&self, q: &IsOn) -> Option<bool> {\n        self.on.get(&q.lamp).copied()\n    }\n}\n", "")],
+            &[(
+                "impl Answer<IsOn> for LampStatus {\n    fn answer(&self, q: &IsOn) -> Option<bool> {\n        self.on.get(&q.lamp).copied()\n    }\n}\n",
+                "",
+            )],
             "#[query(projection = «LampStatus»,",
             "does not answer query `IsOn`",
         ),
@@ -1088,24 +1419,39 @@ fn query_variants() -> Vec<Variant> {
         ),
         mistake(
             "query-name-value-attribute",
-            &[(QUERY_ATTR, "#[query = \"lamp.is_on\"]\n#[query(projection = LampStatus, output = Option<bool>)]")],
+            &[(
+                QUERY_ATTR,
+                "#[query = \"lamp.is_on\"]\n#[query(projection = LampStatus, output = Option<bool>)]",
+            )],
             "#[query «= \"lamp.is_on\"»]",
             "not `#[query = ..]`",
         ),
         mistake(
             "query-enum",
-            &[(
-                "pub struct IsOn {\n    pub lamp: String,\n}",
-                "pub enum IsOn {\n    Lamp(String),\n}",
-            ), ("self.on.get(&q.lamp).copied()", "let IsOn::Lamp(lamp) = q;\n        self.on.get(lamp).copied()")],
+            &[
+                (
+                    "pub struct IsOn {\n    pub lamp: String,\n}",
+                    "pub enum IsOn {\n    Lamp(String),\n}",
+                ),
+                (
+                    "self.on.get(&q.lamp).copied()",
+                    "let IsOn::Lamp(lamp) = q;\n        self.on.get(lamp).copied()",
+                ),
+            ],
             "pub «enum» IsOn",
             "not enums",
         ),
         legal(
             "query-output-static-reference",
             &[
-                (QUERY_ATTR, "#[query(projection = LampStatus, output = &'static str, name = \"lamp.is_on\")]"),
-                ("fn answer(&self, q: &IsOn) -> Option<bool> {\n        self.on.get(&q.lamp).copied()", "fn answer(&self, q: &IsOn) -> &'static str {\n        if self.on.contains_key(&q.lamp) { \"known\" } else { \"unknown\" }"),
+                (
+                    QUERY_ATTR,
+                    "#[query(projection = LampStatus, output = &'static str, name = \"lamp.is_on\")]",
+                ),
+                (
+                    "fn answer(&self, q: &IsOn) -> Option<bool> {\n        self.on.get(&q.lamp).copied()",
+                    "fn answer(&self, q: &IsOn) -> &'static str {\n        if self.on.contains_key(&q.lamp) { \"known\" } else { \"unknown\" }",
+                ),
             ],
         ),
         append(
@@ -1121,8 +1467,14 @@ fn query_variants() -> Vec<Variant> {
         legal(
             "query-output-boxed-trait-object",
             &[
-                (QUERY_ATTR, "#[query(projection = LampStatus, output = Vec<Box<str>>, name = \"lamp.is_on\")]"),
-                ("fn answer(&self, q: &IsOn) -> Option<bool> {\n        self.on.get(&q.lamp).copied()", "fn answer(&self, _: &IsOn) -> Vec<Box<str>> {\n        self.on.keys().map(|k| k.as_str().into()).collect()"),
+                (
+                    QUERY_ATTR,
+                    "#[query(projection = LampStatus, output = Vec<Box<str>>, name = \"lamp.is_on\")]",
+                ),
+                (
+                    "fn answer(&self, q: &IsOn) -> Option<bool> {\n        self.on.get(&q.lamp).copied()",
+                    "fn answer(&self, _: &IsOn) -> Vec<Box<str>> {\n        self.on.keys().map(|k| k.as_str().into()).collect()",
+                ),
             ],
         ),
     ]
@@ -1132,49 +1484,73 @@ fn placement_variants() -> Vec<Variant> {
     vec![
         mistake(
             "aggregate-attribute-on-a-field",
-            &[("pub struct Counter {\n    ticks: u64,", "pub struct Counter {\n    #[aggregate(name = \"ticks\")]\n    ticks: u64,")],
+            &[(
+                "pub struct Counter {\n    ticks: u64,",
+                "pub struct Counter {\n    #[aggregate(name = \"ticks\")]\n    ticks: u64,",
+            )],
             "«#[aggregate(name = \"ticks\")]»",
             "on the struct",
         ),
         mistake(
             "event-attribute-on-a-field",
-            &[("pub struct SwitchedOn {\n    pub brightness: u8,", "pub struct SwitchedOn {\n    #[event(version = 2)]\n    pub brightness: u8,")],
+            &[(
+                "pub struct SwitchedOn {\n    pub brightness: u8,",
+                "pub struct SwitchedOn {\n    #[event(version = 2)]\n    pub brightness: u8,",
+            )],
             "«#[event(version = 2)]»",
             "on the struct",
         ),
         mistake(
             "command-attribute-on-a-field",
-            &[("    #[id]\n    pub lamp: String,", "    #[id]\n    #[command(name = \"lamp\")]\n    pub lamp: String,")],
+            &[(
+                "    #[id]\n    pub lamp: String,",
+                "    #[id]\n    #[command(name = \"lamp\")]\n    pub lamp: String,",
+            )],
             "«#[command(name = \"lamp\")]»",
             "on the struct",
         ),
         mistake(
             "query-attribute-on-a-field",
-            &[("pub struct IsOn {\n    pub lamp: String,", "pub struct IsOn {\n    #[query(name = \"lamp\")]\n    pub lamp: String,")],
+            &[(
+                "pub struct IsOn {\n    pub lamp: String,",
+                "pub struct IsOn {\n    #[query(name = \"lamp\")]\n    pub lamp: String,",
+            )],
             "«#[query(name = \"lamp\")]»",
             "on the struct",
         ),
         mistake(
             "projection-attribute-on-a-field",
-            &[("pub struct LampStatus {\n    on:", "pub struct LampStatus {\n    #[projection(name = \"on\")]\n    on:")],
+            &[(
+                "pub struct LampStatus {\n    on:",
+                "pub struct LampStatus {\n    #[projection(name = \"on\")]\n    on:",
+            )],
             "«#[projection(name = \"on\")]»",
             "on the struct",
         ),
         mistake(
             "document-on-the-struct",
-            &[(PROJECTION_ATTR, "#[document]\n#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff))]")],
+            &[(
+                PROJECTION_ATTR,
+                "#[document]\n#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff))]",
+            )],
             "«#[document]»\n#[projection",
             "on a field",
         ),
         mistake(
             "query-attribute-on-a-command",
-            &[(TURN_OFF_ATTR, "#[query(aggregate = Lamp)]\npub struct TurnOff")],
+            &[(
+                TURN_OFF_ATTR,
+                "#[query(aggregate = Lamp)]\npub struct TurnOff",
+            )],
             "#[«query»(aggregate = Lamp)]",
             "#[command(..)]",
         ),
         mistake(
             "command-attribute-on-an-event",
-            &[(EVENT_ATTR, "#[command(name = \"lamp.switched_on\", version = 1)]")],
+            &[(
+                EVENT_ATTR,
+                "#[command(name = \"lamp.switched_on\", version = 1)]",
+            )],
             "#[«command»(name = \"lamp.switched_on\"",
             "#[event(..)]",
         ),
@@ -1247,7 +1623,11 @@ bulb_domain!(Bulb, Lit, Light, LitBulbs, HowManyLit);"#
     vec![
         append("macro-rules-ty-fragments", &domain("ty"), Expect::Legal),
         append("macro-rules-path-fragments", &domain("path"), Expect::Legal),
-        append("macro-rules-ident-fragments", &domain("ident"), Expect::Legal),
+        append(
+            "macro-rules-ident-fragments",
+            &domain("ident"),
+            Expect::Legal,
+        ),
         append(
             "macro-rules-whole-domain-in-a-function",
             &format!("fn define() {{\n{}\n}}", domain("ident")),
