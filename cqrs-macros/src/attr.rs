@@ -1010,6 +1010,15 @@ mod tests {
             })
             .collect();
         assert_eq!(froms, ["1", "2"]);
+        let aliases: Vec<Attribute> = vec![parse_quote!(#[x(aliases("old.a", "old.b"))])];
+        let cx = Ctxt::new();
+        let parsed = parse(&cx, &aliases, "x", KEYS);
+        cx.check().unwrap();
+        let Some(Value::StrList(names)) = parsed.get("aliases").map(|e| &e.value) else {
+            panic!("no aliases");
+        };
+        let names: Vec<String> = names.iter().map(LitStr::value).collect();
+        assert_eq!(names, ["old.a", "old.b"]);
     }
 
     #[test]
