@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::command::Command;
-use crate::event::{Event, EventSet, Events};
+use crate::event::{EventSet, Events};
 
 /// A consistency boundary: the state one stream of events folds into, and the
 /// rules its commands are checked against.
@@ -58,7 +58,7 @@ pub(crate) fn unit_services<S: 'static>() -> Option<&'static S> {
     label = "missing `impl Apply<{E}> for {Self}`",
     note = "add `impl Apply<{E}> for {Self} {{ fn apply(&mut self, event: &{E}) {{ .. }} }}`"
 )]
-pub trait Apply<E: Event> {
+pub trait Apply<E> {
     /// Changes the state by what the event says happened.
     fn apply(&mut self, event: &E);
 }

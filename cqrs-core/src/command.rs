@@ -10,6 +10,11 @@ use crate::event::Events;
 /// A request to change one aggregate instance, named by its `#[id]` field.
 ///
 /// Implemented by `#[derive(Command)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command",
+    label = "not a command",
+    note = "derive it: `#[derive(Command, Deserialize)]` with `#[command(aggregate = ..)]`"
+)]
 pub trait Command: Send + Sync + 'static {
     /// The command name used by [`Engine::execute_json`](crate::Engine::execute_json)
     /// (`#[command(name = "..")]`, default: the type name).

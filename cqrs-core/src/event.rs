@@ -27,6 +27,11 @@ use crate::error::DecodeError;
 /// assert_eq!(AccountOpened::NAME, "account.opened");
 /// assert_eq!(AccountOpened::VERSION, 2);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not an event",
+    note = "add `#[derive(Event)]` to `{Self}`"
+)]
 pub trait Event:
     Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
 {
@@ -79,6 +84,13 @@ pub trait EventSet: Clone + Debug + PartialEq + Send + Sync + Sized + 'static {
     note = "list `{Self}` in `#[aggregate(events(..))]`, or emit one of the aggregate's events"
 )]
 pub trait EventOf<A: Aggregate>: Event + Into<A::Event> {}
+
+// Every event the aggregate's enum converts from: `#[derive(Aggregate)]`
+// generates the `From` impls only, so one type listed under two paths is
+// one conflict, not two. Not recommended in errors: the message above says
+// more than "`From<E>` is not implemented for the enum".
+#[diagnostic::do_not_recommend]
+impl<A: Aggregate, E: Event + Into<A::Event>> EventOf<A> for E {}
 
 /// The events a command handler decided to record, in order.
 ///

@@ -8,6 +8,8 @@ pub use serde_json;
 use serde::de::DeserializeOwned;
 use serde::{Deserializer, Serialize, Serializer};
 
+use crate::aggregate::Aggregate;
+use crate::command::Command;
 use crate::error::DecodeError;
 use crate::event::{Event, EventSet};
 use crate::projection::Projection;
@@ -94,4 +96,75 @@ pub fn start_projection<P: Projection>(host: &ProjectionHost) -> RunningProjecti
 /// The id of a type, as a `fn` pointer a `static` descriptor can hold.
 pub fn type_id_of<T: ?Sized + 'static>() -> std::any::TypeId {
     std::any::TypeId::of::<T>()
+}
+
+/// `<T as Checked<{ is_event::<T>() }>>::Type` is `T` when `T` passes the
+/// check, and an error type when it does not: the check's bound fails once,
+/// with its trait's message, and the error type silences every later use of
+/// `T`, so one mistake in a derive's input gives one error.
+pub trait Checked<const OK: bool> {
+    /// `Self`, once checked.
+    type Type: ?Sized;
+}
+
+impl<T: ?Sized> Checked<true> for T {
+    type Type = T;
+}
+
+/// The check of a type listed in `events(..)`.
+pub const fn is_event<E: Event>() -> bool {
+    true
+}
+
+/// What a type listed in `commands(..)` of aggregate `A` must be.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command of aggregate `{A}`",
+    label = "not a command of `{A}`",
+    note = "a command in `commands(..)` targets this aggregate: `#[derive(Command)]` with `#[command(aggregate = {A})]`"
+)]
+pub trait CommandOf<A> {}
+
+#[diagnostic::do_not_recommend]
+impl<A, C: Command<Aggregate = A>> CommandOf<A> for C {}
+
+/// The check of a type listed in `commands(..)` of aggregate `A`.
+pub const fn is_command_of<C: CommandOf<A>, A>() -> bool {
+    true
+}
+
+/// The check of `#[command(aggregate = X)]`.
+pub const fn is_aggregate<A: Aggregate>() -> bool {
+    true
+}
+
+/// The check of `#[query(projection = P)]`.
+pub const fn is_projection<P: Projection>() -> bool {
+    true
+}
+
+/// What `snapshot_every` needs of the aggregate, as one bound with one message.
+#[diagnostic::on_unimplemented(
+    message = "`snapshot_every` stores `{Self}` as snapshots, but `{Self}` is not `Serialize` and `Deserialize`",
+    label = "needs `Serialize` and `Deserialize` on `{Self}`",
+    note = "add `#[derive(Serialize, Deserialize)]` to `{Self}`, or remove `snapshot_every`"
+)]
+pub trait SnapshotState: Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> SnapshotState for T {}
+
+/// The check of `snapshot_every = N`.
+pub const fn is_snapshot_state<T: SnapshotState>() -> bool {
+    true
+}
+
+/// `E::NAME`, read through a bound rather than a path, so an event whose
+/// own derive failed (say, without `Serialize`) is reported there only.
+pub const fn event_name<E: Event>() -> &'static str {
+    E::NAME
+}
+
+/// `E::VERSION`, see [`event_name`].
+pub const fn event_version<E: Event>() -> u32 {
+    E::VERSION
 }

@@ -167,8 +167,7 @@ const _: () = {
             Self::Deposited(e)
         }
     }
-    impl ::cqrs_core::EventOf<Account> for Opened {}
-    impl ::cqrs_core::EventOf<Account> for Deposited {}
+    // `EventOf<Account>` follows from the `From` impls (cqrs-core's blanket impl).
 
     impl ::cqrs_core::EventSet for AccountEvent {
         const NAMES: &'static [&'static str] = &[

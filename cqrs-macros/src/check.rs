@@ -1,9 +1,10 @@
 //! Validation rules shared by the derives: supported shapes, generics, names
 //! and positive integers.
 
-use syn::{Data, DeriveInput, Fields, Generics, Ident, LitInt, LitStr};
+use proc_macro2::Span;
+use syn::{Data, DeriveInput, Fields, Generics, Ident, LitInt, LitStr, Type};
 
-use crate::diag::Ctxt;
+use crate::diag::{Ctxt, tokens_to_string};
 
 /// Which struct shapes a derive accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub(crate) fn no_generics(cx: &Ctxt, generics: &Generics, derive: &str) {
             generics,
             format!("`#[derive({derive})]` does not support generic parameters"),
         );
+        // Its where clause is part of the same mistake.
+        return;
     }
     if let Some(where_clause) = &generics.where_clause {
         cx.error_spanned_by(
@@ -57,14 +60,68 @@ pub(crate) fn no_generics(cx: &Ctxt, generics: &Generics, derive: &str) {
     }
 }
 
-/// Whether a fallback impl can be generated for `input`: not for a generic
-/// type, whose parameters are unknown, nor for a union, which meets none of
-/// the traits' bounds (`Default`, serde), so its impl would only add errors.
+/// Whether a fallback impl can be generated for `input`: not for a union,
+/// which meets none of the traits' bounds (`Default`, serde), so its impl
+/// would only add errors. A generic input gets its impls with its own
+/// generics (see [`fallback_generics`]).
 pub(crate) fn fallback_possible(input: &DeriveInput) -> bool {
-    let generics = &input.generics;
-    generics.params.is_empty()
-        && generics.where_clause.is_none()
-        && !matches!(input.data, Data::Union(_))
+    !matches!(input.data, Data::Union(_))
+}
+
+/// The `impl<..>` parameters, the type's arguments and the where clause of
+/// a fallback impl for a generic input, with `Self` bounded by what the
+/// runtime's traits need, so the impl is well-formed whatever the user wrote
+/// and only the "no generics" error is reported. Lifetimes become
+/// `'static` in the type's arguments: the traits need `'static` types.
+pub(crate) fn fallback_generics(
+    generics: &Generics,
+    ident: &Ident,
+    bounds: proc_macro2::TokenStream,
+) -> (
+    proc_macro2::TokenStream,
+    proc_macro2::TokenStream,
+    proc_macro2::TokenStream,
+) {
+    use quote::quote;
+    if generics.params.is_empty() && generics.where_clause.is_none() {
+        return (quote!(), quote!(#ident), quote!());
+    }
+    let types: Vec<_> = generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            syn::GenericParam::Type(t) => Some(&t.ident),
+            _ => None,
+        })
+        .collect();
+    let consts: Vec<_> = generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            syn::GenericParam::Const(c) => Some((&c.ident, &c.ty)),
+            _ => None,
+        })
+        .collect();
+    let args = generics.params.iter().map(|param| match param {
+        syn::GenericParam::Lifetime(_) => quote!('static),
+        syn::GenericParam::Type(t) => {
+            let ident = &t.ident;
+            quote!(#ident)
+        }
+        syn::GenericParam::Const(c) => {
+            let ident = &c.ident;
+            quote!(#ident)
+        }
+    });
+    let const_params = consts.iter().map(|(ident, ty)| quote!(const #ident: #ty));
+    let params = quote!(<#(#types,)* #(#const_params,)*>);
+    let self_ty = quote!(#ident<#(#args),*>);
+    let mut predicates: Vec<proc_macro2::TokenStream> = Vec::new();
+    if let Some(clause) = &generics.where_clause {
+        predicates.extend(clause.predicates.iter().map(|p| quote!(#p)));
+    }
+    predicates.push(quote!(for<'__cqrs> #self_ty: #bounds));
+    (params, self_ty, quote!(where #(#predicates),*))
 }
 
 /// A name is non-empty, without surrounding whitespace or control characters,
@@ -85,15 +142,22 @@ fn name_problem(value: &str) -> Option<String> {
     if value.is_empty() {
         return Some("`name` must not be empty".to_owned());
     }
+    if value.trim().is_empty() {
+        return Some("`name` must not be blank".to_owned());
+    }
     if value.trim() != value {
         return Some("`name` must not start or end with whitespace".to_owned());
     }
     if value.chars().any(char::is_control) {
         return Some("`name` must not contain control characters".to_owned());
     }
-    let bad = value
+    let Some(bad) = value
         .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))?;
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
+    else {
+        return (!value.chars().any(char::is_alphanumeric))
+            .then(|| "`name` must contain a letter or a digit".to_owned());
+    };
     let found = match bad {
         ' ' => "a space".to_owned(),
         other => format!("`{other}`"),
@@ -101,6 +165,92 @@ fn name_problem(value: &str) -> Option<String> {
     Some(format!(
         "`name` may contain only letters, digits, `.`, `-`, `_` and `/`, found {found}"
     ))
+}
+
+/// `key = T` names a type by a plain path, such as `aggregate = Account`:
+/// `Self` (the deriving type itself), references, trait objects and other
+/// kinds of types are reported on the value; `what` is "an aggregate type".
+pub(crate) fn plain_type(cx: &Ctxt, key: &str, ty: &Type, what: &str) -> bool {
+    let found = match ty {
+        Type::Path(p) if p.qself.is_none() => {
+            if p.path.segments.iter().any(|s| s.ident == "Self") {
+                cx.error_spanned_by(
+                    ty,
+                    format!(
+                        "expected `{key} = <type>`: `Self` is the type being derived here; name {what}"
+                    ),
+                );
+                return false;
+            }
+            return true;
+        }
+        Type::Group(g) => return plain_type(cx, key, &g.elem, what),
+        Type::Paren(p) => return plain_type(cx, key, &p.elem, what),
+        Type::Reference(_) => "a reference",
+        Type::TraitObject(_) => "a trait object",
+        Type::ImplTrait(_) => "`impl Trait`",
+        Type::Ptr(_) => "a pointer",
+        Type::Tuple(_) => "a tuple",
+        Type::Array(_) | Type::Slice(_) => "an array",
+        _ => "another kind of type",
+    };
+    cx.error_spanned_by(
+        ty,
+        format!(
+            "expected {what} in `{key} = ..`, found {found}: `{}`",
+            tokens_to_string(ty)
+        ),
+    );
+    false
+}
+
+/// `key = T` where `T` must be a type a value can have: `impl Trait` and the
+/// inferred type `_` are reported on the value.
+pub(crate) fn concrete_type(cx: &Ctxt, key: &str, ty: &Type) -> bool {
+    let found = match ty {
+        Type::ImplTrait(_) => "`impl Trait`",
+        Type::Infer(_) => "`_`",
+        _ => return true,
+    };
+    cx.error_spanned_by(ty, format!("expected `{key} = <type>`, found {found}"));
+    false
+}
+
+/// The required keys: one error naming every missing one (`(key, syntax,
+/// what it is for)`), on the attribute's path, unless the attribute could
+/// not be read whole.
+pub(crate) fn required_keys(
+    cx: &Ctxt,
+    attr: &str,
+    span: Span,
+    mentioned: &[&'static str],
+    incomplete: bool,
+    keys: &[(&str, &str, &str)],
+) {
+    if incomplete {
+        return;
+    }
+    let missing: Vec<&(&str, &str, &str)> = keys
+        .iter()
+        .filter(|(key, _, _)| !mentioned.contains(key))
+        .collect();
+    match missing.as_slice() {
+        [] => {}
+        [(_, syntax, what)] => {
+            cx.error_at(
+                span,
+                format!("missing `{syntax}` in `#[{attr}(..)]`: {what}"),
+            );
+        }
+        several => {
+            let syntaxes: Vec<String> = several.iter().map(|(_, s, _)| format!("`{s}`")).collect();
+            let (last, init) = syntaxes.split_last().expect("several");
+            cx.error_at(
+                span,
+                format!("missing {} and {last} in `#[{attr}(..)]`", init.join(", ")),
+            );
+        }
+    }
 }
 
 /// The valid name or the default (the type's ident, raw prefix removed).

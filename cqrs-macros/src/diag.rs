@@ -41,6 +41,11 @@ impl Ctxt {
         }
     }
 
+    /// How many errors were recorded so far.
+    pub(crate) fn len(&self) -> usize {
+        self.errors.borrow().as_ref().map_or(0, Vec::len)
+    }
+
     /// Consumes the context: `Ok` if nothing was recorded, otherwise every
     /// error folded into one.
     pub(crate) fn check(self) -> Result<(), syn::Error> {
@@ -102,8 +107,14 @@ pub(crate) fn edge_spans<T: ToTokens>(node: &T) -> (Span, Span) {
     (first.span(), last.span())
 }
 
-/// Every token of `tokens`, nested ones included, spanned at `span`.
+/// Every token of `tokens`, nested ones included, located at `span` but
+/// resolved at the call site: errors on them point at the user's token,
+/// while their names live in the derive's own hygiene context (a generated
+/// `self` or `event` still finds its binding when the user's token came
+/// from a `macro_rules!` fragment), and the compiler sees them as generated
+/// code, not as code to suggest edits in.
 pub(crate) fn set_spans(tokens: TokenStream, span: Span) -> TokenStream {
+    let span = Span::call_site().located_at(span);
     tokens
         .into_iter()
         .map(|token| match token {
@@ -120,31 +131,19 @@ pub(crate) fn set_spans(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-/// `head node tail`, spanned so that an error on the expression underlines
-/// the user's `node`: the first token of `head` at the node's first token,
-/// everything else at its last (see [`edge_spans`]). The compiler reports
-/// some errors on a path segment (`Apply` in `<Self as Apply<E>>::apply`),
-/// so those segments must sit on the node's last token, its type name,
-/// rather than on a leading `crate`.
-pub(crate) fn around<T: ToTokens>(head: TokenStream, node: &T, tail: TokenStream) -> TokenStream {
+/// `tokens` spanned over `node`: the first token at the node's first token,
+/// every other at its last, so an error on the expression underlines the
+/// whole node (see [`edge_spans`]). The compiler reports some errors on a
+/// path segment (`Apply` in `<Self as Apply<E>>::apply`), so those segments
+/// sit on the node's last token, its type name, rather than on a leading
+/// `crate`.
+pub(crate) fn spanned_over<T: ToTokens>(tokens: TokenStream, node: &T) -> TokenStream {
     let (start, end) = edge_spans(node);
-    let mut head = set_spans(head, end).into_iter();
-    let first = head
+    let mut tokens = set_spans(tokens, end).into_iter();
+    let first = tokens
         .next()
         .map(|first| set_spans(TokenStream::from(first), start));
-    let tail = set_spans(tail, end);
-    quote!(#first #(#head)* #node #tail)
-}
-
-/// `tokens` spanned as if they were `node`: every token at the node's first
-/// token, the last one at its last (see [`edge_spans`]).
-pub(crate) fn spanned_as<T: ToTokens>(tokens: TokenStream, node: &T) -> TokenStream {
-    let (start, end) = edge_spans(node);
-    let mut tokens: Vec<TokenTree> = set_spans(tokens, start).into_iter().collect();
-    if let Some(last) = tokens.pop() {
-        tokens.extend(set_spans(TokenStream::from(last), end));
-    }
-    tokens.into_iter().collect()
+    quote!(#first #(#tokens)*)
 }
 
 /// The tokens of a type or path as a user would write them, for names in
@@ -168,6 +167,37 @@ pub(crate) fn tokens_to_string<T: ToTokens>(node: &T) -> String {
     out
 }
 
+/// The type a fallback uses where the user's type is unknown (the key is
+/// missing or its value is a mistake): an alias of `[(); compile_error!(..)]`
+/// carrying the first error, which is then emitted there instead of beside
+/// the fallback. The compiler treats the type as erroneous, so nothing that
+/// uses it (a handler returning the user's own error type, a command naming
+/// its aggregate) reports a mismatch with a placeholder.
+pub(crate) struct Poison {
+    error: syn::Error,
+    used: std::cell::Cell<bool>,
+}
+
+impl Poison {
+    /// The erroneous type, by the name [`Poison::definition`] defines.
+    pub(crate) fn ty(&self) -> TokenStream {
+        self.used.set(true);
+        quote!(__CqrsUnknown)
+    }
+
+    /// The alias, if [`Poison::ty`] was used; place it beside the uses.
+    pub(crate) fn definition(&self) -> TokenStream {
+        if !self.used.get() {
+            return TokenStream::new();
+        }
+        let error = self.error.to_compile_error();
+        quote! {
+            #[allow(non_camel_case_types)]
+            type __CqrsUnknown = [(); #error];
+        }
+    }
+}
+
 /// Ends a derive: the expansion when nothing was reported, otherwise every
 /// error next to the fallback expansion, which still defines what users
 /// refer to so one mistake does not cascade.
@@ -175,27 +205,46 @@ pub(crate) fn finish<M>(
     cx: Ctxt,
     model: Option<M>,
     expand: impl FnOnce(&M) -> TokenStream,
-    fallback: impl FnOnce() -> TokenStream,
+    fallback: impl FnOnce(&Poison) -> TokenStream,
 ) -> TokenStream {
     match (cx.check(), model) {
         (Ok(()), Some(model)) => expand(&model),
         // A rule returned nothing without saying why: a bug in this crate,
         // reported rather than expanded silently.
         (Ok(()), None) => {
-            let mut tokens = syn::Error::new(
+            let error = syn::Error::new(
                 Span::call_site(),
                 "cqrs-macros: internal error, validation failed without a message; please report it",
-            )
-            .to_compile_error();
-            tokens.extend(fallback());
-            tokens
+            );
+            with_fallback(vec![error], fallback)
         }
-        (Err(errors), _) => {
-            let mut tokens = errors.to_compile_error();
-            tokens.extend(fallback());
-            tokens
-        }
+        (Err(errors), _) => with_fallback(errors.into_iter().collect(), fallback),
     }
+}
+
+/// The errors and the fallback; the first error goes into the fallback's
+/// erroneous type when it has one, so it is shown once.
+fn with_fallback(
+    errors: Vec<syn::Error>,
+    fallback: impl FnOnce(&Poison) -> TokenStream,
+) -> TokenStream {
+    let mut errors = errors.into_iter();
+    let Some(first) = errors.next() else {
+        return TokenStream::new();
+    };
+    let poison = Poison {
+        error: first.clone(),
+        used: std::cell::Cell::new(false),
+    };
+    let fallback = fallback(&poison);
+    let mut tokens = if poison.used.get() {
+        TokenStream::new()
+    } else {
+        first.to_compile_error()
+    };
+    tokens.extend(errors.map(|e| e.to_compile_error()));
+    tokens.extend(fallback);
+    tokens
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ fn run(input: TokenStream, derive: fn(&DeriveInput) -> proc_macro2::TokenStream)
 /// assert_eq!(AccountClosed::NAME, "AccountClosed");
 /// assert_eq!(MoneyDeposited::VERSION, 1);
 /// ```
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, aggregate, command, projection, query))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     run(input, event::derive)
 }
@@ -187,7 +187,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///     fn apply(&mut self, e: &Ticked) { self.last = e.at; }
 /// }
 /// ```
-#[proc_macro_derive(Aggregate, attributes(aggregate))]
+#[proc_macro_derive(Aggregate, attributes(aggregate, event, command, projection, query))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     run(input, aggregate::derive)
 }
@@ -257,7 +257,7 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 /// assert_eq!(Price { order: 7 }.aggregate_id(), "7");
 /// assert_eq!(Reprice(8, 1).aggregate_id(), "8");
 /// ```
-#[proc_macro_derive(Command, attributes(command, id))]
+#[proc_macro_derive(Command, attributes(command, id, event, aggregate, projection, query))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
     run(input, command::derive)
 }
@@ -331,7 +331,10 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// assert_eq!(Balances::NAME, "balances");
 /// assert_eq!(Balances::EVENTS, &["Deposited"]);
 /// ```
-#[proc_macro_derive(Projection, attributes(projection, document))]
+#[proc_macro_derive(
+    Projection,
+    attributes(projection, document, event, aggregate, command, query)
+)]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     run(input, projection::derive)
 }
@@ -380,7 +383,7 @@ pub fn derive_projection(input: TokenStream) -> TokenStream {
 ///
 /// assert_eq!(TotalCents::NAME, "total");
 /// ```
-#[proc_macro_derive(Query, attributes(query))]
+#[proc_macro_derive(Query, attributes(query, event, aggregate, command, projection))]
 pub fn derive_query(input: TokenStream) -> TokenStream {
     run(input, query::derive)
 }
@@ -449,5 +452,180 @@ mod no_panic {
             }
         }
         assert!(tried >= 24, "only {tried} inputs parsed");
+    }
+}
+
+#[cfg(test)]
+mod arbitrary_tokens {
+    //! A property test: arbitrary token trees, as attribute arguments and as
+    //! whole inputs, through each derive's parse, validate and expand (and
+    //! the shared attribute parser), never make a derive panic.
+
+    use proc_macro2::{
+        Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree,
+    };
+    use proptest::prelude::*;
+    use quote::quote;
+    use syn::DeriveInput;
+
+    type Derive = fn(&DeriveInput) -> proc_macro2::TokenStream;
+
+    const DERIVES: &[(&str, Derive, &[crate::attr::Key])] = &[
+        ("event", crate::event::derive, crate::event::KEYS),
+        (
+            "aggregate",
+            crate::aggregate::derive,
+            crate::aggregate::KEYS,
+        ),
+        ("command", crate::command::derive, crate::command::KEYS),
+        (
+            "projection",
+            crate::projection::derive,
+            crate::projection::KEYS,
+        ),
+        ("query", crate::query::derive, crate::query::KEYS),
+    ];
+
+    const WORDS: &[&str] = &[
+        "events",
+        "commands",
+        "error",
+        "name",
+        "version",
+        "aggregate",
+        "projection",
+        "output",
+        "async",
+        "services",
+        "snapshot_every",
+        "id",
+        "document",
+        "Self",
+        "self",
+        "crate",
+        "super",
+        "type",
+        "dyn",
+        "impl",
+        "fn",
+        "for",
+        "where",
+        "A",
+        "Lamp",
+        "Vec",
+        "u8",
+        "_",
+    ];
+
+    const PUNCTS: &[char] = &[
+        '=', ',', ':', ';', '&', '-', '<', '>', '#', '!', '.', '+', '*', '/', '?', '@', '|',
+    ];
+
+    fn leaf() -> impl Strategy<Value = TokenTree> {
+        prop_oneof![
+            prop::sample::select(WORDS)
+                .prop_map(|w| TokenTree::Ident(Ident::new(w, Span::call_site()))),
+            "[a-z]{1,6}".prop_map(|w| TokenTree::Ident(Ident::new_raw(&w, Span::call_site()))),
+            (prop::sample::select(PUNCTS), any::<bool>()).prop_map(|(c, joint)| {
+                let spacing = if joint {
+                    Spacing::Joint
+                } else {
+                    Spacing::Alone
+                };
+                TokenTree::Punct(Punct::new(c, spacing))
+            }),
+            ".{0,8}".prop_map(|s| TokenTree::Literal(Literal::string(&s))),
+            any::<u64>().prop_map(|n| TokenTree::Literal(Literal::u64_unsuffixed(n))),
+            any::<i64>().prop_map(|n| TokenTree::Literal(Literal::i64_suffixed(n))),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| TokenTree::Literal(Literal::f64_unsuffixed(f))),
+            any::<char>().prop_map(|c| TokenTree::Literal(Literal::character(c))),
+            prop::sample::select(&["\"x\"_y", "1u32", "r\"raw\"", "b'a'", "0x_ff"][..])
+                .prop_map(|l| TokenTree::Literal(l.parse().expect("a literal"))),
+        ]
+    }
+
+    fn tokens() -> impl Strategy<Value = TokenStream> {
+        let tree = leaf().prop_recursive(3, 32, 6, |inner| {
+            (
+                prop::sample::select(
+                    &[
+                        Delimiter::Parenthesis,
+                        Delimiter::Bracket,
+                        Delimiter::Brace,
+                        Delimiter::None,
+                    ][..],
+                ),
+                prop::collection::vec(inner, 0..6),
+            )
+                .prop_map(|(delimiter, trees)| {
+                    TokenTree::Group(Group::new(delimiter, trees.into_iter().collect()))
+                })
+        });
+        prop::collection::vec(tree, 0..12).prop_map(|trees| trees.into_iter().collect())
+    }
+
+    /// Runs every derive on `input`, and the attribute parser on its
+    /// attributes, catching a panic.
+    fn no_derive_panics(input: &DeriveInput) -> Result<(), TestCaseError> {
+        for (name, derive, keys) in DERIVES {
+            let outcome = std::panic::catch_unwind(|| {
+                let _ = derive(input).to_string();
+                let cx = crate::diag::Ctxt::new();
+                let _ = crate::attr::parse(&cx, &input.attrs, name, keys);
+                let _ = cx.check();
+            });
+            prop_assert!(
+                outcome.is_ok(),
+                "#[derive({name})] panicked on `{}`",
+                quote!(#input)
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_attribute_arguments(
+            attr in prop::sample::select(&["event", "aggregate", "command", "projection", "query", "id", "document"][..]),
+            args in tokens(),
+            shape in 0..4usize,
+            on_field in any::<bool>(),
+        ) {
+            let attr = Ident::new(attr, Span::call_site());
+            let attribute = quote!(#[#attr(#args)]);
+            let (outer, inner) = if on_field { (quote!(), attribute) } else { (attribute, quote!()) };
+            let input = match shape {
+                0 => quote!(#outer struct A { #inner #[id] x: u8 }),
+                1 => quote!(#outer struct A(#inner u8);),
+                2 => quote!(#outer struct A;),
+                _ => quote!(#outer enum A { X(#inner u8) }),
+            };
+            if let Ok(input) = syn::parse2::<DeriveInput>(input) {
+                no_derive_panics(&input)?;
+            }
+        }
+
+        #[test]
+        fn arbitrary_name_values(
+            attr in prop::sample::select(&["event", "aggregate", "command", "projection", "query"][..]),
+            value in tokens(),
+        ) {
+            let attr = Ident::new(attr, Span::call_site());
+            if let Ok(input) = syn::parse2::<DeriveInput>(quote!(#[#attr = #value] struct A;)) {
+                no_derive_panics(&input)?;
+            }
+        }
+
+        #[test]
+        fn arbitrary_inputs(head in tokens(), body in tokens()) {
+            let input = quote!(#head struct A #body);
+            if let Ok(input) = syn::parse2::<DeriveInput>(input) {
+                no_derive_panics(&input)?;
+            }
+        }
     }
 }

@@ -33,7 +33,6 @@ pub use tables::{
 };
 
 use crate::error::DecodeError;
-use crate::event::Event;
 use crate::record::RecordedEvent;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -96,7 +95,7 @@ pub trait Projection: Default + Send + Sync + 'static {
     label = "missing `impl Project<{E}> for {Self}`",
     note = "add `impl Project<{E}> for {Self} {{ fn project(&mut self, event: &Envelope<{E}>) {{ .. }} }}`"
 )]
-pub trait Project<E: Event> {
+pub trait Project<E> {
     /// Updates the read model for one event.
     fn project(&mut self, event: &Envelope<E>);
 }

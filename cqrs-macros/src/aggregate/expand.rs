@@ -1,22 +1,32 @@
 //! The code `#[derive(Aggregate)]` generates for a valid input.
 //!
-//! Every expression that needs something of a listed type is spanned on that
-//! type's token inside `events(..)` / `commands(..)`, so a missing impl is
-//! reported there: the `apply_event` arm for `Opened` is the check that
-//! `impl Apply<Opened>` exists.
+//! Each listed type is checked once, on its token inside `events(..)` /
+//! `commands(..)`: a type alias `__CqrsEvent0 = <E as Checked<{ is_event::<E>()
+//! }>>::Type` is `E` when `E` is an event, and an error type after one error
+//! ("`E` is not an event") when it is not, which silences every other use.
+//! The `apply_event` arm for `Opened` is the check that `impl Apply<Opened>`
+//! exists, spanned on `Opened`.
+//!
+//! Hygiene: only the tokens that carry a check get the user's span; the
+//! bindings the generated code introduces and uses (`self`, `event`,
+//! `serializer`) keep the call site's, so the expansion also compiles when
+//! the listed types come from a `macro_rules!` macro's fragments.
 
-use proc_macro2::TokenStream;
-use quote::quote;
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::{Ident, Path};
 
 use super::validate::{Aggregate, EventRef};
 use crate::check::ident_string;
-use crate::diag::{around, set_spans, spanned_as, tokens_to_string};
+use crate::diag::{set_spans, spanned_over, tokens_to_string};
 use crate::runtime;
+use crate::runtime::{checked_alias, checked_alias_with};
 
 /// The event enum at module level, everything else in a `const _` block.
 pub(crate) fn expand(aggregate: &Aggregate<'_>) -> TokenStream {
     let event_enum = event_enum(aggregate);
-    let conversions = conversions(aggregate);
+    let checked = checked_events(&aggregate.events);
+    let conversions = conversions_tokens(&aggregate.event_enum, &aggregate.events);
     let event_set = event_set(aggregate);
     let serde = serde_impls(aggregate);
     let aggregate_impl = aggregate_impl(aggregate);
@@ -24,6 +34,7 @@ pub(crate) fn expand(aggregate: &Aggregate<'_>) -> TokenStream {
     quote! {
         #event_enum
         const _: () = {
+            #checked
             #conversions
             #event_set
             #serde
@@ -33,12 +44,31 @@ pub(crate) fn expand(aggregate: &Aggregate<'_>) -> TokenStream {
     }
 }
 
+/// The alias of the `index`th listed event, once checked.
+pub(crate) fn event_alias(index: usize) -> Ident {
+    format_ident!("__CqrsEvent{index}")
+}
+
+/// `type __CqrsEvent<i> = <E as Checked<{ is_event::<E>() }>>::Type;` for
+/// each event, spanned on it.
+pub(crate) fn checked_events(events: &[EventRef<'_>]) -> TokenStream {
+    let private = runtime::private();
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, EventRef { path, .. })| {
+            let alias = event_alias(index);
+            checked_alias(&alias, path, quote!(#private::is_event))
+        })
+        .collect()
+}
+
 /// `<Ident>Event`: one variant per event, documented, with the aggregate's
 /// visibility.
 pub(crate) fn event_enum_tokens(
-    aggregate: &syn::Ident,
+    aggregate: &Ident,
     vis: &syn::Visibility,
-    event_enum: &syn::Ident,
+    event_enum: &Ident,
     events: &[EventRef<'_>],
 ) -> TokenStream {
     let doc = format!(" The events of aggregate [`{}`].", ident_string(aggregate));
@@ -67,29 +97,14 @@ fn event_enum(aggregate: &Aggregate<'_>) -> TokenStream {
     )
 }
 
-/// `From<E>` for the enum and `EventOf<Agg>` for each event.
-pub(crate) fn conversions_tokens(
-    aggregate: &syn::Ident,
-    event_enum: &syn::Ident,
-    events: &[EventRef<'_>],
-) -> TokenStream {
-    let krate = runtime::krate();
+/// `From<E>` for the enum, for each event (cqrs-core makes each one an
+/// `EventOf<Agg>`, so `events![..]` accepts it). Spanned at the call site:
+/// spanned on the event, an unknown type would also get a second error
+/// suggesting a type parameter for the impl.
+pub(crate) fn conversions_tokens(event_enum: &Ident, events: &[EventRef<'_>]) -> TokenStream {
     events
         .iter()
         .map(|EventRef { path, variant }| {
-            // Spanned on the event: "`E` is implemented for `EventOf<Agg>`"
-            // hints then point at `events(..)`. The `for<'__cqrs>` bound keeps
-            // a broken `Aggregate` impl (say, no `Default`) from failing here
-            // too (rust-lang/rust#48214).
-            let event_of = spanned_as(
-                quote! {
-                    impl #krate::EventOf<#aggregate> for #path
-                    where
-                        for<'__cqrs> #aggregate: #krate::Aggregate,
-                    {}
-                },
-                *path,
-            );
             quote! {
                 #[automatically_derived]
                 impl ::core::convert::From<#path> for #event_enum {
@@ -97,47 +112,33 @@ pub(crate) fn conversions_tokens(
                         Self::#variant(event)
                     }
                 }
-                #[automatically_derived]
-                #event_of
             }
         })
         .collect()
 }
 
-fn conversions(aggregate: &Aggregate<'_>) -> TokenStream {
-    conversions_tokens(aggregate.ident, &aggregate.event_enum, &aggregate.events)
+/// `event_name::<alias>()` (or `event_version`), see `__private::event_name`.
+fn event_const(alias: &Ident, constant: &str) -> TokenStream {
+    let private = runtime::private();
+    let function = Ident::new(constant, Span::call_site());
+    quote!(#private::#function::<#alias>())
 }
 
-/// `<E as Event>::NAME`, spanned on the event's token.
-fn event_const(path: &syn::Path, constant: &str) -> TokenStream {
-    let krate = runtime::krate();
-    let constant = syn::Ident::new(constant, proc_macro2::Span::call_site());
-    around(quote!(<), path, quote!(as #krate::Event>::#constant))
+fn aliases(events: &[EventRef<'_>]) -> Vec<Ident> {
+    (0..events.len()).map(event_alias).collect()
 }
 
 fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
     let krate = runtime::krate();
     let private = runtime::private();
     let event_enum = &aggregate.event_enum;
-    let names: Vec<_> = aggregate
-        .events
+    let aliases = aliases(&aggregate.events);
+    let names: Vec<_> = aliases
         .iter()
-        .map(|e| event_const(e.path, "NAME"))
+        .map(|a| event_const(a, "event_name"))
         .collect();
-    let versions = aggregate
-        .events
-        .iter()
-        .map(|e| event_const(e.path, "VERSION"));
+    let versions = aliases.iter().map(|a| event_const(a, "event_version"));
     let variants: Vec<_> = aggregate.events.iter().map(|e| e.variant).collect();
-    // Spanned on each event, like every use of a listed type.
-    let encodes = aggregate
-        .events
-        .iter()
-        .map(|e| around(quote!(#private::encode_event::<), e.path, quote!(>(event))));
-    let decodes = aggregate
-        .events
-        .iter()
-        .map(|e| around(quote!(#private::decode_event::<), e.path, quote!(>)));
     quote! {
         #[automatically_derived]
         impl #krate::EventSet for #event_enum {
@@ -159,7 +160,7 @@ fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
                 &self,
             ) -> ::core::result::Result<::std::vec::Vec<::core::primitive::u8>, #private::serde_json::Error> {
                 match self {
-                    #(Self::#variants(event) => #encodes,)*
+                    #(Self::#variants(event) => #private::encode_event::<#aliases>(event),)*
                 }
             }
 
@@ -170,7 +171,7 @@ fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
             ) -> ::core::result::Result<Self, #krate::DecodeError> {
                 #(
                     if name == #names {
-                        return #decodes(name, version, payload)
+                        return #private::decode_event::<#aliases>(name, version, payload)
                             .map(Self::#variants);
                     }
                 )*
@@ -184,13 +185,7 @@ fn serde_impls(aggregate: &Aggregate<'_>) -> TokenStream {
     let private = runtime::private();
     let event_enum = &aggregate.event_enum;
     let variants = aggregate.events.iter().map(|e| e.variant);
-    let serializes = aggregate.events.iter().map(|e| {
-        around(
-            quote!(#private::serialize_tagged::<__S,),
-            e.path,
-            quote!(>(serializer, event)),
-        )
-    });
+    let aliases = aliases(&aggregate.events);
     quote! {
         #[automatically_derived]
         impl #private::serde::Serialize for #event_enum {
@@ -199,7 +194,7 @@ fn serde_impls(aggregate: &Aggregate<'_>) -> TokenStream {
                 serializer: __S,
             ) -> ::core::result::Result<__S::Ok, __S::Error> {
                 match self {
-                    #(Self::#variants(event) => #serializes,)*
+                    #(Self::#variants(event) => #private::serialize_tagged::<__S, #aliases>(serializer, event),)*
                 }
             }
         }
@@ -226,34 +221,34 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
     } = aggregate;
     let services = services_type(aggregate);
     let snapshot_every = snapshot_every(aggregate);
-    // The arm for each event is the check that `impl Apply<E>` exists: spanned
-    // on `E` inside `events(..)`, so `Apply`'s `on_unimplemented` message
-    // underlines the user's token.
-    let arms = aggregate.events.iter().map(|EventRef { path, variant }| {
-        let call = around(
-            quote!(<Self as #krate::Apply<),
-            path,
-            quote!(>>::apply(self, event)),
-        );
-        quote!(#event_enum::#variant(event) => #call,)
-    });
-    let (encode, decode) = match &aggregate.snapshot {
-        // Spanned from `snapshot_every` to its value: that is what asks for
-        // serde on the aggregate.
+    // The arm for each event is the check that `impl Apply<E>` exists: the
+    // path spanned on `E` inside `events(..)`, so `Apply`'s
+    // `on_unimplemented` message underlines the user's token.
+    let arms = aggregate
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, EventRef { path, variant })| {
+            let alias = event_alias(index);
+            let apply = spanned_over(quote!(<Self as #krate::Apply<#alias>>::apply), *path);
+            quote!(#event_enum::#variant(event) => #apply(self, event),)
+        });
+    let (checked_state, encode, decode) = match &aggregate.snapshot {
+        // Checked once, on `snapshot_every`: that is what asks for serde on
+        // the aggregate.
         Some(snapshot) => {
-            let spanned = |function: &str| {
-                let function = syn::Ident::new(function, proc_macro2::Span::call_site());
-                let head = set_spans(quote!(#private::#function::<Self), snapshot.key.span());
-                let tail = set_spans(quote!(>), snapshot.lit.span());
-                quote!(#head #tail)
-            };
-            let (encode, decode) = (spanned("encode_snapshot"), spanned("decode_snapshot"));
+            let alias = Ident::new("__CqrsSnapshotState", Span::call_site());
+            let check = set_spans(quote!(#private::is_snapshot_state), snapshot.key.span());
+            let state = set_spans(quote!(#ident), snapshot.key.span());
+            let checked = checked_alias(&alias, &state, check);
             (
-                quote!(::core::option::Option::Some(#encode(self))),
-                quote!(::core::option::Option::Some(#decode(bytes))),
+                checked,
+                quote!(::core::option::Option::Some(#private::encode_snapshot::<#alias>(self))),
+                quote!(::core::option::Option::Some(#private::decode_snapshot::<#alias>(bytes))),
             )
         }
         None => (
+            TokenStream::new(),
             quote!(::core::option::Option::None),
             quote! {
                 let _ = bytes;
@@ -262,6 +257,8 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
         ),
     };
     quote! {
+        #checked_state
+
         #[automatically_derived]
         impl #krate::Aggregate for #ident {
             const NAME: &'static ::core::primitive::str = #name;
@@ -311,6 +308,11 @@ fn snapshot_every(aggregate: &Aggregate<'_>) -> TokenStream {
     }
 }
 
+/// The alias of the `index`th listed command, once checked.
+fn command_alias(index: usize) -> Ident {
+    format_ident!("__CqrsCommand{index}")
+}
+
 fn registration(aggregate: &Aggregate<'_>) -> TokenStream {
     let krate = runtime::krate();
     let private = runtime::private();
@@ -323,39 +325,40 @@ fn registration(aggregate: &Aggregate<'_>) -> TokenStream {
     let snapshot_every = snapshot_every(aggregate);
     // The descriptor each event's own derive registered (its Rust path is
     // where the event is defined, which the aggregate cannot know).
-    let events = aggregate.events.iter().map(|EventRef { path, variant }| {
-        let fallback_rust_type = ident_string(variant);
-        let registration = around(
-            quote!(<),
-            *path,
-            quote!(as #krate::Registered>::REGISTRATION),
-        );
-        let name = event_const(path, "NAME");
-        let version = event_const(path, "VERSION");
-        quote! {
-            match #registration {
-                #krate::registry::Registration::Event(descriptor) => *descriptor,
-                _ => #krate::registry::EventDescriptor {
-                    name: #name,
-                    version: #version,
-                    rust_type: ::core::concat!(::core::module_path!(), "::", #fallback_rust_type),
-                },
+    let events = aggregate
+        .events
+        .iter()
+        .enumerate()
+        .map(|(index, EventRef { variant, .. })| {
+            let alias = event_alias(index);
+            let fallback_rust_type = ident_string(variant);
+            let name = event_const(&alias, "event_name");
+            let version = event_const(&alias, "event_version");
+            quote! {
+                match <#alias as #krate::Registered>::REGISTRATION {
+                    #krate::registry::Registration::Event(descriptor) => *descriptor,
+                    _ => #krate::registry::EventDescriptor {
+                        name: #name,
+                        version: #version,
+                        rust_type: ::core::concat!(::core::module_path!(), "::", #fallback_rust_type),
+                    },
+                }
             }
-        }
-    });
-    // Each command is checked to target this aggregate, on its token.
-    let commands = aggregate.commands.iter().map(|path| {
-        around(
-            quote!(__cqrs_command_of_this_aggregate::<#ident,),
-            *path,
-            quote!(>()),
-        )
+        });
+    // Each command is checked, on its token, to be a command of this
+    // aggregate.
+    let checked_commands: TokenStream = aggregate
+        .commands
+        .iter()
+        .enumerate()
+        .map(|(index, path)| checked_command(&command_alias(index), path, ident))
+        .collect();
+    let commands = (0..aggregate.commands.len()).map(|index| {
+        let alias = command_alias(index);
+        quote!(<#alias as #krate::Command>::NAME)
     });
     quote! {
-        /// The name of a command that targets aggregate `A`.
-        const fn __cqrs_command_of_this_aggregate<A, C: #krate::Command<Aggregate = A>>() -> &'static ::core::primitive::str {
-            <C as #krate::Command>::NAME
-        }
+        #checked_commands
 
         const __CQRS_DESCRIPTOR: #krate::registry::AggregateDescriptor =
             #krate::registry::AggregateDescriptor {
@@ -378,4 +381,15 @@ fn registration(aggregate: &Aggregate<'_>) -> TokenStream {
             <#ident as #krate::Registered>::REGISTRATION
         }
     }
+}
+
+/// `type <alias> = <C as Checked<{ is_command_of::<C, Agg>() }>>::Type;`.
+fn checked_command(alias: &Ident, path: &Path, aggregate: &Ident) -> TokenStream {
+    let private = runtime::private();
+    checked_alias_with(
+        alias,
+        path,
+        quote!(#private::is_command_of),
+        quote!(, #aggregate),
+    )
 }

@@ -2,6 +2,11 @@
 //! enum, its conversions and the trait impls with `unreachable!()` bodies, so
 //! handlers, commands and `events![..]` keep compiling and only the user's
 //! mistake is reported.
+//!
+//! Whatever could still be read is used (the valid items of a malformed
+//! list, a misspelled key's value); a type that could not be read becomes an
+//! erroneous type carrying the error already reported, so the user's own
+//! types (a handler's error type) are never compared with a placeholder.
 
 use std::collections::BTreeSet;
 
@@ -11,11 +16,13 @@ use quote::{format_ident, quote};
 use super::expand::{conversions_tokens, event_enum_tokens};
 use super::parse::{Input, variant_of};
 use super::validate::EventRef;
-use crate::check::ident_string;
+use crate::attr::listed_path_problem;
+use crate::check::{self, ident_string};
+use crate::diag::Poison;
 use crate::runtime;
 
 /// The items users refer to, built from whatever parsed.
-pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
+pub(crate) fn expand(input: &Input<'_>, poison: &Poison) -> TokenStream {
     let krate = runtime::krate();
     let private = runtime::private();
     let ident = input.ident;
@@ -26,6 +33,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .events
         .iter()
         .flat_map(|list| &list.items)
+        .filter(|path| listed_path_problem(path).is_none())
         .filter_map(|path| {
             Some(EventRef {
                 path,
@@ -35,25 +43,33 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .filter(|event| seen.insert(event.variant.to_string()))
         .collect();
     let enum_tokens = event_enum_tokens(ident, input.vis, &event_enum, &events);
-    if !crate::check::fallback_possible(input.original) {
+    if !check::fallback_possible(input.original) {
         return enum_tokens;
     }
-    let conversions = conversions_tokens(ident, &event_enum, &events);
+    let bounds =
+        quote!(::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static);
+    let (params, self_ty, where_clause) =
+        check::fallback_generics(&input.original.generics, ident, bounds);
+    let conversions = conversions_tokens(&event_enum, &events);
     let name = input
         .name
         .as_ref()
         .map_or_else(|| ident_string(ident), syn::LitStr::value);
-    let error = match &input.error {
+    let unknown = || poison.ty();
+    let error_type = match &input.error {
         Some(ty) => quote!(#ty),
-        None => quote!(::std::io::Error),
+        None => unknown(),
     };
     let services = match &input.services {
         Some(ty) => quote!(#ty),
+        None if input.attempted.contains(&"services") => unknown(),
         None => quote!(()),
     };
+    let unknown_type = poison.definition();
     quote! {
         #enum_tokens
         const _: () = {
+            #unknown_type
             #conversions
 
             #[automatically_derived]
@@ -99,11 +115,11 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #krate::Aggregate for #ident {
+            impl #params #krate::Aggregate for #self_ty #where_clause {
                 const NAME: &'static ::core::primitive::str = #name;
                 const SNAPSHOT_EVERY: ::core::option::Option<::core::primitive::u64> = ::core::option::Option::None;
                 type Event = #event_enum;
-                type Error = #error;
+                type Error = #error_type;
                 type Services = #services;
                 fn apply_event(&mut self, _: &#event_enum) {
                     ::core::unreachable!()

@@ -14,31 +14,27 @@ use crate::diag::{self, Ctxt};
 /// The keys of `#[aggregate(..)]`.
 pub(crate) const KEYS: &[Key] = &[
     attr::NAME,
-    Key {
-        name: "events",
-        form: Form::List,
-        syntax: "events(<event>, ..)",
-    },
-    Key {
-        name: "commands",
-        form: Form::List,
-        syntax: "commands(<command>, ..)",
-    },
-    Key {
-        name: "error",
-        form: Form::Type,
-        syntax: "error = <type>",
-    },
-    Key {
-        name: "services",
-        form: Form::Type,
-        syntax: "services = <type>",
-    },
-    Key {
-        name: "snapshot_every",
-        form: Form::Int,
-        syntax: "snapshot_every = <integer >= 1>",
-    },
+    Key::new(
+        "events",
+        Form::List {
+            item: "an event type",
+        },
+        "events(<event>, ..)",
+    ),
+    Key::new(
+        "commands",
+        Form::List {
+            item: "a command type",
+        },
+        "commands(<command>, ..)",
+    ),
+    Key::new("error", Form::Type, "error = <type>"),
+    Key::new("services", Form::Type, "services = <type>"),
+    Key::new(
+        "snapshot_every",
+        Form::Int,
+        "snapshot_every = <integer >= 1>",
+    ),
 ];
 
 /// Expands `#[derive(Aggregate)]` on `input`.
@@ -46,7 +42,9 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let parsed = parse::from_syn(&cx, input);
     let model = validate::validate(&cx, &parsed);
-    diag::finish(cx, model, expand::expand, || fallback::expand(&parsed))
+    diag::finish(cx, model, expand::expand, |poison| {
+        fallback::expand(&parsed, poison)
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::diag::{self, Ctxt};
 pub(crate) struct List {
     /// `events` / `commands` as written.
     pub(crate) key: Ident,
-    /// The listed types.
+    /// The listed types (the valid items, when some were reported).
     pub(crate) items: Vec<Path>,
 }
 
@@ -24,11 +24,16 @@ pub(crate) struct Input<'a> {
     pub(crate) vis: &'a Visibility,
     /// Whether `#[aggregate(..)]` is present at all.
     pub(crate) has_attribute: bool,
+    /// Whether the attribute could not be read whole (no key is then
+    /// reported missing).
+    pub(crate) incomplete: bool,
     /// Where "missing key" errors point.
     pub(crate) missing_span: Span,
     /// The keys given, or attempted with a mistake already reported: a
     /// required key among them is not reported missing.
     pub(crate) mentioned: Vec<&'static str>,
+    /// The keys given with a mistake already reported.
+    pub(crate) attempted: Vec<&'static str>,
     /// `name = ".."`.
     pub(crate) name: Option<LitStr>,
     /// `events(..)`.
@@ -50,9 +55,10 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         vis,
         ident,
         generics: _,
-        data: _,
+        data,
     } = input;
     let parsed = attr::parse(cx, attrs, "aggregate", super::KEYS);
+    attr::misplaced_on_fields(cx, data);
     let list = |key: &str| {
         parsed.list(key).map(|(key, items)| List {
             key: key.clone(),
@@ -64,8 +70,10 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         ident,
         vis,
         has_attribute: parsed.path.is_some(),
+        incomplete: parsed.incomplete,
         missing_span: parsed.missing_span(ident),
         mentioned: parsed.mentioned(),
+        attempted: parsed.attempted.clone(),
         name: parsed.str("name").cloned(),
         events: list("events"),
         commands: list("commands"),

@@ -75,10 +75,7 @@ fn required_keys_are_reported_missing() {
     assert_eq!(
         run(&input),
         Err(vec![
-            "missing `events(..)` in `#[aggregate(..)]`: list the events this aggregate records"
-                .to_owned(),
-            "missing `error = <type>` in `#[aggregate(..)]`: the error type its handlers return"
-                .to_owned(),
+            "missing `events(..)` and `error = <type>` in `#[aggregate(..)]`".to_owned()
         ])
     );
 }
@@ -93,7 +90,7 @@ fn a_misspelled_or_malformed_key_is_not_also_missing() {
         run(&input),
         Err(vec![
             "unknown key `evnts` in `#[aggregate(..)]`, did you mean `events`?".to_owned(),
-            "expected `error = <type>`, found a literal".to_owned(),
+            "expected `error = <type>`: write the type `E` without quotes".to_owned(),
         ])
     );
 }

@@ -45,8 +45,6 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) every: u64,
     /// `snapshot_every`, as written.
     pub(crate) key: &'a Ident,
-    /// The integer literal.
-    pub(crate) lit: &'a LitInt,
 }
 
 /// Checks every rule, reporting each broken one to `cx`.
@@ -54,19 +52,24 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Aggregate<
     aggregate_is_a_struct(cx, input);
     aggregate_is_not_generic(cx, input);
     let present = attribute_is_present(cx, input);
-    let events = present.then(|| events_are_listed(cx, input)).flatten();
-    let error = present.then(|| error_is_given(cx, input)).flatten();
+    if present {
+        required_keys_are_given(cx, input);
+    }
+    let events = input
+        .events
+        .as_ref()
+        .filter(|events| events_are_listed(cx, input, events));
     let events = events.map(|events| events_are_distinct(cx, events));
     let commands = input
         .commands
         .as_ref()
+        .filter(|commands| commands_are_listed(cx, input, commands))
         .map(|c| commands_are_distinct(cx, c));
     let name = check::name_or_ident(cx, input.name.as_ref(), input.ident);
     let snapshot = match &input.snapshot_every {
         Some((key, lit)) => Some(Some(Snapshot {
             every: snapshot_every_is_positive(cx, lit)?,
             key,
-            lit,
         })),
         None => Some(None),
     };
@@ -77,7 +80,7 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Aggregate<
         name: name?,
         events: events??,
         commands: commands.unwrap_or_default(),
-        error: error?,
+        error: input.error.as_ref()?,
         services: input.services.as_ref(),
         snapshot: snapshot?,
     })
@@ -105,34 +108,51 @@ fn attribute_is_present(cx: &Ctxt, input: &Input<'_>) -> bool {
     input.has_attribute
 }
 
-// `events(..)` is required and lists at least one event.
-fn events_are_listed<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a List> {
-    let Some(events) = &input.events else {
-        if input.mentioned.contains(&"events") {
-            return None;
-        }
-        cx.error_at(
-            input.missing_span,
-            "missing `events(..)` in `#[aggregate(..)]`: list the events this aggregate records",
-        );
-        return None;
-    };
-    if events.items.is_empty() {
-        cx.error_spanned_by(&events.key, "`events(..)` must list at least one event");
-        return None;
-    }
-    Some(events)
+// `events(..)` and `error = T` are required; every missing one is named in
+// one error.
+fn required_keys_are_given(cx: &Ctxt, input: &Input<'_>) {
+    check::required_keys(
+        cx,
+        "aggregate",
+        input.missing_span,
+        &input.mentioned,
+        input.incomplete,
+        &[
+            (
+                "events",
+                "events(..)",
+                "list the events this aggregate records",
+            ),
+            (
+                "error",
+                "error = <type>",
+                "the error type its handlers return",
+            ),
+        ],
+    );
 }
 
-// `error = T` is required: the domain error the handlers return.
-fn error_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.error.is_none() && !input.mentioned.contains(&"error") {
-        cx.error_at(
-            input.missing_span,
-            "missing `error = <type>` in `#[aggregate(..)]`: the error type its handlers return",
+// `events(..)` lists at least one event.
+fn events_are_listed(cx: &Ctxt, input: &Input<'_>, events: &List) -> bool {
+    if events.items.is_empty() {
+        if !input.attempted.contains(&"events") {
+            cx.error_spanned_by(&events.key, "`events(..)` must list at least one event");
+        }
+        return false;
+    }
+    true
+}
+
+// `commands(..)`, when given, lists at least one command, as `events(..)`
+// does: an aggregate without commands leaves the key out.
+fn commands_are_listed(cx: &Ctxt, input: &Input<'_>, commands: &List) -> bool {
+    if commands.items.is_empty() && !input.attempted.contains(&"commands") {
+        cx.error_spanned_by(
+            &commands.key,
+            "`commands(..)` must list at least one command; leave it out for an aggregate without commands",
         );
     }
-    input.error.as_ref()
+    true
 }
 
 // Each event is listed once, and no two events end in the same name (each

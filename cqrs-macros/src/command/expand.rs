@@ -1,12 +1,13 @@
 //! The code `#[derive(Command)]` generates for a valid input.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::Ident;
 
 use super::validate::Command;
 use crate::check::ident_string;
-use crate::diag::{around, edge_spans, set_spans, spanned_as};
-use crate::runtime;
+use crate::diag::{edge_spans, set_spans, spanned_over};
+use crate::runtime::{self, checked_alias};
 
 /// `Command` and `Registered` impls and the inventory submission.
 pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
@@ -20,38 +21,31 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         id,
     } = command;
     let rust_name = ident_string(ident);
-    // Both impls assume `X: Aggregate`. Written `for<'__cqrs>` so it is not a
-    // "trivially false" bound (rust-lang/rust#48214): when `X` is no
-    // aggregate, the impls are unusable and the one error is the submission
-    // below, spanned on `X`, not one error per use of `X` in the signatures.
-    let assume_aggregate = spanned_as(
-        quote!(for<'__cqrs> #aggregate: #krate::Aggregate),
-        aggregate,
-    );
-    let submission = spanned_as(
-        quote!(<#ident as #krate::Registered>::REGISTRATION),
-        aggregate,
-    );
-    // Spanned on the field's type, call included: a type without `Display`
-    // is reported there and nowhere else.
+    // `X`, once checked to be an aggregate: on `X` when it is not, and then
+    // an error type that silences every other use of it (the handler check,
+    // the user's `impl Handle<Self> for ..`, the aggregate's `commands(..)`).
+    let alias = Ident::new("__CqrsAggregate", Span::call_site());
+    let checked = checked_alias(&alias, aggregate, quote!(#private::is_aggregate));
+    // Spanned on the field's type: a type without `Display` is reported
+    // there and nowhere else.
     let stream_id = {
         let member = &id.member;
-        let call = set_spans(quote!(#private::stream_id), edge_spans(id.ty).0);
-        let field = spanned_as(quote!(&self.#member), id.ty);
-        quote!(#call(#field))
+        let ty = id.ty;
+        let call = set_spans(quote!(#private::stream_id::<), edge_spans(ty).0);
+        quote!(#call #ty>(&self.#member))
     };
     // The handler call is the check that the handler exists: spanned on
     // `async` for async commands, on the `aggregate = X` value otherwise.
     let signature = |services: TokenStream| {
         quote! {
             fn dispatch<'a>(
-                state: &'a #aggregate,
+                state: &'a #alias,
                 command: &'a Self,
-                #services: &'a <#aggregate as #krate::Aggregate>::Services,
+                #services: &'a <#alias as #krate::Aggregate>::Services,
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<
-                    #krate::Events<#aggregate>,
-                    <#aggregate as #krate::Aggregate>::Error,
+                    #krate::Events<#alias>,
+                    <#alias as #krate::Aggregate>::Error,
                 >,
             > + ::core::marker::Send
                    + 'a
@@ -61,12 +55,13 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         // The whole method is spanned on `async`: the returned future is the
         // handler's, so a missing impl is also reported on the signature,
         // and that report must be identical to the call's to be shown once.
+        // Its bindings share that one span, so they still resolve.
         Some(flag) => {
             let signature = signature(quote!(services));
             set_spans(
                 quote! {
                     #signature {
-                        <#aggregate as #krate::HandleAsync<Self>>::handle(state, command, services)
+                        <#alias as #krate::HandleAsync<Self>>::handle(state, command, services)
                     }
                 },
                 flag.span(),
@@ -74,11 +69,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
         None => {
             let signature = signature(quote!(_services));
-            let call = around(
-                quote!(<),
-                aggregate,
-                quote!(as #krate::Handle<Self>>::handle),
-            );
+            let call = spanned_over(quote!(<#alias as #krate::Handle<Self>>::handle), aggregate);
             quote! {
                 #signature {
                     ::core::future::ready(#call(state, command))
@@ -90,13 +81,12 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
     let execute_json = set_spans(quote!(#private::execute_json::<#ident>), ident.span());
     quote! {
         const _: () = {
+            #checked
+
             #[automatically_derived]
-            impl #krate::Command for #ident
-            where
-                #assume_aggregate
-            {
+            impl #krate::Command for #ident {
                 const NAME: &'static ::core::primitive::str = #name;
-                type Aggregate = #aggregate;
+                type Aggregate = #alias;
 
                 fn aggregate_id(&self) -> ::std::string::String {
                     #stream_id
@@ -106,21 +96,18 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #krate::Registered for #ident
-            where
-                #assume_aggregate
-            {
+            impl #krate::Registered for #ident {
                 const REGISTRATION: #krate::registry::Registration =
                     #krate::registry::Registration::Command(&#krate::registry::CommandDescriptor {
                         name: #name,
                         rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
-                        aggregate: <#aggregate as #krate::Aggregate>::NAME,
+                        aggregate: <#alias as #krate::Aggregate>::NAME,
                         execute_json: #execute_json,
                     });
             }
 
             #private::inventory::submit! {
-                #submission
+                <#ident as #krate::Registered>::REGISTRATION
             }
         };
     }

@@ -13,17 +13,9 @@ use crate::diag::{self, Ctxt};
 
 /// The keys of `#[command(..)]`.
 pub(crate) const KEYS: &[Key] = &[
-    Key {
-        name: "aggregate",
-        form: Form::Type,
-        syntax: "aggregate = <type>",
-    },
+    Key::new("aggregate", Form::Type, "aggregate = <type>"),
     attr::NAME,
-    Key {
-        name: "async",
-        form: Form::Flag,
-        syntax: "async",
-    },
+    Key::new("async", Form::Flag, "async"),
 ];
 
 /// Expands `#[derive(Command)]` on `input`.
@@ -31,7 +23,9 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let parsed = parse::from_syn(&cx, input);
     let model = validate::validate(&cx, &parsed);
-    diag::finish(cx, model, expand::expand, || fallback::expand(&parsed))
+    diag::finish(cx, model, expand::expand, |poison| {
+        fallback::expand(&parsed, poison)
+    })
 }
 
 #[cfg(test)]

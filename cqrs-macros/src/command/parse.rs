@@ -25,6 +25,10 @@ pub(crate) struct Input<'a> {
     pub(crate) is_async: Option<Ident>,
     /// Every field marked `#[id]`, in order.
     pub(crate) ids: Vec<IdField<'a>>,
+    /// `#[id]` on the struct itself, not on a field.
+    pub(crate) misplaced_ids: Vec<&'a Attribute>,
+    /// Whether the attribute could not be read whole.
+    pub(crate) incomplete: bool,
 }
 
 /// A field marked `#[id]`.
@@ -47,6 +51,8 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         data,
     } = input;
     let parsed = attr::parse(cx, attrs, "command", super::KEYS);
+    attr::misplaced_on_fields(cx, data);
+    let misplaced_ids = attrs.iter().filter(|a| a.path().is_ident("id")).collect();
     let ids = match data {
         Data::Struct(data) => data.fields.iter().enumerate().flat_map(id_fields).collect(),
         Data::Enum(_) | Data::Union(_) => Vec::new(),
@@ -60,6 +66,8 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         name: parsed.str("name").cloned(),
         is_async: parsed.flag("async").cloned(),
         ids,
+        misplaced_ids,
+        incomplete: parsed.incomplete,
     }
 }
 

@@ -24,9 +24,13 @@ pub(crate) struct Command<'a> {
 pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Command<'a>> {
     command_is_a_struct(cx, input);
     command_is_not_generic(cx, input);
-    let aggregate = aggregate_is_given(cx, input);
+    let aggregate = aggregate_is_given(cx, input).filter(|ty| aggregate_is_a_type(cx, ty));
     id_has_no_arguments(cx, input);
-    let id = exactly_one_id(cx, input);
+    let id = if id_is_on_a_field(cx, input) {
+        exactly_one_id(cx, input)
+    } else {
+        None
+    };
     let name = check::name_or_ident(cx, input.name.as_ref(), input.ident);
     Some(Command {
         ident: input.ident,
@@ -50,13 +54,30 @@ fn command_is_not_generic(cx: &Ctxt, input: &Input<'_>) {
 
 // `aggregate = X` is required: the aggregate the command changes.
 fn aggregate_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.aggregate.is_none() && !input.mentioned.contains(&"aggregate") {
+    if input.aggregate.is_none() && !input.mentioned.contains(&"aggregate") && !input.incomplete {
         cx.error_at(
             input.missing_span,
             "missing `#[command(aggregate = <type>)]`: the aggregate this command changes",
         );
     }
     input.aggregate.as_ref()
+}
+
+// `aggregate = X` names the aggregate by its type's path: not `Self` (the
+// command itself), a reference or a trait object.
+fn aggregate_is_a_type(cx: &Ctxt, ty: &Type) -> bool {
+    check::plain_type(cx, "aggregate", ty, "an aggregate type")
+}
+
+// `#[id]` marks a field; on the struct itself it is reported there.
+fn id_is_on_a_field(cx: &Ctxt, input: &Input<'_>) -> bool {
+    for attr in &input.misplaced_ids {
+        cx.error_spanned_by(
+            attr,
+            "`#[id]` goes on a field: the one that holds the id of the target aggregate",
+        );
+    }
+    input.misplaced_ids.is_empty()
 }
 
 // `#[id]` is a bare marker: `#[id(..)]` and `#[id = ..]` are reported on
@@ -85,11 +106,14 @@ fn id_has_no_arguments(cx: &Ctxt, input: &Input<'_>) {
 fn exactly_one_id<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a IdField<'a>> {
     let mut ids = input.ids.iter();
     let Some(first) = ids.next() else {
-        if matches!(input.original.data, syn::Data::Struct(_)) {
-            cx.error_at(
-                input.ident.span(),
-                "missing `#[id]`: mark the field that holds the id of the target aggregate",
-            );
+        if let syn::Data::Struct(data) = &input.original.data {
+            let message = if data.fields.is_empty() {
+                "a command needs a field marked `#[id]` that holds the id of the target aggregate, \
+                 and this struct has no fields"
+            } else {
+                "missing `#[id]`: mark the field that holds the id of the target aggregate"
+            };
+            cx.error_at(input.ident.span(), message);
         }
         return None;
     };

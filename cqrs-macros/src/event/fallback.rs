@@ -5,13 +5,14 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::parse::Input;
-use crate::check::ident_string;
+use crate::check::{self, ident_string};
 use crate::runtime;
 
-/// The `Event` impl, with the name and version as written (or the defaults);
-/// nothing for a generic type, whose parameters are unknown.
+/// The `Event` and `Registered` impls, with the name and version as written
+/// when they are valid (or the defaults); a generic event gets them with its
+/// own generics.
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
-    if !crate::check::fallback_possible(input.original) {
+    if !check::fallback_possible(input.original) {
         return TokenStream::new();
     }
     let krate = runtime::krate();
@@ -20,12 +21,40 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .name
         .as_ref()
         .map_or_else(|| ident_string(ident), syn::LitStr::value);
+    let version = input
+        .version
+        .as_ref()
+        .and_then(|lit| lit.base10_parse::<u32>().ok())
+        .filter(|version| *version >= 1)
+        .unwrap_or(1);
+    let rust_name = ident_string(ident);
+    let bounds = quote!(
+        #krate::__private::serde::Serialize
+            + #krate::__private::serde::de::DeserializeOwned
+            + ::core::clone::Clone
+            + ::core::fmt::Debug
+            + ::core::cmp::PartialEq
+            + ::core::marker::Send
+            + ::core::marker::Sync
+            + 'static
+    );
+    let (params, self_ty, where_clause) =
+        check::fallback_generics(&input.original.generics, ident, bounds);
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #krate::Event for #ident {
+            impl #params #krate::Event for #self_ty #where_clause {
                 const NAME: &'static ::core::primitive::str = #name;
-                const VERSION: ::core::primitive::u32 = 1;
+                const VERSION: ::core::primitive::u32 = #version;
+            }
+            #[automatically_derived]
+            impl #params #krate::Registered for #self_ty #where_clause {
+                const REGISTRATION: #krate::registry::Registration =
+                    #krate::registry::Registration::Event(&#krate::registry::EventDescriptor {
+                        name: #name,
+                        version: #version,
+                        rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
+                    });
             }
         };
     }

@@ -13,11 +13,11 @@ use crate::diag::{self, Ctxt};
 /// The keys of `#[event(..)]`.
 pub(crate) const KEYS: &[crate::attr::Key] = &[
     crate::attr::NAME,
-    crate::attr::Key {
-        name: "version",
-        form: crate::attr::Form::Int,
-        syntax: "version = <integer >= 1>",
-    },
+    crate::attr::Key::new(
+        "version",
+        crate::attr::Form::Int,
+        "version = <integer >= 1>",
+    ),
 ];
 
 /// Expands `#[derive(Event)]` on `input`.
@@ -25,7 +25,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let parsed = parse::from_syn(&cx, input);
     let model = validate::validate(&cx, &parsed);
-    diag::finish(cx, model, expand::expand, || fallback::expand(&parsed))
+    diag::finish(cx, model, expand::expand, |_| fallback::expand(&parsed))
 }
 
 #[cfg(test)]

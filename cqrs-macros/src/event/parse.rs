@@ -24,9 +24,10 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         vis: _,
         ident,
         generics: _,
-        data: _,
+        data,
     } = input;
     let parsed = attr::parse(cx, attrs, "event", super::KEYS);
+    attr::misplaced_on_fields(cx, data);
     Input {
         original: input,
         ident,

@@ -1,14 +1,14 @@
 //! The code `#[derive(Projection)]` generates for a valid input.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
 use super::validate::Projection;
 use crate::check::ident_string;
-use crate::diag::around;
-use crate::runtime;
+use crate::diag::spanned_over;
+use crate::runtime::{self, checked_alias};
 
 /// `Projection` and `Registered` impls and the inventory submission.
 pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
@@ -22,29 +22,40 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
     } = projection;
     let collections = document_collections(documents);
     let rust_name = ident_string(ident);
-    let names: Vec<_> = events
+    // Each event checked once, on its token (see `aggregate::expand`).
+    let aliases: Vec<Ident> = (0..events.len())
+        .map(|index| format_ident!("__CqrsEvent{index}"))
+        .collect();
+    let checked: TokenStream = events
         .iter()
-        .map(|path| around(quote!(<), *path, quote!(as #krate::Event>::NAME)))
+        .zip(&aliases)
+        .map(|(path, alias)| checked_alias(alias, *path, quote!(#private::is_event)))
+        .collect();
+    let names: Vec<_> = aliases
+        .iter()
+        .map(|alias| quote!(#private::event_name::<#alias>()))
         .collect();
     // The `project` call for each event is the check that `impl Project<E>`
     // exists: spanned on `E` inside `events(..)`.
-    let branches = events.iter().zip(&names).map(|(path, name)| {
-        let project = around(
-            quote!(<Self as #krate::Project<),
-            *path,
-            quote!(>>::project),
-        );
-        let decode = around(quote!(#krate::Envelope::<), *path, quote!(>::decode));
-        quote! {
-            if record.event_name == #name {
-                let envelope = #decode(record)?;
-                #project(self, &envelope);
-                return ::core::result::Result::Ok(());
+    let branches = events
+        .iter()
+        .zip(&names)
+        .zip(&aliases)
+        .map(|((path, name), alias)| {
+            let project = spanned_over(quote!(<Self as #krate::Project<#alias>>::project), *path);
+            let decode = quote!(#krate::Envelope::<#alias>::decode);
+            quote! {
+                if record.event_name == #name {
+                    let envelope = #decode(record)?;
+                    #project(self, &envelope);
+                    return ::core::result::Result::Ok(());
+                }
             }
-        }
-    });
+        });
     quote! {
         const _: () = {
+            #checked
+
             #[automatically_derived]
             impl #krate::Projection for #ident {
                 const NAME: &'static ::core::primitive::str = #name;
@@ -89,17 +100,22 @@ fn document_collections(documents: &[(&Ident, &Type)]) -> TokenStream {
         return TokenStream::new();
     }
     let krate = runtime::krate();
+    // The field's type as written is the check's type argument, so the
+    // error lands on it; `self` keeps the call site's span (hygiene).
     let entries = documents.iter().map(|(field, ty)| {
         let name = field.to_string();
-        let collection = quote_spanned! {ty.span()=>
-            &mut self.#field as &mut dyn #krate::projection::DocumentCollection
-        };
-        quote! { (#name, #collection) }
+        let call = quote_spanned!(ty.span()=> __cqrs_collection::<);
+        quote! { (#name, #call #ty>(&mut self.#field)) }
     });
     quote! {
         fn document_collections(
             &mut self,
         ) -> ::std::vec::Vec<(&'static ::core::primitive::str, &mut dyn #krate::projection::DocumentCollection)> {
+            fn __cqrs_collection<'a, T: #krate::projection::DocumentCollection + 'a>(
+                collection: &'a mut T,
+            ) -> &'a mut (dyn #krate::projection::DocumentCollection + 'a) {
+                collection
+            }
             ::std::vec![#(#entries),*]
         }
     }

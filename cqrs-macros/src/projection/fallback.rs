@@ -9,7 +9,7 @@ use super::parse::Input;
 use crate::check::ident_string;
 use crate::runtime;
 
-/// The `Projection` impl, if the input is not generic.
+/// The `Projection` impl (with the input's own generics, if it has any).
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     if !crate::check::fallback_possible(input.original) {
         return TokenStream::new();
@@ -20,10 +20,14 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .name
         .as_ref()
         .map_or_else(|| ident_string(ident), syn::LitStr::value);
+    let bounds =
+        quote!(::core::default::Default + ::core::marker::Send + ::core::marker::Sync + 'static);
+    let (params, self_ty, where_clause) =
+        crate::check::fallback_generics(&input.original.generics, ident, bounds);
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #krate::Projection for #ident {
+            impl #params #krate::Projection for #self_ty #where_clause {
                 const NAME: &'static ::core::primitive::str = #name;
                 const EVENTS: &'static [&'static ::core::primitive::str] = &[];
 

@@ -14,11 +14,13 @@ use crate::diag::{self, Ctxt};
 /// The keys of `#[projection(..)]`.
 pub(crate) const KEYS: &[Key] = &[
     attr::NAME,
-    Key {
-        name: "events",
-        form: Form::List,
-        syntax: "events(<event>, ..)",
-    },
+    Key::new(
+        "events",
+        Form::List {
+            item: "an event type",
+        },
+        "events(<event>, ..)",
+    ),
 ];
 
 /// Expands `#[derive(Projection)]` on `input`.
@@ -26,7 +28,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let parsed = parse::from_syn(&cx, input);
     let model = validate::validate(&cx, &parsed);
-    diag::finish(cx, model, expand::expand, || fallback::expand(&parsed))
+    diag::finish(cx, model, expand::expand, |_| fallback::expand(&parsed))
 }
 
 #[cfg(test)]

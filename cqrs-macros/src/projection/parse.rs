@@ -25,6 +25,12 @@ pub(crate) struct Input<'a> {
     pub(crate) events: Option<(Ident, Vec<Path>)>,
     /// Every field, with its `#[document]` attribute if it has one.
     pub(crate) fields: Vec<StateField<'a>>,
+    /// `#[document]` on the struct itself, not on a field.
+    pub(crate) misplaced_documents: Vec<&'a Attribute>,
+    /// The keys given with a mistake already reported.
+    pub(crate) attempted: Vec<&'static str>,
+    /// Whether the attribute could not be read whole.
+    pub(crate) incomplete: bool,
 }
 
 /// One field of the projection's state.
@@ -57,6 +63,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         Data::Enum(_) | Data::Union(_) => Vec::new(),
     };
     let parsed = attr::parse(cx, attrs, "projection", super::KEYS);
+    attr::misplaced_on_fields(cx, data);
     Input {
         original: input,
         ident,
@@ -68,6 +75,12 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
             .list("events")
             .map(|(key, items)| (key.clone(), items.to_vec())),
         fields,
+        misplaced_documents: attrs
+            .iter()
+            .filter(|a| a.path().is_ident("document"))
+            .collect(),
+        attempted: parsed.attempted.clone(),
+        incomplete: parsed.incomplete,
     }
 }
 

@@ -29,7 +29,8 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Projection
         .flatten()
         .and_then(|events| events_are_distinct(cx, events));
     let name = check::name_or_ident(cx, input.name.as_ref(), input.ident);
-    let documents = documents_are_well_formed(cx, input);
+    let documents =
+        documents_are_well_formed(cx, input).filter(|_| documents_are_on_fields(cx, input));
     let documents =
         documents.filter(|documents| durable_state_is_all_documents(cx, input, documents));
     Some(Projection {
@@ -38,6 +39,17 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Projection
         events: events?,
         documents: documents?,
     })
+}
+
+// `#[document]` marks a field; on the struct itself it is reported there.
+fn documents_are_on_fields(cx: &Ctxt, input: &Input<'_>) -> bool {
+    for attr in &input.misplaced_documents {
+        cx.error_spanned_by(
+            attr,
+            "`#[document]` goes on a field of type `Documents<D>`, not on the struct",
+        );
+    }
+    input.misplaced_documents.is_empty()
 }
 
 // `#[document]` is a bare marker on a named field.
@@ -49,12 +61,18 @@ fn documents_are_well_formed<'a>(
     let mut documents = Vec::new();
     for field in &input.fields {
         let Some(attr) = field.document else { continue };
-        if !matches!(attr.meta, Meta::Path(_)) {
-            cx.error_spanned_by(
-                &attr.meta,
-                "`#[document]` takes no arguments: the collection is named after its field",
-            );
-            ok = false;
+        let message = "`#[document]` takes no arguments: the collection is named after its field";
+        match &attr.meta {
+            Meta::Path(_) => {}
+            Meta::List(list) => {
+                cx.error_at(list.delimiter.span().join(), message);
+                ok = false;
+            }
+            Meta::NameValue(nv) => {
+                let (eq, value) = (&nv.eq_token, &nv.value);
+                cx.error_spanned_by(quote::quote!(#eq #value), message);
+                ok = false;
+            }
         }
         match field.ident {
             Some(ident) => documents.push((ident, field.ty)),
@@ -119,7 +137,7 @@ fn attribute_is_present(cx: &Ctxt, input: &Input<'_>) -> bool {
 // `events(..)` is required and lists at least one event.
 fn events_are_listed<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a [Path]> {
     let Some((key, events)) = &input.events else {
-        if input.mentioned.contains(&"events") {
+        if input.mentioned.contains(&"events") || input.incomplete {
             return None;
         }
         cx.error_at(
@@ -129,7 +147,9 @@ fn events_are_listed<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a [Path]> 
         return None;
     };
     if events.is_empty() {
-        cx.error_spanned_by(key, "`events(..)` must list at least one event");
+        if !input.attempted.contains(&"events") {
+            cx.error_spanned_by(key, "`events(..)` must list at least one event");
+        }
         return None;
     }
     Some(events)

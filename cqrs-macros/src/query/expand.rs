@@ -1,12 +1,13 @@
 //! The code `#[derive(Query)]` generates for a valid input.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::Ident;
 
 use super::validate::Query;
 use crate::check::ident_string;
-use crate::diag::{around, set_spans, spanned_as, tokens_to_string};
-use crate::runtime;
+use crate::diag::{set_spans, spanned_over, tokens_to_string};
+use crate::runtime::{self, checked_alias};
 
 /// `Query` and `Registered` impls and the inventory submission.
 pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
@@ -20,60 +21,45 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
     } = query;
     let rust_name = ident_string(ident);
     let output_name = tokens_to_string(output);
-    // Both impls assume `P: Projection`, written `for<'__cqrs>` so it is not
-    // a "trivially false" bound (rust-lang/rust#48214): when `P` is no
-    // projection, the one error is the submission below, spanned on `P`.
-    let assume_projection = spanned_as(
-        quote!(for<'__cqrs> #projection: #krate::Projection),
-        projection,
-    );
-    let submission = spanned_as(
-        quote!(<#ident as #krate::Registered>::REGISTRATION),
-        projection,
-    );
+    // `P`, once checked to be a projection: one error on `P` when it is
+    // not, and then an error type that silences the other uses of it.
+    let alias = Ident::new("__CqrsProjection", Span::call_site());
+    let checked = checked_alias(&alias, projection, quote!(#private::is_projection));
     // The `answer` call is the check that `impl Answer<Q> for P` exists:
     // spanned on the `projection = P` value.
-    let answer = around(
-        quote!(<),
-        projection,
-        quote!(as #krate::Answer<Self>>::answer),
-    );
+    let answer = spanned_over(quote!(<#alias as #krate::Answer<Self>>::answer), projection);
     // Spanned on the type's name: `query_json` needs `Deserialize` on the
     // query and `Serialize` on its output.
     let query_json = set_spans(quote!(#private::query_json::<#ident>), ident.span());
     quote! {
         const _: () = {
+            #checked
+
             #[automatically_derived]
-            impl #krate::Query for #ident
-            where
-                #assume_projection
-            {
+            impl #krate::Query for #ident {
                 const NAME: &'static ::core::primitive::str = #name;
-                type Projection = #projection;
+                type Projection = #alias;
                 type Output = #output;
 
-                fn answer_from(projection: &#projection, query: &Self) -> #output {
+                fn answer_from(projection: &#alias, query: &Self) -> #output {
                     #answer(projection, query)
                 }
             }
 
             #[automatically_derived]
-            impl #krate::Registered for #ident
-            where
-                #assume_projection
-            {
+            impl #krate::Registered for #ident {
                 const REGISTRATION: #krate::registry::Registration =
                     #krate::registry::Registration::Query(&#krate::registry::QueryDescriptor {
                         name: #name,
                         rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
-                        projection: <#projection as #krate::Projection>::NAME,
+                        projection: <#alias as #krate::Projection>::NAME,
                         output_type: #output_name,
                         query_json: #query_json,
                     });
             }
 
             #private::inventory::submit! {
-                #submission
+                <#ident as #krate::Registered>::REGISTRATION
             }
         };
     }

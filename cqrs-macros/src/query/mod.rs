@@ -13,16 +13,8 @@ use crate::diag::{self, Ctxt};
 
 /// The keys of `#[query(..)]`.
 pub(crate) const KEYS: &[Key] = &[
-    Key {
-        name: "projection",
-        form: Form::Type,
-        syntax: "projection = <type>",
-    },
-    Key {
-        name: "output",
-        form: Form::Type,
-        syntax: "output = <type>",
-    },
+    Key::new("projection", Form::Type, "projection = <type>"),
+    Key::new("output", Form::Type, "output = <type>"),
     attr::NAME,
 ];
 
@@ -31,7 +23,9 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let parsed = parse::from_syn(&cx, input);
     let model = validate::validate(&cx, &parsed);
-    diag::finish(cx, model, expand::expand, || fallback::expand(&parsed))
+    diag::finish(cx, model, expand::expand, |poison| {
+        fallback::expand(&parsed, poison)
+    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub(crate) struct Input<'a> {
     pub(crate) output: Option<Type>,
     /// `name = ".."`.
     pub(crate) name: Option<LitStr>,
+    /// Whether the attribute could not be read whole.
+    pub(crate) incomplete: bool,
 }
 
 /// Reads the `#[query(..)]` attributes of `input`.
@@ -34,9 +36,10 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         vis: _,
         ident,
         generics: _,
-        data: _,
+        data,
     } = input;
     let parsed = attr::parse(cx, attrs, "query", super::KEYS);
+    attr::misplaced_on_fields(cx, data);
     Input {
         original: input,
         ident,
@@ -46,5 +49,6 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         projection: parsed.ty("projection").cloned(),
         output: parsed.ty("output").cloned(),
         name: parsed.str("name").cloned(),
+        incomplete: parsed.incomplete,
     }
 }

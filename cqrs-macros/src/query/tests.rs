@@ -48,8 +48,7 @@ fn projection_and_output_are_required() {
     assert_eq!(
         run(&input),
         Err(vec![
-            "missing `projection = <type>` in `#[query(..)]`: the projection that answers this query".to_owned(),
-            "missing `output = <type>` in `#[query(..)]`: the type of the answer".to_owned(),
+            "missing `projection = <type>` and `output = <type>` in `#[query(..)]`".to_owned()
         ])
     );
     let absent: DeriveInput = parse_quote!(

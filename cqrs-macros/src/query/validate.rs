@@ -23,8 +23,17 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Query<'a>>
     query_is_a_struct(cx, input);
     query_is_not_generic(cx, input);
     let present = attribute_is_present(cx, input);
-    let projection = present.then(|| projection_is_given(cx, input)).flatten();
-    let output = present.then(|| output_is_given(cx, input)).flatten();
+    if present {
+        required_keys_are_given(cx, input);
+    }
+    let projection = input
+        .projection
+        .as_ref()
+        .filter(|ty| check::plain_type(cx, "projection", ty, "a projection type"));
+    let output = input
+        .output
+        .as_ref()
+        .filter(|ty| check::concrete_type(cx, "output", ty));
     let name = check::name_or_ident(cx, input.name.as_ref(), input.ident);
     Some(Query {
         ident: input.ident,
@@ -56,24 +65,22 @@ fn attribute_is_present(cx: &Ctxt, input: &Input<'_>) -> bool {
     input.has_attribute
 }
 
-// `projection = P` is required: the projection that answers.
-fn projection_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.projection.is_none() && !input.mentioned.contains(&"projection") {
-        cx.error_at(
-            input.missing_span,
-            "missing `projection = <type>` in `#[query(..)]`: the projection that answers this query",
-        );
-    }
-    input.projection.as_ref()
-}
-
-// `output = T` is required: the type of the answer.
-fn output_is_given<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<&'a Type> {
-    if input.output.is_none() && !input.mentioned.contains(&"output") {
-        cx.error_at(
-            input.missing_span,
-            "missing `output = <type>` in `#[query(..)]`: the type of the answer",
-        );
-    }
-    input.output.as_ref()
+// `projection = P` and `output = T` are required; every missing one is
+// named in one error.
+fn required_keys_are_given(cx: &Ctxt, input: &Input<'_>) {
+    check::required_keys(
+        cx,
+        "query",
+        input.missing_span,
+        &input.mentioned,
+        input.incomplete,
+        &[
+            (
+                "projection",
+                "projection = <type>",
+                "the projection that answers this query",
+            ),
+            ("output", "output = <type>", "the type of the answer"),
+        ],
+    );
 }

@@ -1,0 +1,34 @@
+use cqrs_core::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Closed;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Frozen;
+
+#[derive(Aggregate, Default)]
+#[aggregate(events(Opened, Closed, Frozen), error = std::io::Error)]
+pub struct Account {
+    open: bool,
+}
+
+impl Apply<Opened> for Account {
+    fn apply(&mut self, _: &Opened) {
+        self.open = true;
+    }
+}
+
+impl Apply<Closed> for Account {
+    fn apply(&mut self, _: &Closed) {
+        self.open = false;
+    }
+}
+
+impl Apply<Frozen> for Account {
+    fn apply(&mut self, _: &Frozen) {}
+}
+
+fn main() {}
