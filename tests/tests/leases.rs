@@ -179,7 +179,10 @@ async fn check_equals_replay(store: &dyn Store) {
 
 /// Starts the holder and the standby, and pauses the holder inside a
 /// batch; returns both. The holder sends commands for `holder_writes`,
-/// the standby for [`WRITING`].
+/// the standby for [`WRITING`]: the writers run while the holder is
+/// paused, stopped or killed. (A holder that writes too competes for a
+/// SQLite file's write lock with its own lease renewals, and may lose the
+/// lease before the signal; the standby then takes over earlier.)
 fn holder_paused_mid_batch(
     store: &[&str],
     pause: &Path,
@@ -203,13 +206,13 @@ fn holder_paused_mid_batch(
 /// renewals (its runner is paused before its commit), so a few tries find
 /// such a moment.
 fn stop(holder: &Engine, file: Option<&Path>) -> Instant {
+    let first = Instant::now();
     for _ in 0..50 {
         holder.signal("STOP");
-        let stopped = Instant::now();
-        let Some(file) = file else { return stopped };
+        let Some(file) = file else { return first };
         let conn = rusqlite::Connection::open(file).unwrap();
         if conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").is_ok() {
-            return stopped;
+            return first;
         }
         holder.signal("CONT");
         std::thread::sleep(Duration::from_millis(20));
@@ -223,8 +226,11 @@ fn stop(holder: &Engine, file: Option<&Path>) -> Instant {
 fn paused_holder_is_fenced(store: &[&str], dir: &Path, file: Option<&Path>) -> (Engine, Engine) {
     let pause = dir.join("pause");
     let (mut holder, mut standby) = holder_paused_mid_batch(store, &pause, Duration::ZERO);
-    let stopped = stop(&holder, file);
+    // Lines from here on: on a busy SQLite file the standby may take over
+    // while the holder is still being stopped (its renewals waited for the
+    // file's write lock); the bound then counts from the first stop.
     standby.forget();
+    let stopped = stop(&holder, file);
     let took_over = standby.wait_for("state active", PATIENCE);
     let takeover = took_over - stopped;
     eprintln!("the standby took over {takeover:?} after SIGSTOP");
@@ -244,11 +250,11 @@ fn paused_holder_is_fenced(store: &[&str], dir: &Path, file: Option<&Path>) -> (
 /// SIGKILL the holder mid-batch: the standby takes over within the bound.
 fn killed_holder_is_replaced(store: &[&str], dir: &Path) -> Engine {
     let pause = dir.join("pause");
-    let (holder, mut standby) = holder_paused_mid_batch(store, &pause, WRITING);
+    let (holder, mut standby) = holder_paused_mid_batch(store, &pause, Duration::ZERO);
+    standby.forget();
     holder.signal("KILL");
     let killed = Instant::now();
     drop(holder);
-    standby.forget();
     let took_over = standby.wait_for("state active", PATIENCE);
     let takeover = took_over - killed;
     eprintln!("the standby took over {takeover:?} after SIGKILL");
