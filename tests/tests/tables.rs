@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 
 use cqrs_core::prelude::*;
 use cqrs_core::projection::{
-    PostgresRows, PostgresTables, ProjectPostgres, ProjectSqlite, RowsError, SqliteReader,
-    SqliteRows, SqliteTables,
+    PostgresTables, ProjectPostgres, ProjectSqlite, SqliteReader, SqliteTables,
 };
-use cqrs_core::registry::{ProjectionDescriptor, Registration};
 use cqrs_core::rusqlite::{self, params};
 use cqrs_core::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
-use cqrs_core::{Placement, RecordedEvent, Registered, Registry, RunState, replay, tokio_postgres};
+use cqrs_core::{Placement, Registry, RunState, replay, tokio_postgres};
 use cqrs_examples::bank::*;
 use cqrs_tests::pg::{TestPostgres, unique_schema};
 
@@ -25,7 +23,12 @@ const PATIENCE: Duration = Duration::from_secs(30);
 // ---- the projection, in SQLite tables ----------------------------------------
 
 /// Balances as rows of a table `balance_rows` (account, balance, movements).
-#[derive(Default)]
+#[derive(Projection, Default)]
+#[projection(
+    name = "balance_rows",
+    events(AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived),
+    tables = sqlite
+)]
 struct BalanceRows {
     tables: Option<SqliteReader>,
 }
@@ -103,52 +106,6 @@ impl ProjectSqlite<TransferReceived> for BalanceRows {
     }
 }
 
-/// What `#[derive(Projection)]` with `tables = sqlite` generates, written
-/// out: the names, and the dispatch to `ProjectSqlite`.
-impl cqrs_core::Projection for BalanceRows {
-    const NAME: &'static str = "balance_rows";
-    const EVENTS: &'static [&'static str] = &[
-        <AccountOpened as Event>::NAME,
-        <MoneyDeposited as Event>::NAME,
-        <MoneyWithdrawn as Event>::NAME,
-        <TransferSent as Event>::NAME,
-        <TransferReceived as Event>::NAME,
-    ];
-
-    fn project_recorded(&mut self, _: &Arc<RecordedEvent>) -> Result<(), cqrs_core::DecodeError> {
-        Ok(())
-    }
-}
-
-impl SqliteRows for BalanceRows {
-    fn write_rows(
-        &mut self,
-        record: &Arc<RecordedEvent>,
-        db: &rusqlite::Connection,
-    ) -> Result<(), RowsError> {
-        use cqrs_core::projection::write_sqlite;
-        match &*record.event_name {
-            <AccountOpened as Event>::NAME => write_sqlite::<_, AccountOpened>(self, record, db),
-            <MoneyDeposited as Event>::NAME => write_sqlite::<_, MoneyDeposited>(self, record, db),
-            <MoneyWithdrawn as Event>::NAME => write_sqlite::<_, MoneyWithdrawn>(self, record, db),
-            <TransferSent as Event>::NAME => write_sqlite::<_, TransferSent>(self, record, db),
-            <TransferReceived as Event>::NAME => {
-                write_sqlite::<_, TransferReceived>(self, record, db)
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Registered for BalanceRows {
-    const REGISTRATION: Registration = Registration::Projection(&ProjectionDescriptor {
-        name: "balance_rows",
-        rust_type: concat!(module_path!(), "::BalanceRows"),
-        events: <BalanceRows as cqrs_core::Projection>::EVENTS,
-        start: cqrs_core::projection::start_sqlite_tables::<BalanceRows>,
-    });
-}
-
 /// One account's balance, read from the table.
 #[derive(Query, Deserialize, Debug)]
 #[query(projection = BalanceRows, output = Option<i64>)]
@@ -179,7 +136,12 @@ impl Answer<RowBalance> for BalanceRows {
 
 // ---- the same, in PostgreSQL tables ---------------------------------------------
 
-#[derive(Default)]
+#[derive(Projection, Default)]
+#[projection(
+    name = "balance_table",
+    events(AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived),
+    tables = postgres
+)]
 struct BalanceTable;
 
 async fn add_pg(
@@ -255,54 +217,10 @@ impl ProjectPostgres<TransferReceived> for BalanceTable {
     }
 }
 
-impl cqrs_core::Projection for BalanceTable {
-    const NAME: &'static str = "balance_table";
-    const EVENTS: &'static [&'static str] = <BalanceRows as cqrs_core::Projection>::EVENTS;
-
-    fn project_recorded(&mut self, _: &Arc<RecordedEvent>) -> Result<(), cqrs_core::DecodeError> {
-        Ok(())
-    }
-}
-
-impl PostgresRows for BalanceTable {
-    fn write_rows<'a>(
-        &'a mut self,
-        record: &'a Arc<RecordedEvent>,
-        tx: &'a tokio_postgres::Transaction<'_>,
-    ) -> cqrs_core::BoxFuture<'a, Result<(), RowsError>> {
-        use cqrs_core::projection::write_postgres;
-        match &*record.event_name {
-            <AccountOpened as Event>::NAME => write_postgres::<_, AccountOpened>(self, record, tx),
-            <MoneyDeposited as Event>::NAME => {
-                write_postgres::<_, MoneyDeposited>(self, record, tx)
-            }
-            <MoneyWithdrawn as Event>::NAME => {
-                write_postgres::<_, MoneyWithdrawn>(self, record, tx)
-            }
-            <TransferSent as Event>::NAME => write_postgres::<_, TransferSent>(self, record, tx),
-            <TransferReceived as Event>::NAME => {
-                write_postgres::<_, TransferReceived>(self, record, tx)
-            }
-            _ => Box::pin(std::future::ready(Ok(()))),
-        }
-    }
-}
-
-impl Registered for BalanceTable {
-    const REGISTRATION: Registration = Registration::Projection(&ProjectionDescriptor {
-        name: "balance_table",
-        rust_type: concat!(module_path!(), "::BalanceTable"),
-        events: <BalanceTable as cqrs_core::Projection>::EVENTS,
-        start: cqrs_core::projection::start_postgres_tables::<BalanceTable>,
-    });
-}
-
 // ---- the tests ------------------------------------------------------------------
 
 fn registry() -> Registry {
     Registry::from_inventory()
-        .register::<BalanceRows>()
-        .register::<BalanceTable>()
 }
 
 async fn pg_store(test: &str) -> Option<PostgresStore> {

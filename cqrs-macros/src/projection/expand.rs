@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
-use super::validate::Projection;
+use super::validate::{Projection, Tables};
 use crate::check::ident_string;
 use crate::diag::spanned_over;
 use crate::runtime::{self, checked_alias};
@@ -19,6 +19,7 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
         name,
         events,
         documents,
+        tables,
     } = projection;
     let collections = document_collections(documents);
     let rust_name = ident_string(ident);
@@ -36,22 +37,42 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
         .map(|alias| quote!(#private::event_name::<#alias>()))
         .collect();
     // The `project` call for each event is the check that `impl Project<E>`
-    // exists: spanned on `E` inside `events(..)`.
-    let branches = events
-        .iter()
-        .zip(&names)
-        .zip(&aliases)
-        .map(|((path, name), alias)| {
-            let project = spanned_over(quote!(<Self as #krate::Project<#alias>>::project), *path);
-            let decode = quote!(#krate::Envelope::<#alias>::decode);
-            quote! {
-                if record.event_name == #name {
-                    let envelope = #decode(record)?;
-                    #project(self, &envelope);
-                    return ::core::result::Result::Ok(());
+    // exists: spanned on `E` inside `events(..)`. A projection kept in
+    // tables projects nothing in memory: its rows are written below.
+    let branches: Vec<TokenStream> = match tables {
+        Some(_) => Vec::new(),
+        None => events
+            .iter()
+            .zip(&names)
+            .zip(&aliases)
+            .map(|((path, name), alias)| {
+                let project =
+                    spanned_over(quote!(<Self as #krate::Project<#alias>>::project), *path);
+                let decode = quote!(#krate::Envelope::<#alias>::decode);
+                quote! {
+                    if record.event_name == #name {
+                        let envelope = #decode(record)?;
+                        #project(self, &envelope);
+                        return ::core::result::Result::Ok(());
+                    }
                 }
-            }
-        });
+            })
+            .collect(),
+    };
+    let rows = tables.map(|(kind, _)| rows_impl(ident, kind, events, &names, &aliases));
+    // The start function's bound (`SqliteTables` / `PostgresTables`) is
+    // checked on the `tables = ..` value.
+    let start = match tables {
+        None => quote!(#private::start_projection::<#ident>),
+        Some((Tables::Sqlite, ty)) => spanned_over(
+            quote!(#krate::projection::start_sqlite_tables::<#ident>),
+            *ty,
+        ),
+        Some((Tables::Postgres, ty)) => spanned_over(
+            quote!(#krate::projection::start_postgres_tables::<#ident>),
+            *ty,
+        ),
+    };
     quote! {
         const _: () = {
             #checked
@@ -72,6 +93,8 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
                 #collections
             }
 
+            #rows
+
             #[automatically_derived]
             impl #krate::Registered for #ident {
                 const REGISTRATION: #krate::registry::Registration =
@@ -80,7 +103,7 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
                             name: #name,
                             rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
                             events: <#ident as #krate::Projection>::EVENTS,
-                            start: #private::start_projection::<#ident>,
+                            start: #start,
                         },
                     );
             }
@@ -89,6 +112,68 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
                 <#ident as #krate::Registered>::REGISTRATION
             }
         };
+    }
+}
+
+/// The dispatch of a projection kept in tables: `SqliteRows` or
+/// `PostgresRows`, each event's write spanned on its token in `events(..)`
+/// (the check that `impl ProjectSqlite<E>` / `ProjectPostgres<E>` exists).
+fn rows_impl(
+    ident: &Ident,
+    kind: Tables,
+    events: &[&syn::Path],
+    names: &[TokenStream],
+    aliases: &[Ident],
+) -> TokenStream {
+    let krate = runtime::krate();
+    let branches = events
+        .iter()
+        .zip(names)
+        .zip(aliases)
+        .map(|((path, name), alias)| {
+            let write = match kind {
+                Tables::Sqlite => spanned_over(
+                    quote!(#krate::projection::write_sqlite::<Self, #alias>),
+                    *path,
+                ),
+                Tables::Postgres => spanned_over(
+                    quote!(#krate::projection::write_postgres::<Self, #alias>),
+                    *path,
+                ),
+            };
+            quote! {
+                if record.event_name == #name {
+                    return #write(self, record, db);
+                }
+            }
+        });
+    match kind {
+        Tables::Sqlite => quote! {
+            #[automatically_derived]
+            impl #krate::projection::SqliteRows for #ident {
+                fn write_rows(
+                    &mut self,
+                    record: &::std::sync::Arc<#krate::RecordedEvent>,
+                    db: &#krate::rusqlite::Connection,
+                ) -> ::core::result::Result<(), #krate::projection::RowsError> {
+                    #(#branches)*
+                    ::core::result::Result::Ok(())
+                }
+            }
+        },
+        Tables::Postgres => quote! {
+            #[automatically_derived]
+            impl #krate::projection::PostgresRows for #ident {
+                fn write_rows<'a>(
+                    &'a mut self,
+                    record: &'a ::std::sync::Arc<#krate::RecordedEvent>,
+                    db: &'a #krate::tokio_postgres::Transaction<'_>,
+                ) -> #krate::BoxFuture<'a, ::core::result::Result<(), #krate::projection::RowsError>> {
+                    #(#branches)*
+                    ::std::boxed::Box::pin(::core::future::ready(::core::result::Result::Ok(())))
+                }
+            }
+        },
     }
 }
 

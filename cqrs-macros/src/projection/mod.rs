@@ -21,6 +21,7 @@ pub(crate) const KEYS: &[Key] = &[
         },
         "events(<event>, ..)",
     ),
+    Key::new("tables", Form::Type, "tables = sqlite | postgres"),
 ];
 
 /// Expands `#[derive(Projection)]` on `input`.

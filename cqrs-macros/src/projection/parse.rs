@@ -23,6 +23,8 @@ pub(crate) struct Input<'a> {
     pub(crate) name: Option<LitStr>,
     /// `events(..)`, with the key token.
     pub(crate) events: Option<(Ident, Vec<Path>)>,
+    /// `tables = ..`, the database kind as written.
+    pub(crate) tables: Option<Type>,
     /// Every field, with its `#[document]` attribute if it has one.
     pub(crate) fields: Vec<StateField<'a>>,
     /// `#[document]` on the struct itself, not on a field.
@@ -64,6 +66,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
     };
     let parsed = attr::parse(cx, attrs, "projection", super::KEYS);
     attr::misplaced_on_fields(cx, data);
+    let tables = parsed.ty("tables").cloned();
     Input {
         original: input,
         ident,
@@ -74,6 +77,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         events: parsed
             .list("events")
             .map(|(key, items)| (key.clone(), items.to_vec())),
+        tables,
         fields,
         misplaced_documents: attrs
             .iter()

@@ -18,6 +18,15 @@ pub(crate) struct Projection<'a> {
     pub(crate) events: Vec<&'a Path>,
     /// The `#[document]` fields: name and type.
     pub(crate) documents: Vec<(&'a Ident, &'a Type)>,
+    /// `tables = ..`: the database its own tables are in, and the token.
+    pub(crate) tables: Option<(Tables, &'a Type)>,
+}
+
+/// The databases a projection may keep SQL tables of its own in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tables {
+    Sqlite,
+    Postgres,
 }
 
 /// Checks every rule, reporting each broken one to `cx`.
@@ -33,11 +42,14 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Projection
         documents_are_well_formed(cx, input).filter(|_| documents_are_on_fields(cx, input));
     let documents =
         documents.filter(|documents| durable_state_is_all_documents(cx, input, documents));
+    let tables = tables_are_a_known_database(cx, input);
+    let documents = documents.filter(|documents| tables_have_no_documents(cx, input, documents));
     Some(Projection {
         ident: input.ident,
         name: name?,
         events: events?,
         documents: documents?,
+        tables: tables?,
     })
 }
 
@@ -110,6 +122,49 @@ fn durable_state_is_all_documents(
         ok = false;
     }
     ok
+}
+
+// `tables = ..` names `sqlite` or `postgres`.
+fn tables_are_a_known_database<'a>(
+    cx: &Ctxt,
+    input: &'a Input<'a>,
+) -> Option<Option<(Tables, &'a Type)>> {
+    let Some(ty) = &input.tables else {
+        return Some(None);
+    };
+    let known = match ty {
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("sqlite") => Some(Tables::Sqlite),
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("postgres") => Some(Tables::Postgres),
+        _ => None,
+    };
+    match known {
+        Some(kind) => Some(Some((kind, ty))),
+        None => {
+            cx.error_spanned_by(
+                ty,
+                format!(
+                    "expected `tables = sqlite` or `tables = postgres`, the database the projection's own tables are in, not `{}`",
+                    tokens_to_string(ty)
+                ),
+            );
+            None
+        }
+    }
+}
+
+// A projection kept in its own tables has its state there, not in
+// `#[document]` fields; reported on the first document field.
+fn tables_have_no_documents(cx: &Ctxt, input: &Input<'_>, documents: &[(&Ident, &Type)]) -> bool {
+    match (&input.tables, documents.first()) {
+        (Some(_), Some((field, _))) => {
+            cx.error_spanned_by(
+                field,
+                "a projection with `tables = ..` keeps its read model in its own SQL tables: it has no `#[document]` fields",
+            );
+            false
+        }
+        _ => true,
+    }
 }
 
 // A projection is a read model: a struct of any kind.
