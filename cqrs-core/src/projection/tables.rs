@@ -111,7 +111,7 @@ impl From<DecodeError> for RowsError {
 ///         db.execute(
 ///             "INSERT INTO balance_rows VALUES (?1, ?2)
 ///              ON CONFLICT (account) DO UPDATE SET balance = balance + excluded.balance",
-///             params![e.aggregate_id(), e.amount],
+///             params![e.aggregate_id(), e.amount as i64],
 ///         )?;
 ///         Ok(())
 ///     }
