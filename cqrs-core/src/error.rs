@@ -419,6 +419,16 @@ pub enum Error {
     /// The projection exists but is not run by this engine.
     #[error("projection `{0}` is not running in this engine")]
     ProjectionNotRunning(&'static str),
+    /// A projection cannot run where the builder placed it.
+    #[error("projection `{projection}` cannot run {placement}: {reason}")]
+    Placement {
+        /// The projection.
+        projection: String,
+        /// Where it was placed (`inline`, ..).
+        placement: &'static str,
+        /// Why not.
+        reason: String,
+    },
     /// Another process holds the lease of this subscription: only the
     /// holder may rebuild or restart it.
     #[error(

@@ -88,6 +88,16 @@ pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_jso
 
 pub use crate::dispatch::{execute_json, query_json};
 
+/// Starts projection `P` inline.
+pub fn start_inline_projection<P: Projection>(
+    host: &ProjectionHost,
+) -> (
+    RunningProjection,
+    std::sync::Arc<dyn crate::store::inline::InlineProjection>,
+) {
+    crate::projection::inline::start_inline::<P>(host)
+}
+
 /// Starts projection `P`.
 pub fn start_projection<P: Projection>(host: &ProjectionHost) -> RunningProjection {
     crate::projection::runner::start::<P>(host)

@@ -10,6 +10,7 @@
 use std::any::TypeId;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -19,6 +20,13 @@ use crate::projection::runner::{ProjectionHost, RunningProjection};
 
 /// Starts a projection's runner.
 pub type StartProjectionFn = fn(&ProjectionHost) -> RunningProjection;
+/// Starts a projection inline: its follower, and what appends fold.
+pub type StartInlineFn = fn(
+    &ProjectionHost,
+) -> (
+    RunningProjection,
+    Arc<dyn crate::store::inline::InlineProjection>,
+);
 
 /// An event type: its stored name, schema version and Rust path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +82,10 @@ pub struct ProjectionDescriptor {
     pub events: &'static [&'static str],
     /// Starts the runner.
     pub start: StartProjectionFn,
+    /// Starts it inline ([`Placement::Inline`](crate::Placement::Inline)),
+    /// for the projections that can run so (`None`: those kept in SQL
+    /// tables of their own).
+    pub start_inline: Option<StartInlineFn>,
 }
 
 /// A query: its name, projection and JSON entry point.

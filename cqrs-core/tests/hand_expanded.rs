@@ -381,6 +381,7 @@ const _: () = {
             rust_type: concat!(module_path!(), "::", "Totals"),
             events: <Totals as ::cqrs_core::Projection>::EVENTS,
             start: __private::start_projection::<Totals>,
+            start_inline: Some(__private::start_inline_projection::<Totals>),
         });
     }
     __private::inventory::submit! { <Totals as Registered>::REGISTRATION }
@@ -466,6 +467,7 @@ const _: () = {
             rust_type: concat!(module_path!(), "::", "Ledger"),
             events: <Ledger as ::cqrs_core::Projection>::EVENTS,
             start: __private::start_projection::<Ledger>,
+            start_inline: Some(__private::start_inline_projection::<Ledger>),
         });
     }
     __private::inventory::submit! { <Ledger as Registered>::REGISTRATION }

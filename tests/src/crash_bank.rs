@@ -390,6 +390,7 @@ impl Registered for CrashLedger {
         rust_type: concat!(module_path!(), "::CrashLedger"),
         events: <CrashLedger as cqrs_core::Projection>::EVENTS,
         start: cqrs_core::__private::start_projection::<CrashLedger>,
+        start_inline: Some(cqrs_core::__private::start_inline_projection::<CrashLedger>),
     });
 }
 

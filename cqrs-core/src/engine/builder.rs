@@ -226,28 +226,53 @@ impl EngineBuilder {
         let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let source: Arc<dyn Source> = Arc::new(StoreSource::new(store.clone()));
+        let has_read_store = read_store.is_some();
         let default_read: Arc<dyn CheckpointStore> = read_store.unwrap_or_else(|| store.clone());
+        let host_for = |read: Arc<dyn CheckpointStore>| ProjectionHost {
+            source: Arc::clone(&source),
+            read,
+            registry: registry.clone(),
+            shutdown: shutdown_rx.clone(),
+            batch_size: config.projection_batch,
+            lease,
+            backoff: Backoff::default(),
+        };
         let mut projections = HashMap::new();
+        let mut inline = Vec::new();
         if config.run_projections {
             for descriptor in registry.projections() {
                 let placement = placements.get(descriptor.name).copied().unwrap_or_default();
                 if placement == Placement::Remote {
                     continue;
                 }
-                let read = projection_stores
-                    .get(descriptor.name)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::clone(&default_read));
-                let host = ProjectionHost {
-                    source: Arc::clone(&source),
-                    read,
-                    registry: registry.clone(),
-                    shutdown: shutdown_rx.clone(),
-                    batch_size: config.projection_batch,
-                    lease,
-                    backoff: Backoff::default(),
-                };
-                projections.insert(descriptor.name, (descriptor.start)(&host));
+                let own = projection_stores.get(descriptor.name).cloned();
+                if placement == Placement::Inline {
+                    let refuse = |reason: &str| Error::Placement {
+                        projection: descriptor.name.to_owned(),
+                        placement: "inline",
+                        reason: reason.to_owned(),
+                    };
+                    if own.is_some() || has_read_store {
+                        return Err(refuse(
+                            "its read model must be in the event store's database, to commit in                              the append's transaction; it has a read store of its own",
+                        ));
+                    }
+                    if !store.supports_inline() {
+                        return Err(refuse("the event store does not run inline projections"));
+                    }
+                    let Some(start) = descriptor.start_inline else {
+                        return Err(refuse(
+                            "it keeps its read model in SQL tables of its own, written in the read                              store's transactions; run it async",
+                        ));
+                    };
+                    let host = host_for(Arc::clone(&default_read));
+                    let (running, hook) = start(&host);
+                    inline.push(hook);
+                    projections.insert(descriptor.name, running);
+                    continue;
+                }
+                let read = own.unwrap_or_else(|| Arc::clone(&default_read));
+                projections.insert(descriptor.name, (descriptor.start)(&host_for(read)));
             }
         }
         let registered_caches = registry
@@ -263,6 +288,7 @@ impl EngineBuilder {
                 registered_caches,
                 caches: RwLock::new(TypeMap::default()),
                 projections,
+                inline: inline.into(),
                 config,
                 shutdown,
             }),

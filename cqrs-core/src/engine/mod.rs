@@ -28,6 +28,7 @@ use crate::projection::{ProjectionStatus, Rebuild, RebuildProgress, RunningProje
 use crate::query::Query;
 use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
 use crate::registry::{Catalog, Registry};
+use crate::store::inline::InlineSet;
 use crate::store::{ExpectedVersion, Snapshot, Store};
 use crate::subscription::runner::Control;
 
@@ -99,6 +100,8 @@ struct Shared {
     /// The same for aggregates the registry does not list, by type.
     caches: RwLock<TypeMap<Arc<dyn Any + Send + Sync>>>,
     projections: HashMap<&'static str, RunningProjection>,
+    /// The inline projections every append commits (empty: none).
+    inline: InlineSet,
     config: Config,
     shutdown: watch::Sender<bool>,
 }
@@ -270,7 +273,13 @@ impl Engine {
             let mut new_events = encode(events.as_slice(), &metadata)?;
             let store = &self.shared.store;
             let expected = ExpectedVersion::Exact(loaded.version);
-            let appended = match store.append_now(&stream, expected, &mut new_events) {
+            let inline = !self.shared.inline.is_empty();
+            let now = if inline {
+                None
+            } else {
+                store.append_now(&stream, expected, &mut new_events)
+            };
+            let appended = match now {
                 Some(appended) => {
                     // A command that emitted thousands of events does not
                     // pin their list's memory to the thread.
@@ -278,6 +287,11 @@ impl Engine {
                         ENCODED.set(new_events);
                     }
                     appended
+                }
+                None if inline => {
+                    store
+                        .append_inline(&stream, expected, new_events, &self.shared.inline)
+                        .await
                 }
                 None => store.append(&stream, expected, new_events).await,
             };

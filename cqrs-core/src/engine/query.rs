@@ -110,6 +110,12 @@ impl<'a, Q: Query> QueryRequest<'a, Q> {
             .state
             .downcast_ref::<RwLock<Q::Projection>>()
             .ok_or(Error::ProjectionNotRunning(name))?;
+        // An inline projection's fold is read only once its transaction
+        // ended (see `projection::inline`).
+        let _gate = match &running.gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
         let guard = state.read().unwrap_or_else(PoisonError::into_inner);
         Ok(Q::answer_from(&guard, &query))
     }

@@ -10,6 +10,7 @@
 
 mod documents;
 mod envelope;
+pub(crate) mod inline;
 pub(crate) mod runner;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod tables;
@@ -54,6 +55,13 @@ pub enum Placement {
     /// Not in this process: a read side elsewhere runs it. This engine
     /// neither runs nor answers it.
     Remote,
+    /// In the same transaction as each command's events: a receipt means
+    /// the read model includes the command, for every query right after.
+    /// Needs its read model in the event store's database (no read store
+    /// of its own) and a store that runs inline projections (all three
+    /// do). Costs every append the fold and the write of the changed
+    /// documents (see [`store::inline`](crate::store::inline)).
+    Inline,
 }
 
 /// A read model built from events of any aggregates.

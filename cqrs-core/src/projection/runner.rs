@@ -111,6 +111,8 @@ pub struct RunningProjection {
     pub(crate) durable: bool,
     pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) control: mpsc::Sender<Control>,
+    /// An inline projection's gate: queries take it (see `projection::inline`).
+    pub(crate) gate: Option<Arc<tokio::sync::Mutex<crate::store::inline::Gate>>>,
 }
 
 impl RunningProjection {
@@ -174,7 +176,7 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         batch: host.batch_size,
         lease,
         backoff: host.backoff,
-        progress: progress_tx,
+        progress: Arc::new(progress_tx),
         handler,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
@@ -189,6 +191,7 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         durable,
         progress,
         control,
+        gate: None,
     }
 }
 
@@ -340,7 +343,7 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
         Ok(checkpoint)
     }
 
-    fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
+    async fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
         let known = self.known.clone();
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
         fold(&mut *guard, from, &slice.events, known.as_deref()).map_err(|(position, e)| {

@@ -347,7 +347,7 @@ impl<P: Projection, B: Backend<P>> Handler for TablesHandler<P, B> {
         Ok(saved.unwrap_or(0))
     }
 
-    fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
+    async fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
         let mut done = from;
         for record in &slice.events {
             if !P::EVENTS.contains(&&*record.event_name) {
@@ -440,7 +440,7 @@ fn start_tables<P: Projection, B: Backend<P>>(
             options: host.lease,
         }),
         backoff: host.backoff,
-        progress: progress_tx,
+        progress: Arc::new(progress_tx),
         handler,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
@@ -455,6 +455,7 @@ fn start_tables<P: Projection, B: Backend<P>>(
         durable: true,
         progress,
         control,
+        gate: None,
     }
 }
 
@@ -478,6 +479,7 @@ fn start_misplaced<P: Projection>(host: &ProjectionHost, needs: &str) -> Running
         durable: true,
         progress,
         control,
+        gate: None,
     }
 }
 

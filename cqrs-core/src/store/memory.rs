@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::inline::{Gate, InlineSet, lock_gates};
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
     LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore, check_forward,
@@ -188,6 +189,183 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// What each inline projection writes for `records` (the gap since
+    /// its gate, then the new events), folded in order.
+    fn fold_inline(
+        inner: &Inner,
+        records: &[Arc<RecordedEvent>],
+        last_position: u64,
+        inline: &InlineSet,
+        gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
+    ) -> Result<Vec<Vec<DocumentChange>>, StoreError> {
+        let mut writes = Vec::with_capacity(inline.len());
+        for (projection, gate) in inline.iter().zip(gates.iter_mut()) {
+            if gate.position().is_none() {
+                let saved = projection.durable().then(|| inner.saved(projection.name()));
+                let at = saved.as_ref().and_then(|s| s.checkpoint).unwrap_or(0);
+                projection
+                    .reload(saved)
+                    .map_err(|reason| refused(projection.name(), &reason))?;
+                gate.reloaded(at);
+            }
+            let from = usize::try_from(gate.position().unwrap_or(0)).unwrap_or(usize::MAX);
+            let filter = projection.filter();
+            let gap = inner
+                .log
+                .get(from.min(inner.log.len())..)
+                .unwrap_or_default();
+            let folded: Vec<Arc<RecordedEvent>> = gap
+                .iter()
+                .chain(records)
+                .filter(|r| filter.matches(r))
+                .cloned()
+                .collect();
+            let changes = match projection.fold(&folded) {
+                Ok(changes) => gate.changes(changes),
+                Err(reason) => return Err(refused(projection.name(), &reason)),
+            };
+            if projection.durable() {
+                let saved = inner.checkpoints.get(projection.name()).copied();
+                check_forward(projection.name(), saved, last_position)?;
+            }
+            writes.push(changes);
+        }
+        Ok(writes)
+    }
+
+    /// An append that also commits `inline` projections: checked, numbered,
+    /// folded and written under the store's lock, then made visible, so a
+    /// projection that cannot fold the events leaves nothing behind.
+    fn append_inline_locked(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        inline: &InlineSet,
+        gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
+    ) -> Result<AppendOutcome, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::InvalidAppend {
+                stream: stream.clone(),
+                reason: String::from("no events to append"),
+            });
+        }
+        let mut inner = self.lock();
+        let current = inner
+            .streams
+            .get(stream)
+            .map_or(0, |s| s.indices.len() as u64);
+        if let ExpectedVersion::Exact(expected) = expected
+            && expected != current
+        {
+            return Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual: current,
+            });
+        }
+        let id = inner
+            .streams
+            .get(stream)
+            .map_or_else(|| Arc::new(stream.clone()), |s| Arc::clone(&s.id));
+        let first_position = inner.log.len() as u64 + 1;
+        let records: Vec<Arc<RecordedEvent>> = events
+            .into_iter()
+            .zip(0..)
+            .map(|(event, i)| {
+                Arc::new(RecordedEvent {
+                    event_id: event.event_id,
+                    stream: Arc::clone(&id),
+                    version: current + 1 + i,
+                    position: first_position + i,
+                    event_name: event.event_name,
+                    schema_version: event.schema_version,
+                    payload: event.payload,
+                    metadata: event.metadata,
+                    timestamp: event.timestamp,
+                })
+            })
+            .collect();
+        let last_position = first_position + records.len() as u64 - 1;
+        // Every projection folds (and its documents are computed) before
+        // anything is written; if one cannot, what the others folded is not
+        // what is saved: all reload.
+        let writes = match Self::fold_inline(&inner, &records, last_position, inline, gates) {
+            Ok(writes) => writes,
+            Err(e) => {
+                gates.iter_mut().for_each(|gate| gate.invalidate());
+                return Err(e);
+            }
+        };
+        for ((projection, gate), changes) in inline.iter().zip(gates.iter_mut()).zip(writes) {
+            if projection.durable() {
+                let docs = inner
+                    .documents
+                    .entry(projection.name().to_owned())
+                    .or_default();
+                for change in changes {
+                    let key = (change.collection, change.key);
+                    match change.body {
+                        Some(body) => docs.insert(key, body),
+                        None => docs.remove(&key),
+                    };
+                }
+                inner
+                    .checkpoints
+                    .insert(projection.name().to_owned(), last_position);
+            }
+            gate.committed(last_position);
+        }
+        let Inner { log, streams, .. } = &mut *inner;
+        let entry = streams.entry(stream.clone()).or_insert_with(|| StreamLog {
+            id: Arc::clone(&id),
+            indices: Vec::new(),
+        });
+        for record in &records {
+            entry.indices.push(log.len());
+            log.push(Arc::clone(record));
+        }
+        let version = current + records.len() as u64;
+        let listened = self.head.receiver_count() > 0;
+        self.head.send_if_modified(|head| {
+            *head = last_position;
+            listened
+        });
+        drop(inner);
+        for projection in inline.iter() {
+            projection.published(last_position);
+        }
+        Ok(AppendOutcome {
+            version,
+            first_position,
+            last_position,
+        })
+    }
+}
+
+impl Inner {
+    /// The saved read model of `name`.
+    fn saved(&self, name: &str) -> SavedReadModel {
+        SavedReadModel {
+            checkpoint: self.checkpoints.get(name).copied(),
+            documents: self.documents.get(name).map_or_else(Vec::new, |docs| {
+                docs.iter()
+                    .map(|((c, k), body)| (c.clone(), k.clone(), body.clone()))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// An append refused because inline projection `name` could not take it.
+pub(crate) fn refused(name: &str, reason: &str) -> StoreError {
+    StoreError::Refused {
+        message: format!("inline projection `{name}` refused the events: {reason}"),
+        source: None,
+    }
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -213,6 +391,23 @@ impl EventStore for MemoryStore {
         events: &mut Vec<NewEvent>,
     ) -> Option<Result<AppendOutcome, StoreError>> {
         Some(self.append_events(stream, expected, events))
+    }
+
+    fn supports_inline(&self) -> bool {
+        true
+    }
+
+    fn append_inline<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        inline: &'a InlineSet,
+    ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
+        Box::pin(async move {
+            let mut gates = lock_gates(inline).await;
+            self.append_inline_locked(stream, expected, events, inline, &mut gates)
+        })
     }
 
     fn read_stream<'a>(

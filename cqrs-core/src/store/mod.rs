@@ -29,6 +29,7 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod decode;
+pub mod inline;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -116,6 +117,35 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     ) -> Option<Result<AppendOutcome, StoreError>> {
         let _ = (stream, expected, events);
         None
+    }
+
+    /// Whether [`append_inline`](Self::append_inline) works on this store.
+    fn supports_inline(&self) -> bool {
+        false
+    }
+
+    /// [`append`](Self::append), committing the `inline` projections'
+    /// changes in the same transaction (see [`inline`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append); an event an inline projection cannot
+    /// project fails the append, nothing of it stored. The default (for a
+    /// store that cannot) refuses every call.
+    fn append_inline<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        inline: &'a inline::InlineSet,
+    ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
+        let _ = (expected, events, inline);
+        Box::pin(std::future::ready(Err(StoreError::Refused {
+            message: format!(
+                "cannot append to stream {stream} with inline projections: this store does not run them"
+            ),
+            source: None,
+        })))
     }
 
     /// The events of `stream` with version `>= from_version`, in order.

@@ -29,7 +29,11 @@ pub(crate) trait Handler: Send + 'static {
     fn restore(&mut self) -> impl Future<Output = Result<u64, Failure>> + Send;
 
     /// Takes in a batch read after position `from` (not yet committed).
-    fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure>;
+    fn apply(
+        &mut self,
+        from: u64,
+        slice: &LogSlice,
+    ) -> impl Future<Output = Result<(), Failure>> + Send;
 
     /// Commits everything taken in so far, with checkpoint `through`.
     /// Called again with the same `through` after a transient failure.
@@ -131,7 +135,7 @@ pub(crate) struct Runner<H> {
     /// Set when the handler needs a lease.
     pub(crate) lease: Option<LeaseKeeper>,
     pub(crate) backoff: Backoff,
-    pub(crate) progress: watch::Sender<Progress>,
+    pub(crate) progress: Arc<watch::Sender<Progress>>,
     pub(crate) handler: H,
 }
 
@@ -288,6 +292,7 @@ impl<H: Handler> Runner<H> {
                 done: target == 0,
             };
             progress.send_replace(now);
+            self.progress.send_modify(|p| p.position = 0);
             if !now.done {
                 rebuilding = Some(Rebuilding { progress, now });
             }
@@ -306,6 +311,9 @@ impl<H: Handler> Runner<H> {
                 }
             }
         };
+        // What the state includes now: a restart may restore less than the
+        // last run reached.
+        self.progress.send_modify(|p| p.position = restored);
         let mut head = self.source.watch_head();
         head.borrow_and_update();
         let mut attempt = 0;
@@ -492,7 +500,12 @@ impl<H: Handler> Runner<H> {
                 }
             };
             let span = self.handler.batch_span(from, &slice);
-            if let Err(failure) = span.in_scope(|| self.handler.apply(from, &slice)) {
+            if let Err(failure) = self
+                .handler
+                .apply(from, &slice)
+                .instrument(span.clone())
+                .await
+            {
                 return match failure {
                     Failure::Permanent { position, reason } => Exit::Failed { position, reason },
                     Failure::Transient(reason) | Failure::Fenced(reason) => Exit::Failed {
@@ -660,6 +673,9 @@ impl<H: Handler> Runner<H> {
             RunState::CatchingUp
         };
         self.progress.send_if_modified(|p| {
+            // Others may publish further positions on this watch (an inline
+            // projection's commits): only a rebuild moves it back.
+            let position = position.max(p.position);
             let next = Progress {
                 position,
                 head: head.max(position),

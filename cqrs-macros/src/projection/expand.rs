@@ -62,6 +62,10 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
     let rows = tables.map(|(kind, _)| rows_impl(ident, kind, events, &names, &aliases));
     // The start function's bound (`SqliteTables` / `PostgresTables`) is
     // checked on the `tables = ..` value.
+    let start_inline = match tables {
+        None => quote!(::core::option::Option::Some(#private::start_inline_projection::<#ident>)),
+        Some(_) => quote!(::core::option::Option::None),
+    };
     let start = match tables {
         None => quote!(#private::start_projection::<#ident>),
         Some((Tables::Sqlite, ty)) => spanned_over(
@@ -104,6 +108,7 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
                             rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
                             events: <#ident as #krate::Projection>::EVENTS,
                             start: #start,
+                            start_inline: #start_inline,
                         },
                     );
             }

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use self::schema::{SchemaName, Sql};
 use self::writer::{AppendJob, Writer};
 use super::decode::{EventRow, corrupt_row, decode_metadata, schema_version, stream_version};
+use super::inline::InlineSet;
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
     LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
@@ -378,6 +379,11 @@ impl PostgresStore {
             one_sql: sql.append_one.clone(),
             lone_sql: sql.append_lone.clone(),
             lone_group_sql: sql.append_lone_group.clone(),
+            inline_sql: writer::InlineSql {
+                read_range: sql.read_range.clone(),
+                load_read_model: sql.load_read_model.clone(),
+                commit_read_model: sql.commit_read_model.clone(),
+            },
             lock_key: append_lock_key(&schema),
             channel: schema.as_str().to_owned(),
             jobs: receiver,
@@ -443,6 +449,31 @@ impl PostgresStore {
     /// A pooled connection, for a read model's own transaction or query.
     pub(crate) async fn connection(&self) -> Result<Object, StoreError> {
         self.client().await
+    }
+
+    /// Hands an append to the writer task and waits for its outcome.
+    async fn submit(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        inline: Option<InlineSet>,
+    ) -> Result<AppendOutcome, StoreError> {
+        validate(stream, &events)?;
+        let (reply, answer) = oneshot::channel();
+        let job = AppendJob {
+            stream: stream.clone(),
+            expected,
+            events,
+            inline,
+            reply,
+        };
+        let gone = || StoreError::Backend {
+            message: String::from("the PostgreSQL writer task stopped"),
+            source: None,
+        };
+        self.inner.jobs.send(job).await.map_err(|_| gone())?;
+        answer.await.unwrap_or_else(|_| Err(gone()))
     }
 
     /// The schema, quoted for SQL text.
@@ -539,6 +570,26 @@ fn pg_error(context: impl fmt::Display, error: tokio_postgres::Error) -> StoreEr
         message: format!("{context}: {}", describe(&error)),
         source: Some(Box::new(error)),
     }
+}
+
+/// A read model from the rows of `Sql::load_read_model`.
+fn saved_read_model(rows: &[Row]) -> SavedReadModel {
+    let mut saved = SavedReadModel {
+        checkpoint: rows
+            .first()
+            .and_then(|row| row.get::<_, Option<i64>>(0))
+            .map(to_u64),
+        documents: Vec::with_capacity(rows.len()),
+    };
+    for row in rows {
+        if let Some(collection) = row.get::<_, Option<String>>(1) {
+            let body: String = row.get(3);
+            saved
+                .documents
+                .push((collection, row.get(2), body.into_bytes()));
+        }
+    }
+    saved
 }
 
 /// Moves the head forward (never back).
@@ -649,21 +700,28 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
+        Box::pin(self.submit(stream, expected, events, None))
+    }
+
+    fn supports_inline(&self) -> bool {
+        true
+    }
+
+    fn append_inline<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        inline: &'a InlineSet,
+    ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
-            validate(stream, &events)?;
-            let (reply, answer) = oneshot::channel();
-            let job = AppendJob {
-                stream: stream.clone(),
-                expected,
-                events,
-                reply,
-            };
-            let gone = || StoreError::Backend {
-                message: String::from("the PostgreSQL writer task stopped"),
-                source: None,
-            };
-            self.inner.jobs.send(job).await.map_err(|_| gone())?;
-            answer.await.unwrap_or_else(|_| Err(gone()))
+            let outcome = self
+                .submit(stream, expected, events, Some(Arc::clone(inline)))
+                .await?;
+            for projection in inline.iter() {
+                projection.published(outcome.last_position);
+            }
+            Ok(outcome)
         })
     }
 
@@ -857,22 +915,7 @@ impl CheckpointStore for PostgresStore {
                 .await
                 .map_err(fail)?;
             let rows = client.query(&statement, &[&name]).await.map_err(fail)?;
-            let mut saved = SavedReadModel {
-                checkpoint: rows
-                    .first()
-                    .and_then(|row| row.get::<_, Option<i64>>(0))
-                    .map(to_u64),
-                documents: Vec::with_capacity(rows.len()),
-            };
-            for row in rows {
-                if let Some(collection) = row.get::<_, Option<String>>(1) {
-                    let body: String = row.get(3);
-                    saved
-                        .documents
-                        .push((collection, row.get(2), body.into_bytes()));
-                }
-            }
-            Ok(saved)
+            Ok(saved_read_model(&rows))
         })
     }
 

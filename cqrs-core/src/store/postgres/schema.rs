@@ -473,6 +473,7 @@ pub(super) struct Sql {
     pub(super) reset_read_model: String,
     pub(super) acquire_lease: String,
     pub(super) release_lease: String,
+    pub(super) read_range: String,
 }
 
 impl Sql {
@@ -626,6 +627,18 @@ impl Sql {
             ),
             release_lease: format!(
                 "UPDATE {s}.leases SET holder = '' WHERE name = $1 AND token = $2"
+            ),
+            // The events of a filter in ($1, $2], for an inline projection
+            // inside an append's transaction (which holds the append lock:
+            // the range is settled). Parameters as in `read_log`.
+            read_range: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events
+                 WHERE position > $1 AND position <= $2
+                   AND ((($3::text[] IS NULL OR event_name = ANY($3))
+                         AND ($4::text[] IS NULL OR stream_aggregate = ANY($4)))
+                     OR ($5::text[] IS NOT NULL AND stream_aggregate = ANY($5)
+                         AND NOT event_name = ANY($6::text[])))
+                 ORDER BY position"
             ),
         }
     }

@@ -10,9 +10,11 @@ use deadpool_postgres::{Client, Pool};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use super::{Counters, acquire, describe, publish, to_u64};
+use super::{Counters, acquire, describe, event_row, publish, saved_read_model, to_i64, to_u64};
 use crate::error::StoreError;
 use crate::record::{NewEvent, StreamId};
+use crate::store::inline::{Gate, InlineSet, lock_gates};
+use crate::store::memory::refused;
 use crate::store::{AppendOutcome, ExpectedVersion};
 
 /// One append waiting for the writer.
@@ -21,7 +23,16 @@ pub(super) struct AppendJob {
     pub(super) stream: StreamId,
     pub(super) expected: ExpectedVersion,
     pub(super) events: Vec<NewEvent>,
+    /// Projections to commit with it, in its transaction.
+    pub(super) inline: Option<InlineSet>,
     pub(super) reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// The statements of the inline path.
+pub(super) struct InlineSql {
+    pub(super) read_range: String,
+    pub(super) load_read_model: String,
+    pub(super) commit_read_model: String,
 }
 
 /// The writer task's state.
@@ -37,6 +48,7 @@ pub(super) struct Writer {
     pub(super) lone_sql: String,
     /// `append_lone` for a group of one-event appends.
     pub(super) lone_group_sql: String,
+    pub(super) inline_sql: InlineSql,
     pub(super) lock_key: i64,
     pub(super) channel: String,
     pub(super) jobs: mpsc::Receiver<AppendJob>,
@@ -122,6 +134,9 @@ impl Writer {
     }
 
     async fn commit(&self, group: Vec<AppendJob>) {
+        if let Some(set) = group.iter().find_map(|job| job.inline.clone()) {
+            return self.commit_inline(group, set).await;
+        }
         let outcomes = match self.call(&group).await {
             Ok(outcomes) => {
                 self.stats.transactions.fetch_add(1, Ordering::Relaxed);
@@ -159,6 +174,258 @@ impl Writer {
             // A caller that stopped waiting no longer needs the answer.
             let _ = job.reply.send(outcome);
         }
+    }
+
+    /// Commits `group` with inline projections: one explicit transaction
+    /// (the append lock, taken by the append function, is held until its
+    /// end), the projections' gates held throughout (see `store::inline`).
+    async fn commit_inline(&self, group: Vec<AppendJob>, set: InlineSet) {
+        let mut gates = lock_gates(&set).await;
+        let outcomes = match self.inline_transaction(&group, &set, &mut gates).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if e.as_db_error().is_some() && group.len() > 1 => {
+                let mut outcomes = Vec::with_capacity(group.len());
+                for job in &group {
+                    let alone = std::slice::from_ref(job);
+                    outcomes.push(
+                        match self.inline_transaction(alone, &set, &mut gates).await {
+                            Ok(mut one) => one.pop().unwrap_or_else(|| Err(missing_row(job))),
+                            Err(e) => Err(append_error(job, &e)),
+                        },
+                    );
+                }
+                outcomes
+            }
+            Err(e) => group.iter().map(|job| Err(append_error(job, &e))).collect(),
+        };
+        drop(gates);
+        let appended = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
+        self.stats.appends.fetch_add(appended, Ordering::Relaxed);
+        if let Some(head) = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().map(|o| o.last_position))
+            .max()
+        {
+            publish(&self.head, head);
+        }
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    /// One transaction: the appends, then each inline projection's gap read,
+    /// fold and write, then the commit. On any failure the gates are
+    /// invalidated: what was folded is not what is saved.
+    async fn inline_transaction(
+        &self,
+        group: &[AppendJob],
+        set: &InlineSet,
+        gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
+    ) -> Result<Vec<Outcome>, CallError> {
+        let mut client = acquire(&self.pool).await.map_err(CallError::Connect)?;
+        let tx = client.transaction().await.map_err(CallError::Postgres)?;
+        let outcomes = self.call_in(&tx, group).await?;
+        let Some(last) = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().map(|o| o.last_position))
+            .max()
+        else {
+            // Nothing appended (every check failed): nothing to fold.
+            tx.commit().await.map_err(CallError::Postgres)?;
+            return Ok(outcomes);
+        };
+        let folded = self.fold_and_write(&tx, set, gates, last).await;
+        let committed = match folded {
+            Ok(()) => tx.commit().await.map_err(CallError::Postgres),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            gates.iter_mut().for_each(|gate| gate.invalidate());
+            return Err(e);
+        }
+        for gate in gates.iter_mut() {
+            gate.committed(last);
+        }
+        Ok(outcomes)
+    }
+
+    /// The appends of `group` on `tx`: `append_one` for one, `append_group`
+    /// for several.
+    async fn call_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        group: &[AppendJob],
+    ) -> Result<Vec<Outcome>, CallError> {
+        let columns = EventColumns::of(group);
+        if let [job] = group {
+            let statement = tx
+                .prepare_cached(&self.one_sql)
+                .await
+                .map_err(CallError::Postgres)?;
+            let row = tx
+                .query_one(
+                    &statement,
+                    &[
+                        &self.lock_key,
+                        &self.channel,
+                        &job.stream.aggregate,
+                        &job.stream.id,
+                        &expected(job),
+                        &columns.event_id,
+                        &columns.event_name,
+                        &columns.schema_version,
+                        &columns.payload,
+                        &columns.metadata,
+                        &columns.timestamp,
+                    ],
+                )
+                .await
+                .map_err(CallError::Postgres)?;
+            return Ok(vec![outcome(job, &row)]);
+        }
+        let statement = tx
+            .prepare_cached(&self.group_sql)
+            .await
+            .map_err(CallError::Postgres)?;
+        let streams = StreamColumns::of(group);
+        let a_count: Vec<i32> = group
+            .iter()
+            .map(|job| i32::try_from(job.events.len()).unwrap_or(i32::MAX))
+            .collect();
+        let rows = tx
+            .query(
+                &statement,
+                &[
+                    &self.lock_key,
+                    &self.channel,
+                    &streams.aggregate,
+                    &streams.id,
+                    &streams.expected,
+                    &a_count,
+                    &columns.event_id,
+                    &columns.event_name,
+                    &columns.schema_version,
+                    &columns.payload,
+                    &columns.metadata,
+                    &columns.timestamp,
+                ],
+            )
+            .await
+            .map_err(CallError::Postgres)?;
+        if rows.len() != group.len() {
+            return Err(CallError::Other(format!(
+                "append_group answered {} rows for {} appends",
+                rows.len(),
+                group.len()
+            )));
+        }
+        Ok(group
+            .iter()
+            .zip(rows)
+            .map(|(job, row)| outcome(job, &row))
+            .collect())
+    }
+
+    /// Each inline projection: reload if its gate says so, read the events
+    /// after its gate through `last`, fold them, write the documents with
+    /// the checkpoint `last`.
+    async fn fold_and_write(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        set: &InlineSet,
+        gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
+        last: u64,
+    ) -> Result<(), CallError> {
+        let sql = &self.inline_sql;
+        for (projection, gate) in set.iter().zip(gates.iter_mut()) {
+            let name = projection.name();
+            if gate.position().is_none() {
+                let saved = if projection.durable() {
+                    let statement = tx
+                        .prepare_cached(&sql.load_read_model)
+                        .await
+                        .map_err(CallError::Postgres)?;
+                    let rows = tx
+                        .query(&statement, &[&name])
+                        .await
+                        .map_err(CallError::Postgres)?;
+                    Some(saved_read_model(&rows))
+                } else {
+                    None
+                };
+                let at = saved.as_ref().and_then(|s| s.checkpoint).unwrap_or(0);
+                projection
+                    .reload(saved)
+                    .map_err(|reason| CallError::Refused(refused(name, &reason)))?;
+                gate.reloaded(at);
+            }
+            let from = gate.position().unwrap_or(0);
+            let filter = projection.filter();
+            let events = (!filter.events.is_empty()).then_some(&filter.events);
+            let aggregates = (!filter.aggregates.is_empty()).then_some(&filter.aggregates);
+            let unknown_in = filter.unknown.as_ref().map(|u| &u.aggregates);
+            let known = filter.unknown.as_ref().map(|u| &u.known);
+            let statement = tx
+                .prepare_cached(&sql.read_range)
+                .await
+                .map_err(CallError::Postgres)?;
+            let rows = tx
+                .query(
+                    &statement,
+                    &[
+                        &to_i64(from),
+                        &to_i64(last),
+                        &events,
+                        &aggregates,
+                        &unknown_in,
+                        &known,
+                    ],
+                )
+                .await
+                .map_err(CallError::Postgres)?;
+            let records = rows
+                .iter()
+                .map(|row| event_row(row, 0).map(|row| Arc::new(row.to_record())))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(CallError::Refused)?;
+            let changes = projection
+                .fold(&records)
+                .map_err(|reason| CallError::Refused(refused(name, &reason)))?;
+            if projection.durable() {
+                let mut collections = Vec::new();
+                let mut keys = Vec::new();
+                let mut bodies: Vec<Option<String>> = Vec::new();
+                for change in gate.changes(changes) {
+                    collections.push(change.collection);
+                    keys.push(change.key);
+                    bodies.push(
+                        change
+                            .body
+                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                    );
+                }
+                let statement = tx
+                    .prepare_cached(&sql.commit_read_model)
+                    .await
+                    .map_err(CallError::Postgres)?;
+                let token: Option<i64> = None;
+                let row = tx
+                    .query_one(
+                        &statement,
+                        &[&name, &collections, &keys, &bodies, &to_i64(last), &token],
+                    )
+                    .await
+                    .map_err(CallError::Postgres)?;
+                if row.get::<_, &str>(0) != "ok" {
+                    return Err(CallError::Refused(StoreError::CheckpointNotAfter {
+                        name: name.to_owned(),
+                        saved: row.get::<_, Option<i64>>(1).map_or(0, to_u64),
+                        attempted: last,
+                    }));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Appends `group` in one call of `append_group` (or `append_one` for a
@@ -470,13 +737,15 @@ enum CallError {
     Postgres(deadpool_postgres::tokio_postgres::Error),
     /// Something else, described.
     Other(String),
+    /// An inline projection refused the events (or its commit).
+    Refused(StoreError),
 }
 
 impl CallError {
     fn as_db_error(&self) -> Option<&deadpool_postgres::tokio_postgres::error::DbError> {
         match self {
             Self::Postgres(e) => e.as_db_error(),
-            Self::Connect(_) | Self::Other(_) => None,
+            Self::Connect(_) | Self::Other(_) | Self::Refused(_) => None,
         }
     }
 }
@@ -526,6 +795,32 @@ fn append_error(job: &AppendJob, error: &CallError) -> StoreError {
             }
         }
         CallError::Other(message) => format!("cannot append to stream {stream}: {message}"),
+        CallError::Refused(e) => {
+            return match e {
+                StoreError::Refused { message, .. } => StoreError::Refused {
+                    message: message.clone(),
+                    source: None,
+                },
+                StoreError::Corrupt { at, column, reason } => StoreError::Corrupt {
+                    at: at.clone(),
+                    column,
+                    reason: reason.clone(),
+                },
+                StoreError::CheckpointNotAfter {
+                    name,
+                    saved,
+                    attempted,
+                } => StoreError::CheckpointNotAfter {
+                    name: name.clone(),
+                    saved: *saved,
+                    attempted: *attempted,
+                },
+                other => StoreError::Refused {
+                    message: format!("cannot append to stream {stream}: {other}"),
+                    source: None,
+                },
+            };
+        }
     };
     StoreError::Backend {
         message,

@@ -26,6 +26,7 @@ use self::rows::{EVENT_COLUMNS, event_row};
 use self::schema::migrate;
 use self::writer::{Job, Work, Writer, check_utf8_bodies};
 use super::decode::Spent;
+use super::inline::InlineSet;
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
     LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
@@ -436,9 +437,44 @@ impl EventStore for SqliteStore {
                 stream: stream.clone(),
                 expected,
                 events,
+                inline: None,
                 reply,
             })
             .await
+        })
+    }
+
+    fn supports_inline(&self) -> bool {
+        true
+    }
+
+    fn append_inline<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        inline: &'a InlineSet,
+    ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
+        Box::pin(async move {
+            if events.is_empty() {
+                return Err(StoreError::InvalidAppend {
+                    stream: stream.clone(),
+                    reason: String::from("no events to append"),
+                });
+            }
+            let outcome = self
+                .write(|reply| Job::Append {
+                    stream: stream.clone(),
+                    expected,
+                    events,
+                    inline: Some(Arc::clone(inline)),
+                    reply,
+                })
+                .await?;
+            for projection in inline.iter() {
+                projection.published(outcome.last_position);
+            }
+            Ok(outcome)
         })
     }
 
@@ -624,41 +660,7 @@ impl CheckpointStore for SqliteStore {
         name: &'a str,
     ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
         let name = name.to_owned();
-        Box::pin(self.read(move |conn| {
-            // One statement, so one snapshot: the checkpoint and the
-            // documents of the same commit, never half of a later one.
-            let mut saved = SavedReadModel::default();
-            conn.prepare_cached(
-                "SELECT c.position, d.collection, d.key, d.body
-                 FROM (SELECT ?1 AS name) AS p
-                 LEFT JOIN checkpoints AS c ON c.name = p.name
-                 LEFT JOIN documents AS d ON d.projection = p.name
-                 ORDER BY d.collection, d.key",
-            )
-            .and_then(|mut s| {
-                let mut rows = s.query([&name])?;
-                while let Some(row) = rows.next()? {
-                    saved.checkpoint = row.get::<_, Option<i64>>(0)?.map(to_u64);
-                    let Some(collection) = row.get::<_, Option<String>>(1)? else {
-                        continue;
-                    };
-                    let body = match row.get_ref(3)? {
-                        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
-                        other => {
-                            return Err(rusqlite::Error::InvalidColumnType(
-                                3,
-                                String::from("body"),
-                                other.data_type(),
-                            ));
-                        }
-                    };
-                    saved.documents.push((collection, row.get(2)?, body));
-                }
-                Ok(())
-            })
-            .map_err(|e| backend(format!("cannot load the read model `{name}`"), e))?;
-            Ok(saved)
-        }))
+        Box::pin(self.read(move |conn| load_read_model_rows(conn, &name)))
     }
 
     fn commit_read_model<'a>(
@@ -713,6 +715,45 @@ impl CheckpointStore for SqliteStore {
             reply,
         }))
     }
+}
+
+/// The saved read model of `name`, read in one statement (one snapshot:
+/// the checkpoint and the documents of the same commit).
+pub(super) fn load_read_model_rows(
+    conn: &rusqlite::Connection,
+    name: &str,
+) -> Result<SavedReadModel, StoreError> {
+    let mut saved = SavedReadModel::default();
+    conn.prepare_cached(
+        "SELECT c.position, d.collection, d.key, d.body
+         FROM (SELECT ?1 AS name) AS p
+         LEFT JOIN checkpoints AS c ON c.name = p.name
+         LEFT JOIN documents AS d ON d.projection = p.name
+         ORDER BY d.collection, d.key",
+    )
+    .and_then(|mut s| {
+        let mut rows = s.query([name])?;
+        while let Some(row) = rows.next()? {
+            saved.checkpoint = row.get::<_, Option<i64>>(0)?.map(to_u64);
+            let Some(collection) = row.get::<_, Option<String>>(1)? else {
+                continue;
+            };
+            let body = match row.get_ref(3)? {
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+                other => {
+                    return Err(rusqlite::Error::InvalidColumnType(
+                        3,
+                        String::from("body"),
+                        other.data_type(),
+                    ));
+                }
+            };
+            saved.documents.push((collection, row.get(2)?, body));
+        }
+        Ok(())
+    })
+    .map_err(|e| backend(format!("cannot load the read model `{name}`"), e))?;
+    Ok(saved)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -10,10 +10,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::log::Page;
 use super::rows::Payload;
 use super::{Counters, backend, backend_message, lock, to_i64, to_u64};
 use crate::error::StoreError;
 use crate::record::{NewEvent, StreamId, Timestamp};
+use crate::store::decode::Spent;
+use crate::store::inline::{Gate, InlineSet, lock_gates_blocking};
+use crate::store::memory::refused;
 use crate::store::{
     AppendOutcome, DocumentChange, ExpectedVersion, Fence, LeaseGrant, Snapshot, check_forward,
 };
@@ -24,6 +28,8 @@ pub(super) enum Job {
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        /// Projections to commit with it, in its savepoint.
+        inline: Option<InlineSet>,
         reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
     },
     Snapshot {
@@ -106,6 +112,14 @@ impl Writer {
     }
 
     fn commit_group(&self, mut group: Vec<Job>) {
+        // Inline projections: their gates are held from before the first
+        // fold to after the commit (see `store::inline`).
+        let inline = group_inline(&group);
+        let mut gates = inline.as_ref().map(|set| InlineRun {
+            gates: lock_gates_blocking(set),
+            set: Arc::clone(set),
+            dirty: false,
+        });
         let conn = lock(&self.conn);
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let message = format!("cannot start a SQLite write transaction: {e}");
@@ -122,7 +136,7 @@ impl Writer {
                 done.push(Done::failed(job, "the write transaction was aborted"));
                 continue;
             }
-            done.push(run_in_savepoint(&conn, job));
+            done.push(run_in_savepoint(&conn, job, gates.as_mut()));
             // Some errors (I/O, disk full) make SQLite roll back the whole
             // transaction; what ran before is gone, what follows must not run
             // outside a transaction.
@@ -136,6 +150,9 @@ impl Writer {
                 .execute_batch("COMMIT")
                 .map_err(|e| format!("cannot commit the SQLite write transaction: {e}")),
         };
+        if let Some(run) = &mut gates {
+            run.finish(committed.is_ok());
+        }
         if let Err(reason) = committed {
             if !conn.is_autocommit() {
                 // Best effort: the connection is unusable if this fails too.
@@ -233,47 +250,126 @@ impl Job {
     }
 }
 
+/// The inline projections of a group, their gates held.
+pub(super) struct InlineRun<'g> {
+    set: InlineSet,
+    gates: Vec<tokio::sync::MutexGuard<'g, Gate>>,
+    /// Whether a fold was undone (its savepoint rolled back): the state is
+    /// then not what the transaction saves.
+    dirty: bool,
+}
+
+impl InlineRun<'_> {
+    /// The group's transaction ended: each gate moved on with it (set as
+    /// each append committed its fold), or invalidated.
+    fn finish(&mut self, committed: bool) {
+        if !committed || self.dirty {
+            self.gates.iter_mut().for_each(|gate| gate.invalidate());
+        }
+    }
+
+    /// Commits the inline projections for an append that inserted events
+    /// through `last`: reload if needed, read the gap, fold, write.
+    fn fold_and_write(&mut self, conn: &Connection, last: u64) -> Result<(), StoreError> {
+        for (projection, gate) in self.set.iter().zip(self.gates.iter_mut()) {
+            let name = projection.name();
+            if gate.position().is_none() {
+                let saved = if projection.durable() {
+                    Some(super::load_read_model_rows(conn, name)?)
+                } else {
+                    None
+                };
+                let at = saved.as_ref().and_then(|s| s.checkpoint).unwrap_or(0);
+                projection
+                    .reload(saved)
+                    .map_err(|reason| refused(name, &reason))?;
+                gate.reloaded(at);
+            }
+            let from = gate.position().unwrap_or(0);
+            let mut page = Page {
+                records: Vec::new(),
+                spent: Spent::default(),
+                limit: usize::MAX,
+            };
+            page.read(conn, projection.filter(), from, last)
+                .map_err(|e| e.into_store(|| format!("cannot read the log for `{name}`")))?;
+            // From here on the state is folded: undone unless this commits.
+            self.dirty = true;
+            let changes = projection
+                .fold(&page.records)
+                .map_err(|reason| refused(name, &reason))?;
+            if projection.durable() {
+                commit_read_model_rows(conn, name, &gate.changes(changes), last)?;
+            }
+            gate.committed(last);
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+/// The inline projections of the first append of `group` that has any
+/// (an engine hands every append the same set).
+fn group_inline(group: &[Job]) -> Option<InlineSet> {
+    group.iter().find_map(|job| match job {
+        Job::Append {
+            inline: Some(set), ..
+        } => Some(Arc::clone(set)),
+        _ => None,
+    })
+}
+
 /// Runs one job in a savepoint, so its failure undoes it alone.
-fn run_in_savepoint(conn: &Connection, job: &mut Job) -> Done {
+fn run_in_savepoint(conn: &Connection, job: &mut Job, inline: Option<&mut InlineRun<'_>>) -> Done {
     if let Err(e) = conn.execute_batch("SAVEPOINT job") {
         return Done::failed(job, &format!("cannot open a SQLite savepoint: {e}"));
     }
-    let done = match job {
-        Job::Append {
-            stream,
-            expected,
-            events,
-            ..
-        } => Done::Append(append_rows(conn, stream, *expected, events)),
-        Job::Snapshot {
-            stream, snapshot, ..
-        } => Done::Unit(save_snapshot_row(conn, stream, snapshot)),
-        Job::Checkpoint { name, position, .. } => {
-            Done::Unit(save_checkpoint_row(conn, name, *position))
-        }
-        Job::CommitReadModel {
-            name,
-            changes,
-            checkpoint,
-            fence,
-            ..
-        } => Done::Unit(
-            check_fence(conn, name, fence.as_ref())
-                .and_then(|()| commit_read_model_rows(conn, name, changes, *checkpoint)),
-        ),
-        Job::ResetReadModel { name, fence, .. } => Done::Unit(
-            check_fence(conn, name, fence.as_ref())
-                .and_then(|()| reset_read_model_rows(conn, name)),
-        ),
-        Job::AcquireLease {
-            name, holder, ttl, ..
-        } => Done::Lease(acquire_lease_row(conn, name, holder, *ttl)),
-        Job::ReleaseLease { fence, .. } => Done::Unit(release_lease_row(conn, fence)),
-        Job::Run { work, .. } => Done::Ran(match work.take() {
-            Some(work) => work(conn),
-            None => Err(backend_message("a read model's work was run twice")),
-        }),
-    };
+    let done =
+        match job {
+            Job::Append {
+                stream,
+                expected,
+                events,
+                inline: wanted,
+                ..
+            } => Done::Append(append_rows(conn, stream, *expected, events).and_then(
+                |outcome| match (wanted, inline) {
+                    (Some(_), Some(run)) => {
+                        run.fold_and_write(conn, outcome.last_position)?;
+                        Ok(outcome)
+                    }
+                    _ => Ok(outcome),
+                },
+            )),
+            Job::Snapshot {
+                stream, snapshot, ..
+            } => Done::Unit(save_snapshot_row(conn, stream, snapshot)),
+            Job::Checkpoint { name, position, .. } => {
+                Done::Unit(save_checkpoint_row(conn, name, *position))
+            }
+            Job::CommitReadModel {
+                name,
+                changes,
+                checkpoint,
+                fence,
+                ..
+            } => Done::Unit(
+                check_fence(conn, name, fence.as_ref())
+                    .and_then(|()| commit_read_model_rows(conn, name, changes, *checkpoint)),
+            ),
+            Job::ResetReadModel { name, fence, .. } => Done::Unit(
+                check_fence(conn, name, fence.as_ref())
+                    .and_then(|()| reset_read_model_rows(conn, name)),
+            ),
+            Job::AcquireLease {
+                name, holder, ttl, ..
+            } => Done::Lease(acquire_lease_row(conn, name, holder, *ttl)),
+            Job::ReleaseLease { fence, .. } => Done::Unit(release_lease_row(conn, fence)),
+            Job::Run { work, .. } => Done::Ran(match work.take() {
+                Some(work) => work(conn),
+                None => Err(backend_message("a read model's work was run twice")),
+            }),
+        };
     let end = if done.is_ok() {
         "RELEASE job"
     } else {
