@@ -81,6 +81,11 @@ pub(crate) async fn run(args: &[String]) -> Result<Report, Failure> {
         "catchup-replay" => catchup_replay(text(1)?, text(2)?).await,
         "catchup-scan" => catchup_scan(text(1)?, text(2)?).await,
         "catchup-read" => catchup_read(text(1)?, text(2)?).await,
+        "reads-catchup" => crate::reads::catch_up(text(1)?, text(2)?, text(3)?).await,
+        "pg-cmds-placed" => {
+            let engine = crate::reads::placed_engine(text(1)?, text(2)?, text(6)?).await?;
+            commands(&engine, number(3)?, number(4)?, number(5)?).await
+        }
         other => Err(Failure(format!("unknown task `{other}`"))),
     }
 }
@@ -355,7 +360,7 @@ fn script_rows(
     Ok(rows)
 }
 
-async fn pg_connect(connection: &str) -> Result<tokio_postgres::Client, Failure> {
+pub(crate) async fn pg_connect(connection: &str) -> Result<tokio_postgres::Client, Failure> {
     let (client, connection) = tokio_postgres::connect(connection, NoTls).await?;
     tokio::spawn(connection);
     Ok(client)

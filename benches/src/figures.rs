@@ -128,7 +128,7 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
     if wants("mem") || wants("growth") || wants("pg") {
         runner.build_peers()?;
     }
-    let pg = if wants("growth") || wants("pg") || wants("catchup") {
+    let pg = if wants("growth") || wants("pg") || wants("catchup") || wants("reads") || wants("inline") {
         eprintln!("starting a throwaway durable PostgreSQL ...");
         TestPostgres::start_durable().map(|server| Pg { server })
     } else {
@@ -150,6 +150,8 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
             "growth" => bench.growth()?,
             "pg" => bench.postgres()?,
             "catchup" => bench.catchup()?,
+            "reads" => bench.reads()?,
+            "inline" => bench.inline()?,
             "sqlite" => bench.sqlite()?,
             _ => {}
         }
@@ -165,7 +167,9 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
             bench.runs * SHORT
         );
         print!("{}", report::table(&bench.figures));
-        if bench.pg.is_none() && (wants("growth") || wants("pg") || wants("catchup")) {
+        if bench.pg.is_none()
+            && (wants("growth") || wants("pg") || wants("catchup") || wants("reads") || wants("inline"))
+        {
             println!("\nPostgreSQL figures skipped: no PostgreSQL server binaries found.");
         }
     }
@@ -600,6 +604,91 @@ impl Bench {
                 .target(0.5),
             );
         }
+        Ok(())
+    }
+
+    /// Figure 7: a projection catching up from PostgreSQL into a read model
+    /// in a SQLite file, as documents and as SQL tables of its own, against
+    /// the same projection catching up inside PostgreSQL.
+    fn reads(&mut self) -> Result<(), Failure> {
+        let Some(pg) = self.pg() else {
+            return Ok(());
+        };
+        let events = self.sizes.catchup;
+        let target = format!("{}|{}", pg.ours(), unique_schema("reads"));
+        self.sample(
+            Side::Ours,
+            vec![s("catchup-fill"), s("pg"), target.clone(), s(events)],
+        )?;
+        let mut next = 0usize;
+        let tmp = self.tmp.path().to_path_buf();
+        let mut file = move || {
+            next += 1;
+            format!("sqlite:{}", tmp.join(format!("reads-{next}.db")).display())
+        };
+        for (name, sqlite, inside) in [
+            ("documents", "balances", "balances"),
+            ("tables", "bench_rows_sqlite", "bench_rows_pg"),
+        ] {
+            let mut into_sqlite = || {
+                let read = file();
+                self.sample(
+                    Side::Ours,
+                    vec![s("reads-catchup"), target.clone(), read, s(sqlite)],
+                )
+            };
+            let mut in_pg = || {
+                self.sample(
+                    Side::Ours,
+                    vec![s("reads-catchup"), target.clone(), s("pg"), s(inside)],
+                )
+            };
+            let mut samples = rotate(self.runs, &mut [&mut into_sqlite, &mut in_pg])?;
+            let in_pg = samples.pop().unwrap_or_default();
+            let into_sqlite = samples.pop().unwrap_or_default();
+            self.figures.push(
+                Figure::new(
+                    format!("reads_pg_into_sqlite_{name}_events_per_s_vs_in_pg"),
+                    "event/s",
+                    Better::Higher,
+                    (rates(&into_sqlite, "events")?, rates(&in_pg, "events")?),
+                )
+                .target(0.8),
+            );
+        }
+        Ok(())
+    }
+
+    /// Figure 8: commands/s on PostgreSQL with 8 clients, the balances
+    /// projection inline against async.
+    fn inline(&mut self) -> Result<(), Failure> {
+        let Some(pg) = self.pg() else {
+            return Ok(());
+        };
+        let conn = pg.ours();
+        let (per_client, commands) = self.sizes.pg_8clients;
+        let clients = 8usize;
+        let workload = [s(per_client * clients), s(commands), s(clients)];
+        let sample = |placement: &str| {
+            let mut args = vec![s("pg-cmds-placed"), conn.clone(), unique_schema(placement)];
+            args.extend_from_slice(&workload);
+            args.push(s(placement));
+            self.sample(Side::Ours, args)
+        };
+        let mut inline = || sample("inline");
+        let mut in_async = || sample("async");
+        let mut samples = rotate(self.runs, &mut [&mut inline, &mut in_async])?;
+        let in_async = samples.pop().unwrap_or_default();
+        let inline = samples.pop().unwrap_or_default();
+        self.figures.push(
+            Figure::new(
+                "pg_8clients_inline_cmds_per_s_vs_async",
+                "cmd/s",
+                Better::Higher,
+                (rates(&inline, "commands")?, rates(&in_async, "commands")?),
+            )
+            .target(0.8),
+        );
         Ok(())
     }
 

@@ -9,8 +9,11 @@
 //! Figures: `mem` (commands/s and peak memory on the memory stores), `growth`
 //! (cost of one command against the stream length, memory and PostgreSQL),
 //! `pg` (commands/s on PostgreSQL, 1 and 8 clients), `catchup` (replaying
-//! 100,000 events into a projection), `sqlite` (commands/s on SQLite); all
-//! of them when none is named. PostgreSQL runs on a throwaway durable server
+//! 100,000 events into a projection), `sqlite` (commands/s on SQLite),
+//! `reads` (catching up from PostgreSQL into a read model in SQLite, as
+//! documents and as SQL tables, against the same inside PostgreSQL),
+//! `inline` (PostgreSQL, 8 clients, the balances projection inline against
+//! async); all of them when none is named. PostgreSQL runs on a throwaway durable server
 //! (`fsync=on`) started here, as the tests do.
 //!
 //! Every sample is its own process; ours and theirs alternate, and each
@@ -21,6 +24,7 @@
 mod child;
 mod figures;
 mod growth;
+mod reads;
 mod report;
 mod runner;
 mod script;
@@ -30,7 +34,9 @@ use std::process::ExitCode;
 use crate::figures::{Plan, Sizes};
 use crate::runner::Runner;
 
-const FIGURES: [&str; 5] = ["mem", "growth", "pg", "catchup", "sqlite"];
+const FIGURES: [&str; 7] = [
+    "mem", "growth", "pg", "catchup", "sqlite", "reads", "inline",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,7 +92,7 @@ fn usage(problem: &str) -> ExitCode {
         eprintln!("error: {problem}\n");
     }
     eprintln!(
-        "usage: cqrs-bench [mem|growth|pg|catchup|sqlite ..] [--quick] [--csv] [--runs N] [--check] [-v]"
+        "usage: cqrs-bench [mem|growth|pg|catchup|sqlite|reads|inline ..] [--quick] [--csv] [--runs N] [--check] [-v]"
     );
     if problem.is_empty() {
         ExitCode::SUCCESS
