@@ -125,6 +125,10 @@ pub enum StoreError {
         /// The version the stream has.
         actual: u64,
     },
+    /// A stream id that breaks the rule every store applies
+    /// ([`StreamId::check`]): refused before any I/O.
+    #[error(transparent)]
+    InvalidStreamId(#[from] InvalidStreamId),
     /// The append was empty or otherwise malformed.
     #[error("invalid append to stream {stream}: {reason}")]
     InvalidAppend {
@@ -202,6 +206,64 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Backend { .. })
     }
+}
+
+/// A stream id refused by [`StreamId::check`]: which part, shown how, and
+/// the rule it breaks.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error(
+    "invalid stream {part} `{value}`: {rule} (a stream's aggregate name and id are each 1 to {max} bytes of text without control characters)",
+    max = StreamId::MAX_LEN
+)]
+pub struct InvalidStreamId {
+    /// The part that breaks the rule.
+    pub part: StreamIdPart,
+    /// That part as the message shows it: control characters escaped, and
+    /// cut after 64 bytes (with its length) when long.
+    pub value: String,
+    /// The rule it breaks.
+    pub rule: StreamIdRule,
+}
+
+/// The two parts of a [`StreamId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamIdPart {
+    /// [`StreamId::aggregate`], the stream type.
+    Aggregate,
+    /// [`StreamId::id`], the instance id.
+    Id,
+}
+
+impl fmt::Display for StreamIdPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Aggregate => "aggregate name",
+            Self::Id => "id",
+        })
+    }
+}
+
+/// The rule of [`StreamId::check`] that a part breaks.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamIdRule {
+    /// It is the empty string.
+    #[error("it is empty")]
+    Empty,
+    /// It is longer than [`StreamId::MAX_LEN`] bytes.
+    #[error("it is {len} bytes long")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// It holds a control character (Unicode category Cc).
+    #[error("it holds the control character U+{code:04X} at byte {at}")]
+    ControlCharacter {
+        /// The character's code point.
+        code: u32,
+        /// Its byte offset.
+        at: usize,
+    },
 }
 
 /// Where a stored row is, as far as it could be read: a row whose stream or

@@ -26,7 +26,7 @@ use crate::error::{CommandError, Error, StoreError};
 use crate::event::EventSet;
 use crate::projection::{ProjectionStatus, Rebuild, RebuildProgress, RunningProjection};
 use crate::query::Query;
-use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
+use crate::record::{Metadata, NewEvent, Shown, StreamId, Timestamp};
 use crate::registry::{Catalog, Registry};
 use crate::store::{ExpectedVersion, Snapshot, Store};
 use crate::subscription::runner::Control;
@@ -175,8 +175,10 @@ impl Engine {
     /// # Errors
     ///
     /// [`CommandError::Domain`] with the aggregate's own error when the handler
-    /// refuses; [`CommandError::Engine`] when the store fails, a stored event
-    /// does not decode, or every retry met a concurrency conflict.
+    /// refuses; [`CommandError::Engine`] when the stream id breaks the rule
+    /// of [`StreamId::check`] ([`StoreError::InvalidStreamId`]), the store
+    /// fails, a stored event does not decode, or every retry met a
+    /// concurrency conflict ([`Error::TooManyConflicts`]).
     pub async fn execute<C: Command>(
         &self,
         command: C,
@@ -199,7 +201,7 @@ impl Engine {
         let span = tracing::info_span!(
             "command",
             aggregate = <C::Aggregate as Aggregate>::NAME,
-            id = %stream.id,
+            id = %Shown(&stream.id),
             command = C::NAME,
             version = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -237,6 +239,11 @@ impl Engine {
         stream: StreamId,
         metadata: Metadata,
     ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
+        // Before any I/O, and before the cache keeps a copy of the id.
+        stream
+            .check()
+            .map_err(StoreError::from)
+            .map_err(Error::from)?;
         let services = self.services::<C::Aggregate>()?;
         let cache = self.cache::<C::Aggregate>();
         let slot = cache.slot(&stream.id);

@@ -617,6 +617,7 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
     ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
+            stream.check()?;
             validate(stream, &events)?;
             let (reply, answer) = oneshot::channel();
             let job = AppendJob {
@@ -640,6 +641,7 @@ impl EventStore for PostgresStore {
         from_version: u64,
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
         Box::pin(async move {
+            stream.check()?;
             let fail = |e| pg_error(format!("cannot read stream {stream}"), e);
             let client = self.client().await?;
             let statement = client

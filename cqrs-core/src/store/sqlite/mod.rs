@@ -370,6 +370,7 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
+            stream.check()?;
             if events.is_empty() {
                 return Err(StoreError::InvalidAppend {
                     stream: stream.clone(),
@@ -393,6 +394,7 @@ impl EventStore for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
         let stream = stream.clone();
         Box::pin(self.read(move |conn| {
+            stream.check()?;
             let sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM events
                  WHERE stream_aggregate = ?1 AND stream_id = ?2 AND version >= ?3
