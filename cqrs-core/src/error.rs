@@ -17,6 +17,17 @@ pub struct EventLocation {
     pub position: u64,
 }
 
+impl EventLocation {
+    /// Where `record` is.
+    pub(crate) fn of(record: &RecordedEvent) -> Self {
+        Self {
+            stream: StreamId::clone(&record.stream),
+            version: record.version,
+            position: record.position,
+        }
+    }
+}
+
 impl fmt::Display for EventLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -102,11 +113,7 @@ impl DecodeError {
     /// Records where the undecodable event lives.
     #[must_use]
     pub fn at(mut self, record: &RecordedEvent) -> Self {
-        self.at = Some(EventLocation {
-            stream: StreamId::clone(&record.stream),
-            version: record.version,
-            position: record.position,
-        });
+        self.at = Some(EventLocation::of(record));
         self
     }
 }
@@ -418,6 +425,33 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An `Apply` impl panicked on a stored event while its stream was
+    /// loaded: every command on the stream gets this error until the event
+    /// or the code is fixed.
+    #[error("applying stored event `{event}` at {at} panicked: {message}")]
+    ApplyPanicked {
+        /// The stored event name.
+        event: String,
+        /// Where the event is.
+        at: EventLocation,
+        /// The panic's message.
+        message: String,
+    },
+    /// A command's handler, or an `Apply` impl on an event the handler
+    /// returned, panicked: the command is refused and nothing was stored.
+    #[error(
+        "command `{command}` on stream {stream} panicked in {site}; nothing was stored: {message}"
+    )]
+    CommandPanicked {
+        /// The command name.
+        command: &'static str,
+        /// The stream.
+        stream: StreamId,
+        /// Where it panicked.
+        site: PanicSite,
+        /// The panic's message.
+        message: String,
+    },
     /// An event a handler returned could not be encoded.
     #[error("event `{event}` does not encode as JSON")]
     EventEncode {
@@ -485,6 +519,31 @@ pub enum Error {
     /// The engine was shut down.
     #[error("the engine is shut down")]
     Shutdown,
+}
+
+/// Where in a command a panic struck (see [`Error::CommandPanicked`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PanicSite {
+    /// The command's `Handle` or `HandleAsync` impl.
+    Handler,
+    /// The aggregate's `Apply` impl, on an event the handler returned.
+    ///
+    /// (Not named `Apply`: a public item of that name beside the trait
+    /// makes rustc spell the trait `cqrs_core::Apply` in every diagnostic.)
+    Applying {
+        /// The event name.
+        event: &'static str,
+    },
+}
+
+impl fmt::Display for PanicSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Handler => f.write_str("its handler"),
+            Self::Applying { event } => write!(f, "`Apply` of its event `{event}`"),
+        }
+    }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for Error {

@@ -142,7 +142,7 @@ pub use aggregate::{Aggregate, Apply, Handle, HandleAsync};
 pub use command::{Command, Receipt};
 pub use engine::{Engine, EngineBuilder, QueryRequest};
 pub use error::{
-    CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, InvalidStreamId,
+    CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, InvalidStreamId, PanicSite,
     RegistryError, RowLocation, StoreError, StreamIdPart, StreamIdRule,
 };
 pub use event::{Event, EventOf, EventSet, Events};

@@ -3,6 +3,7 @@
 
 mod builder;
 mod cache;
+mod panic;
 mod query;
 
 use std::any::{Any, TypeId};
@@ -22,7 +23,7 @@ pub use query::QueryRequest;
 use self::cache::{AggregateCache, Loaded};
 use crate::aggregate::Aggregate;
 use crate::command::{Command, Receipt};
-use crate::error::{CommandError, Error, StoreError};
+use crate::error::{CommandError, Error, EventLocation, PanicSite, StoreError};
 use crate::event::EventSet;
 use crate::projection::{ProjectionStatus, Rebuild, RebuildProgress, RunningProjection};
 use crate::query::Query;
@@ -177,8 +178,11 @@ impl Engine {
     /// [`CommandError::Domain`] with the aggregate's own error when the handler
     /// refuses; [`CommandError::Engine`] when the stream id breaks the rule
     /// of [`StreamId::check`] ([`StoreError::InvalidStreamId`]), the store
-    /// fails, a stored event does not decode, or every retry met a
-    /// concurrency conflict ([`Error::TooManyConflicts`]).
+    /// fails, a stored event does not decode, every retry met a concurrency
+    /// conflict ([`Error::TooManyConflicts`]), or user code panicked: the
+    /// handler or an `Apply` on the new events ([`Error::CommandPanicked`],
+    /// nothing stored) or an `Apply` on a stored event
+    /// ([`Error::ApplyPanicked`]). A panic never reaches the caller.
     pub async fn execute<C: Command>(
         &self,
         command: C,
@@ -258,13 +262,24 @@ impl Engine {
                 Some(loaded) => loaded,
                 None => self.load::<C::Aggregate>(&stream).await?,
             };
-            let events = match C::dispatch(&loaded.state, command, services).await {
-                Ok(events) => events,
-                Err(refusal) => {
+            let dispatched = panic::catch_future(|| C::dispatch(&loaded.state, command, services));
+            let events = match dispatched.await {
+                Ok(Ok(events)) => events,
+                Ok(Err(refusal)) => {
                     if cache.keeps_state() {
                         *guard = Some(loaded);
                     }
                     return Err(CommandError::Domain(refusal));
+                }
+                // The state is dropped with the panic: the next command reloads.
+                Err(message) => {
+                    return Err(Error::CommandPanicked {
+                        command: C::NAME,
+                        stream,
+                        site: PanicSite::Handler,
+                        message,
+                    }
+                    .into());
                 }
             };
             if events.is_empty() {
@@ -274,9 +289,26 @@ impl Engine {
                 }
                 return Ok(self.receipt::<C>(stream, version, None, 0, attempt));
             }
+            // Folded before the append: an `Apply` that panics refuses the
+            // command with nothing stored, instead of failing after the
+            // append and on every later load of the stream. Whatever goes
+            // wrong from here on, the state is dropped and reloaded.
+            let Loaded {
+                mut state,
+                version: before,
+            } = loaded;
+            if let Err((event, message)) = apply_all(&mut state, events.as_slice()) {
+                return Err(Error::CommandPanicked {
+                    command: C::NAME,
+                    stream,
+                    site: PanicSite::Applying { event },
+                    message,
+                }
+                .into());
+            }
             let mut new_events = encode(events.as_slice(), &metadata)?;
             let store = &self.shared.store;
-            let expected = ExpectedVersion::Exact(loaded.version);
+            let expected = ExpectedVersion::Exact(before);
             let appended = match store.append_now(&stream, expected, &mut new_events) {
                 Some(appended) => {
                     // A command that emitted thousands of events does not
@@ -290,13 +322,6 @@ impl Engine {
             };
             match appended {
                 Ok(outcome) => {
-                    let Loaded {
-                        mut state,
-                        version: before,
-                    } = loaded;
-                    for event in events.as_slice() {
-                        state.apply_event(event);
-                    }
                     let loaded = Loaded {
                         state,
                         version: outcome.version,
@@ -386,7 +411,15 @@ impl Engine {
             let event =
                 A::Event::decode(&record.event_name, record.schema_version, &record.payload)
                     .map_err(|e| e.at(&record))?;
-            loaded.state.apply_event(&event);
+            // A panic here would strike every command on the stream: it is
+            // an error naming the event instead.
+            if let Err(message) = panic::catch(|| loaded.state.apply_event(&event)) {
+                return Err(Error::ApplyPanicked {
+                    event: record.event_name.to_string(),
+                    at: EventLocation::of(&record),
+                    message,
+                });
+            }
             loaded.version = record.version;
         }
         Ok(loaded)
@@ -583,6 +616,22 @@ thread_local! {
     /// waiting (see `EventStore::append_now`): one allocation less per
     /// command.
     static ENCODED: Cell<Vec<NewEvent>> = const { Cell::new(Vec::new()) };
+}
+
+/// Folds a command's new events into `state`; on a panic, the name of the
+/// event it struck and its message.
+fn apply_all<A: Aggregate>(
+    state: &mut A,
+    events: &[A::Event],
+) -> Result<(), (&'static str, String)> {
+    let mut current = 0;
+    panic::catch(|| {
+        for (i, event) in events.iter().enumerate() {
+            current = i;
+            state.apply_event(event);
+        }
+    })
+    .map_err(|message| (events[current].event_name(), message))
 }
 
 /// Whether a command that moved a stream from version `before` to `after`
