@@ -30,6 +30,7 @@ use crate::query::Query;
 use crate::record::{Metadata, NewEvent, Shown, StreamId, Timestamp};
 use crate::registry::{Catalog, Registry};
 use crate::store::{ExpectedVersion, Snapshot, Store};
+use crate::subscription::Backoff;
 use crate::subscription::runner::Control;
 
 /// Runs a domain: commands in, events stored, projections updated, queries
@@ -153,6 +154,7 @@ impl Hasher for TypeIdHasher {
 #[derive(Clone, Debug)]
 struct Config {
     max_retries: u32,
+    conflict_backoff: Backoff,
     cache_capacity: usize,
     query_timeout: Duration,
     projection_batch: usize,
@@ -260,7 +262,18 @@ impl Engine {
         loop {
             let loaded = match guard.take() {
                 Some(loaded) => loaded,
-                None => self.load::<C::Aggregate>(&stream).await?,
+                None if attempt == 0 => self.load::<C::Aggregate>(&stream).await?,
+                None => {
+                    // A retry reloads the whole stream (the state it had
+                    // was folded with the refused events), which takes a
+                    // while on a long stream: what was appended meanwhile
+                    // is read once more, so that the window in which
+                    // another writer can get in first again is one short
+                    // read, not the whole reload.
+                    let mut loaded = self.load::<C::Aggregate>(&stream).await?;
+                    self.catch_up(&stream, &mut loaded).await?;
+                    loaded
+                }
             };
             let dispatched = panic::catch_future(|| C::dispatch(&loaded.state, command, services));
             let events = match dispatched.await {
@@ -343,9 +356,20 @@ impl Engine {
                     ));
                 }
                 Err(StoreError::Conflict { .. }) if attempt < self.shared.config.max_retries => {
-                    // Another process wrote to the stream: reload and decide again.
+                    // Another process wrote to the stream: reload and decide
+                    // again, after a jittered wait that grows with each
+                    // attempt, so that writers that collided do not collide
+                    // again at once. The stream's lock is let go meanwhile:
+                    // held, it would stall every command of this process on
+                    // the stream behind the wait, while the other process
+                    // goes on writing to it. A command that ran meanwhile
+                    // leaves its state in the slot, fresh to decide on.
+                    let wait = self.shared.config.conflict_backoff.delay(attempt);
                     attempt += 1;
-                    tracing::debug!(attempt, "concurrency conflict; retrying");
+                    tracing::debug!(attempt, ?wait, "concurrency conflict; retrying");
+                    drop(guard);
+                    tokio::time::sleep(wait).await;
+                    guard = slot.lock().await;
                 }
                 Err(StoreError::Conflict { .. }) => {
                     return Err(Error::TooManyConflicts {
@@ -402,6 +426,16 @@ impl Engine {
                 None => {}
             }
         }
+        self.catch_up(stream, &mut loaded).await?;
+        Ok(loaded)
+    }
+
+    /// Folds the events of `stream` after `loaded.version` into `loaded`.
+    async fn catch_up<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+    ) -> Result<(), Error> {
         for record in self
             .shared
             .store
@@ -422,7 +456,7 @@ impl Engine {
             }
             loaded.version = record.version;
         }
-        Ok(loaded)
+        Ok(())
     }
 
     async fn take_snapshot<A: Aggregate>(&self, stream: &StreamId, loaded: &Loaded<A>) {
