@@ -4,7 +4,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::record::{RecordedEvent, StreamId};
+use crate::record::{RecordedEvent, Shown, StreamId};
 
 /// Where in the log an event that failed to decode lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -414,16 +414,20 @@ pub enum Error {
         /// Registered query names.
         known: Vec<&'static str>,
     },
-    /// A JSON body does not decode into the named command or query.
-    #[error("body of {kind} `{name}` does not decode")]
+    /// A JSON body given by name was refused: too large, not JSON, not the
+    /// shape of the named command or query, or with fields it does not have.
+    ///
+    /// The message carries the reason with its field path, for HTTP and
+    /// command-line users who see only `Display`; so `source()` is `None`
+    /// rather than a second copy of it.
+    #[error("body of {kind} `{name}` refused: {reason}")]
     InvalidBody {
         /// `"command"` or `"query"`.
         kind: &'static str,
         /// Its name.
         name: &'static str,
-        /// The decoder's complaint.
-        #[source]
-        source: serde_json::Error,
+        /// Why.
+        reason: BodyError,
     },
     /// An `Apply` impl panicked on a stored event while its stream was
     /// loaded: every command on the stream gets this error until the event
@@ -543,6 +547,68 @@ impl fmt::Display for PanicSite {
             Self::Handler => f.write_str("its handler"),
             Self::Applying { event } => write!(f, "`Apply` of its event `{event}`"),
         }
+    }
+}
+
+/// Why a JSON body given by name was refused (see [`Error::InvalidBody`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// Larger than the limit set with
+    /// [`EngineBuilder::max_body_size`](crate::EngineBuilder::max_body_size).
+    #[error("the body is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes of JSON text.
+        limit: usize,
+    },
+    /// Not JSON, or not the shape of the type: the decoder's complaint and
+    /// where in the body it arose.
+    #[error("{}{error}", at_path(.path))]
+    Decode {
+        /// The path of the value that does not decode (`account`,
+        /// `lines[2].price`); empty for the body itself.
+        path: String,
+        /// The decoder's complaint.
+        error: serde_json::Error,
+    },
+    /// Fields the type does not have: refused, unless the type allows
+    /// unknown fields (`#[command(allow_unknown_fields)]`,
+    /// `#[query(allow_unknown_fields)]`).
+    #[error(
+        "unknown field{} {}{}",
+        if .fields.len() == 1 { "" } else { "s" },
+        quoted(.fields),
+        known_fields(.expected)
+    )]
+    UnknownFields {
+        /// Their paths in the body (`amuont`, `meta.typo`).
+        fields: Vec<String>,
+        /// The fields the type has at the top level, when known.
+        expected: Option<&'static [&'static str]>,
+    },
+}
+
+fn at_path(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!("at `{path}`: ")
+    }
+}
+
+fn quoted<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|s| format!("`{}`", Shown(s.as_ref())))
+        .collect();
+    quoted.join(", ")
+}
+
+fn known_fields(fields: &Option<&'static [&'static str]>) -> String {
+    match fields {
+        None => String::new(),
+        Some([]) => String::from(" (it has no fields)"),
+        Some(fields) => format!(" (its fields: {})", quoted(fields)),
     }
 }
 

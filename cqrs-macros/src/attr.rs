@@ -345,6 +345,15 @@ pub(crate) const NAME: Key = Key {
     syntax: "name = \"<name>\"",
 };
 
+/// `allow_unknown_fields`, shared by `#[command]` and `#[query]`: dispatch
+/// by name ignores body fields the type does not have, instead of refusing
+/// them.
+pub(crate) const ALLOW_UNKNOWN_FIELDS: Key = Key {
+    name: "allow_unknown_fields",
+    form: Form::Flag,
+    syntax: "allow_unknown_fields",
+};
+
 #[cfg(test)]
 mod tests {
     use syn::parse_quote;

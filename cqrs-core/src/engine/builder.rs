@@ -74,6 +74,7 @@ impl Default for EngineBuilder {
             config: Config {
                 max_retries: 16,
                 conflict_backoff: DEFAULT_CONFLICT_BACKOFF,
+                max_body_size: 1024 * 1024,
                 cache_capacity: 10_000,
                 query_timeout: Duration::from_secs(5),
                 projection_batch: 512,
@@ -141,6 +142,17 @@ impl EngineBuilder {
     /// ```
     pub fn conflict_backoff(mut self, backoff: Backoff) -> Self {
         self.config.conflict_backoff = backoff;
+        self
+    }
+
+    /// The largest JSON body that dispatch by name accepts, in bytes of
+    /// JSON text (default 1 MiB): [`Engine::execute_json_bytes`] and
+    /// [`Engine::query_json_bytes`] check it before parsing,
+    /// [`Engine::execute_json`] and [`Engine::query_json`] before decoding,
+    /// by the length of the value's compact JSON text. A larger body is
+    /// refused with [`BodyError::TooLarge`](crate::BodyError::TooLarge).
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.config.max_body_size = bytes;
         self
     }
 

@@ -155,6 +155,7 @@ impl Hasher for TypeIdHasher {
 struct Config {
     max_retries: u32,
     conflict_backoff: Backoff,
+    max_body_size: usize,
     cache_capacity: usize,
     query_timeout: Duration,
     projection_batch: usize,
@@ -631,6 +632,11 @@ impl Engine {
     /// The definitions this engine runs.
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
+    }
+
+    /// The largest body dispatch by name accepts.
+    pub(crate) fn max_body_size(&self) -> usize {
+        self.shared.config.max_body_size
     }
 
     /// The store this engine writes to.

@@ -24,6 +24,7 @@ pub(crate) const KEYS: &[Key] = &[
         form: Form::Flag,
         syntax: "async",
     },
+    attr::ALLOW_UNKNOWN_FIELDS,
 ];
 
 /// Expands `#[derive(Command)]` on `input`.

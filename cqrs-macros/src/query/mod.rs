@@ -24,6 +24,7 @@ pub(crate) const KEYS: &[Key] = &[
         syntax: "output = <type>",
     },
     attr::NAME,
+    attr::ALLOW_UNKNOWN_FIELDS,
 ];
 
 /// Expands `#[derive(Query)]` on `input`.

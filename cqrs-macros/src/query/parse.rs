@@ -25,6 +25,8 @@ pub(crate) struct Input<'a> {
     pub(crate) output: Option<Type>,
     /// `name = ".."`.
     pub(crate) name: Option<LitStr>,
+    /// The `allow_unknown_fields` flag, as written.
+    pub(crate) allow_unknown_fields: Option<Ident>,
 }
 
 /// Reads the `#[query(..)]` attributes of `input`.
@@ -46,5 +48,6 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         projection: parsed.ty("projection").cloned(),
         output: parsed.ty("output").cloned(),
         name: parsed.str("name").cloned(),
+        allow_unknown_fields: parsed.flag("allow_unknown_fields").cloned(),
     }
 }
