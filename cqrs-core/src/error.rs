@@ -4,7 +4,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::record::{RecordedEvent, StreamId};
+use crate::record::{RecordedEvent, Shown, StreamId};
 
 /// Where in the log an event that failed to decode lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +15,17 @@ pub struct EventLocation {
     pub version: u64,
     /// Its global position.
     pub position: u64,
+}
+
+impl EventLocation {
+    /// Where `record` is.
+    pub(crate) fn of(record: &RecordedEvent) -> Self {
+        Self {
+            stream: StreamId::clone(&record.stream),
+            version: record.version,
+            position: record.position,
+        }
+    }
 }
 
 impl fmt::Display for EventLocation {
@@ -102,11 +113,7 @@ impl DecodeError {
     /// Records where the undecodable event lives.
     #[must_use]
     pub fn at(mut self, record: &RecordedEvent) -> Self {
-        self.at = Some(EventLocation {
-            stream: StreamId::clone(&record.stream),
-            version: record.version,
-            position: record.position,
-        });
+        self.at = Some(EventLocation::of(record));
         self
     }
 }
@@ -125,6 +132,10 @@ pub enum StoreError {
         /// The version the stream has.
         actual: u64,
     },
+    /// A stream id that breaks the rule every store applies
+    /// ([`StreamId::check`]): refused before any I/O.
+    #[error(transparent)]
+    InvalidStreamId(#[from] InvalidStreamId),
     /// The append was empty or otherwise malformed.
     #[error("invalid append to stream {stream}: {reason}")]
     InvalidAppend {
@@ -212,6 +223,64 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Backend { .. })
     }
+}
+
+/// A stream id refused by [`StreamId::check`]: which part, shown how, and
+/// the rule it breaks.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error(
+    "invalid stream {part} `{value}`: {rule} (a stream's aggregate name and id are each 1 to {max} bytes of text without control characters)",
+    max = StreamId::MAX_LEN
+)]
+pub struct InvalidStreamId {
+    /// The part that breaks the rule.
+    pub part: StreamIdPart,
+    /// That part as the message shows it: control characters escaped, and
+    /// cut after 64 bytes (with its length) when long.
+    pub value: String,
+    /// The rule it breaks.
+    pub rule: StreamIdRule,
+}
+
+/// The two parts of a [`StreamId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamIdPart {
+    /// [`StreamId::aggregate`], the stream type.
+    Aggregate,
+    /// [`StreamId::id`], the instance id.
+    Id,
+}
+
+impl fmt::Display for StreamIdPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Aggregate => "aggregate name",
+            Self::Id => "id",
+        })
+    }
+}
+
+/// The rule of [`StreamId::check`] that a part breaks.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamIdRule {
+    /// It is the empty string.
+    #[error("it is empty")]
+    Empty,
+    /// It is longer than [`StreamId::MAX_LEN`] bytes.
+    #[error("it is {len} bytes long")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// It holds a control character (Unicode category Cc).
+    #[error("it holds the control character U+{code:04X} at byte {at}")]
+    ControlCharacter {
+        /// The character's code point.
+        code: u32,
+        /// Its byte offset.
+        at: usize,
+    },
 }
 
 /// Where a stored row is, as far as it could be read: a row whose stream or
@@ -355,16 +424,47 @@ pub enum Error {
         /// Registered query names.
         known: Vec<&'static str>,
     },
-    /// A JSON body does not decode into the named command or query.
-    #[error("body of {kind} `{name}` does not decode")]
+    /// A JSON body given by name was refused: too large, not JSON, not the
+    /// shape of the named command or query, or with fields it does not have.
+    ///
+    /// The message carries the reason with its field path, for HTTP and
+    /// command-line users who see only `Display`; so `source()` is `None`
+    /// rather than a second copy of it.
+    #[error("body of {kind} `{name}` refused: {reason}")]
     InvalidBody {
         /// `"command"` or `"query"`.
         kind: &'static str,
         /// Its name.
         name: &'static str,
-        /// The decoder's complaint.
-        #[source]
-        source: serde_json::Error,
+        /// Why.
+        reason: BodyError,
+    },
+    /// An `Apply` impl panicked on a stored event while its stream was
+    /// loaded: every command on the stream gets this error until the event
+    /// or the code is fixed.
+    #[error("applying stored event `{event}` at {at} panicked: {message}")]
+    ApplyPanicked {
+        /// The stored event name.
+        event: String,
+        /// Where the event is.
+        at: EventLocation,
+        /// The panic's message.
+        message: String,
+    },
+    /// A command's handler, or an `Apply` impl on an event the handler
+    /// returned, panicked: the command is refused and nothing was stored.
+    #[error(
+        "command `{command}` on stream {stream} panicked in {site}; nothing was stored: {message}"
+    )]
+    CommandPanicked {
+        /// The command name.
+        command: &'static str,
+        /// The stream.
+        stream: StreamId,
+        /// Where it panicked.
+        site: PanicSite,
+        /// The panic's message.
+        message: String,
     },
     /// An event a handler returned could not be encoded.
     #[error("event `{event}` does not encode as JSON")]
@@ -443,6 +543,93 @@ pub enum Error {
     /// The engine was shut down.
     #[error("the engine is shut down")]
     Shutdown,
+}
+
+/// Where in a command a panic struck (see [`Error::CommandPanicked`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PanicSite {
+    /// The command's `Handle` or `HandleAsync` impl.
+    Handler,
+    /// The aggregate's `Apply` impl, on an event the handler returned.
+    ///
+    /// (Not named `Apply`: a public item of that name beside the trait
+    /// makes rustc spell the trait `cqrs_core::Apply` in every diagnostic.)
+    Applying {
+        /// The event name.
+        event: &'static str,
+    },
+}
+
+impl fmt::Display for PanicSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Handler => f.write_str("its handler"),
+            Self::Applying { event } => write!(f, "`Apply` of its event `{event}`"),
+        }
+    }
+}
+
+/// Why a JSON body given by name was refused (see [`Error::InvalidBody`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// Larger than the limit set with
+    /// [`EngineBuilder::max_body_size`](crate::EngineBuilder::max_body_size).
+    #[error("the body is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes of JSON text.
+        limit: usize,
+    },
+    /// Not JSON, or not the shape of the type: the decoder's complaint and
+    /// where in the body it arose.
+    #[error("{}{error}", at_path(.path))]
+    Decode {
+        /// The path of the value that does not decode (`account`,
+        /// `lines[2].price`); empty for the body itself.
+        path: String,
+        /// The decoder's complaint.
+        error: serde_json::Error,
+    },
+    /// Fields the type does not have: refused, unless the type allows
+    /// unknown fields (`#[command(allow_unknown_fields)]`,
+    /// `#[query(allow_unknown_fields)]`).
+    #[error(
+        "unknown field{} {}{}",
+        if .fields.len() == 1 { "" } else { "s" },
+        quoted(.fields),
+        known_fields(.expected)
+    )]
+    UnknownFields {
+        /// Their paths in the body (`amuont`, `meta.typo`).
+        fields: Vec<String>,
+        /// The fields the type has at the top level, when known.
+        expected: Option<&'static [&'static str]>,
+    },
+}
+
+fn at_path(path: &str) -> String {
+    if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!("at `{path}`: ")
+    }
+}
+
+fn quoted<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|s| format!("`{}`", Shown(s.as_ref())))
+        .collect();
+    quoted.join(", ")
+}
+
+fn known_fields(fields: &Option<&'static [&'static str]>) -> String {
+    match fields {
+        None => String::new(),
+        Some([]) => String::from(" (it has no fields)"),
+        Some(fields) => format!(" (its fields: {})", quoted(fields)),
+    }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<CommandError<E>> for Error {

@@ -142,8 +142,8 @@ pub use aggregate::{Aggregate, Apply, Handle, HandleAsync};
 pub use command::{Command, Receipt};
 pub use engine::{Engine, EngineBuilder, QueryRequest};
 pub use error::{
-    CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, RegistryError, RowLocation,
-    StoreError,
+    BodyError, CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, InvalidStreamId,
+    PanicSite, RegistryError, RowLocation, StoreError, StreamIdPart, StreamIdRule,
 };
 pub use event::{Event, EventOf, EventSet, Events};
 pub use projection::{

@@ -86,7 +86,7 @@ pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_jso
     serde_json::from_slice(bytes)
 }
 
-pub use crate::dispatch::{execute_json, query_json};
+pub use crate::dispatch::{execute_json, execute_json_lenient, query_json, query_json_lenient};
 
 /// Starts projection `P` inline.
 pub fn start_inline_projection<P: Projection>(

@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::{InvalidStreamId, StreamIdPart, StreamIdRule};
+
 /// Names one stream: the aggregate (stream type) and the instance id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct StreamId {
@@ -45,9 +47,106 @@ impl StreamId {
     }
 }
 
+impl StreamId {
+    /// The longest aggregate name, and the longest instance id, any store
+    /// accepts: 1,024 bytes of UTF-8 each. Both sit in one index entry on
+    /// PostgreSQL, whose B-tree entries must stay under 2,704 bytes.
+    pub const MAX_LEN: usize = 1024;
+
+    /// Checks the one rule every store applies to stream ids, before any
+    /// I/O: the aggregate name and the instance id are each non-empty, at
+    /// most [`MAX_LEN`](Self::MAX_LEN) bytes of UTF-8, and free of control
+    /// characters (Unicode category Cc: NUL, tab, newline, DEL, ...).
+    ///
+    /// The engine checks a command's stream before loading it, and every
+    /// store checks again in its append and read paths, so a stream that
+    /// one store accepts is accepted by all of them.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidStreamId`] naming the part and the rule it breaks; its
+    /// message shows a long id shortened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cqrs_core::{StreamId, StreamIdRule};
+    ///
+    /// assert!(StreamId::new("account", "a-1").check().is_ok());
+    /// let empty = StreamId::new("account", "").check().unwrap_err();
+    /// assert_eq!(empty.rule, StreamIdRule::Empty);
+    /// let nul = StreamId::new("account", "a\0b").check().unwrap_err();
+    /// assert_eq!(nul.rule, StreamIdRule::ControlCharacter { code: 0, at: 1 });
+    /// let long = StreamId::new("account", "x".repeat(10_000)).check().unwrap_err();
+    /// assert_eq!(long.rule, StreamIdRule::TooLong { len: 10_000 });
+    /// assert!(long.to_string().len() < 300, "{long}");
+    /// ```
+    pub fn check(&self) -> Result<(), InvalidStreamId> {
+        check_part(StreamIdPart::Aggregate, &self.aggregate)?;
+        check_part(StreamIdPart::Id, &self.id)
+    }
+}
+
+/// One part of a stream id against the rule of [`StreamId::check`].
+fn check_part(part: StreamIdPart, text: &str) -> Result<(), InvalidStreamId> {
+    let rule = if text.is_empty() {
+        StreamIdRule::Empty
+    } else if text.len() > StreamId::MAX_LEN {
+        StreamIdRule::TooLong { len: text.len() }
+    } else if let Some((at, c)) = text.char_indices().find(|(_, c)| c.is_control()) {
+        StreamIdRule::ControlCharacter {
+            code: u32::from(c),
+            at,
+        }
+    } else {
+        return Ok(());
+    };
+    Err(InvalidStreamId {
+        part,
+        value: Shown(text).to_string(),
+        rule,
+    })
+}
+
 impl fmt::Display for StreamId {
+    /// `aggregate/id`, each part shown as error messages show it:
+    /// control characters escaped, a long part cut with its length.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.aggregate, self.id)
+        write!(f, "{}/{}", Shown(&self.aggregate), Shown(&self.id))
+    }
+}
+
+/// A name or id as messages show it: control characters escaped (`\0`,
+/// `\n`), and text longer than 80 bytes cut after about 64 with its length
+/// (`aaaa…(10000 bytes)`), so a 50 MB id never lands whole in a message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        const KEEP: usize = 64;
+        let text = self.0;
+        // A little slack, so that cutting always saves more than it adds.
+        let mut cut = if text.len() > KEEP + 16 {
+            KEEP
+        } else {
+            text.len()
+        };
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        for c in text[..cut].chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        if cut < text.len() {
+            write!(f, "…({} bytes)", text.len())?;
+        }
+        Ok(())
     }
 }
 

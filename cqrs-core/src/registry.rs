@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use crate::dispatch::{ExecuteJsonFn, QueryJsonFn};
+pub use crate::dispatch::{ExecuteJsonFn, JsonBody, QueryJsonFn};
 use crate::error::RegistryError;
 use crate::projection::runner::{ProjectionHost, RunningProjection};
 
@@ -519,7 +519,7 @@ mod tests {
 
     fn execute_stub<'a>(
         _: &'a Engine,
-        _: serde_json::Value,
+        _: JsonBody<'a>,
         _: Metadata,
     ) -> BoxFuture<'a, Result<Receipt, Error>> {
         Box::pin(async { Err(Error::Shutdown) })

@@ -936,6 +936,12 @@ pub(crate) fn misplaced_on_fields(cx: &Ctxt, data: &syn::Data) {
     }
 }
 
+/// `allow_unknown_fields`, shared by `#[command]` and `#[query]`: dispatch
+/// by name ignores body fields the type does not have, instead of refusing
+/// them.
+pub(crate) const ALLOW_UNKNOWN_FIELDS: Key =
+    Key::new("allow_unknown_fields", Form::Flag, "allow_unknown_fields");
+
 #[cfg(test)]
 mod tests {
     use syn::parse_quote;

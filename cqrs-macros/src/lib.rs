@@ -204,6 +204,7 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 /// | `aggregate = X` | the aggregate it changes; required | |
 /// | `name = ".."` | the name for `execute_json` | the type's name |
 /// | `async` | handled by `impl HandleAsync<Self> for X` (async, receives the services) instead of `impl Handle<Self> for X` | not async |
+/// | `allow_unknown_fields` | dispatch by name ignores body fields the command does not have | refused |
 ///
 /// Exactly one field is marked `#[id]`: the id of the target aggregate
 /// instance, formatted with `Display`. The command must derive `Deserialize`
@@ -351,6 +352,7 @@ pub fn derive_projection(input: TokenStream) -> TokenStream {
 /// | `projection = P` | the projection that answers; required | |
 /// | `output = T` | the answer's type; required | |
 /// | `name = ".."` | the name for `query_json` | the type's name |
+/// | `allow_unknown_fields` | dispatch by name ignores body fields the query does not have | refused |
 ///
 /// The query must derive `Deserialize` and its output implement `Serialize`
 /// (for dispatch by name with JSON). Any struct, unit structs included,

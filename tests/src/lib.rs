@@ -2,3 +2,4 @@
 
 pub mod child;
 pub mod pg;
+pub mod stores;

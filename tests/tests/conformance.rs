@@ -98,6 +98,7 @@ macro_rules! conformance {
                     cases::ten_thousand_events_read_back,
                     cases::catch_up_reads_every_event_once_across_pages,
                     cases::undecodable_payload_is_a_typed_error,
+                    cases::stream_ids_follow_one_rule,
                     cases::watch_head_follows_appends,
                     read_models::read_model_commit_then_load,
                     read_models::read_model_later_commits_overwrite,

@@ -3,6 +3,7 @@
 
 mod builder;
 mod cache;
+mod panic;
 mod query;
 
 use std::any::{Any, TypeId};
@@ -22,14 +23,15 @@ pub use query::QueryRequest;
 use self::cache::{AggregateCache, Loaded};
 use crate::aggregate::Aggregate;
 use crate::command::{Command, Receipt};
-use crate::error::{CommandError, Error, StoreError};
+use crate::error::{CommandError, Error, EventLocation, PanicSite, StoreError};
 use crate::event::EventSet;
 use crate::projection::{ProjectionStatus, Rebuild, RebuildProgress, RunningProjection};
 use crate::query::Query;
-use crate::record::{Metadata, NewEvent, StreamId, Timestamp};
+use crate::record::{Metadata, NewEvent, Shown, StreamId, Timestamp};
 use crate::registry::{Catalog, Registry};
 use crate::store::inline::InlineSet;
 use crate::store::{ExpectedVersion, Snapshot, Store};
+use crate::subscription::Backoff;
 use crate::subscription::runner::Control;
 
 /// Runs a domain: commands in, events stored, projections updated, queries
@@ -155,6 +157,8 @@ impl Hasher for TypeIdHasher {
 #[derive(Clone, Debug)]
 struct Config {
     max_retries: u32,
+    conflict_backoff: Backoff,
+    max_body_size: usize,
     cache_capacity: usize,
     query_timeout: Duration,
     projection_batch: usize,
@@ -178,8 +182,13 @@ impl Engine {
     /// # Errors
     ///
     /// [`CommandError::Domain`] with the aggregate's own error when the handler
-    /// refuses; [`CommandError::Engine`] when the store fails, a stored event
-    /// does not decode, or every retry met a concurrency conflict.
+    /// refuses; [`CommandError::Engine`] when the stream id breaks the rule
+    /// of [`StreamId::check`] ([`StoreError::InvalidStreamId`]), the store
+    /// fails, a stored event does not decode, every retry met a concurrency
+    /// conflict ([`Error::TooManyConflicts`]), or user code panicked: the
+    /// handler or an `Apply` on the new events ([`Error::CommandPanicked`],
+    /// nothing stored) or an `Apply` on a stored event
+    /// ([`Error::ApplyPanicked`]). A panic never reaches the caller.
     pub async fn execute<C: Command>(
         &self,
         command: C,
@@ -202,7 +211,7 @@ impl Engine {
         let span = tracing::info_span!(
             "command",
             aggregate = <C::Aggregate as Aggregate>::NAME,
-            id = %stream.id,
+            id = %Shown(&stream.id),
             command = C::NAME,
             version = tracing::field::Empty,
             outcome = tracing::field::Empty,
@@ -240,6 +249,11 @@ impl Engine {
         stream: StreamId,
         metadata: Metadata,
     ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
+        // Before any I/O, and before the cache keeps a copy of the id.
+        stream
+            .check()
+            .map_err(StoreError::from)
+            .map_err(Error::from)?;
         let services = self.services::<C::Aggregate>()?;
         let cache = self.cache::<C::Aggregate>();
         let slot = cache.slot(&stream.id);
@@ -252,15 +266,37 @@ impl Engine {
         loop {
             let loaded = match guard.take() {
                 Some(loaded) => loaded,
-                None => self.load::<C::Aggregate>(&stream).await?,
+                None if attempt == 0 => self.load::<C::Aggregate>(&stream).await?,
+                None => {
+                    // A retry reloads the whole stream (the state it had
+                    // was folded with the refused events), which takes a
+                    // while on a long stream: what was appended meanwhile
+                    // is read once more, so that the window in which
+                    // another writer can get in first again is one short
+                    // read, not the whole reload.
+                    let mut loaded = self.load::<C::Aggregate>(&stream).await?;
+                    self.catch_up(&stream, &mut loaded).await?;
+                    loaded
+                }
             };
-            let events = match C::dispatch(&loaded.state, command, services).await {
-                Ok(events) => events,
-                Err(refusal) => {
+            let dispatched = panic::catch_future(|| C::dispatch(&loaded.state, command, services));
+            let events = match dispatched.await {
+                Ok(Ok(events)) => events,
+                Ok(Err(refusal)) => {
                     if cache.keeps_state() {
                         *guard = Some(loaded);
                     }
                     return Err(CommandError::Domain(refusal));
+                }
+                // The state is dropped with the panic: the next command reloads.
+                Err(message) => {
+                    return Err(Error::CommandPanicked {
+                        command: C::NAME,
+                        stream,
+                        site: PanicSite::Handler,
+                        message,
+                    }
+                    .into());
                 }
             };
             if events.is_empty() {
@@ -270,9 +306,26 @@ impl Engine {
                 }
                 return Ok(self.receipt::<C>(stream, version, None, 0, attempt));
             }
+            // Folded before the append: an `Apply` that panics refuses the
+            // command with nothing stored, instead of failing after the
+            // append and on every later load of the stream. Whatever goes
+            // wrong from here on, the state is dropped and reloaded.
+            let Loaded {
+                mut state,
+                version: before,
+            } = loaded;
+            if let Err((event, message)) = apply_all(&mut state, events.as_slice()) {
+                return Err(Error::CommandPanicked {
+                    command: C::NAME,
+                    stream,
+                    site: PanicSite::Applying { event },
+                    message,
+                }
+                .into());
+            }
             let mut new_events = encode(events.as_slice(), &metadata)?;
             let store = &self.shared.store;
-            let expected = ExpectedVersion::Exact(loaded.version);
+            let expected = ExpectedVersion::Exact(before);
             let inline = !self.shared.inline.is_empty();
             let now = if inline {
                 None
@@ -297,13 +350,6 @@ impl Engine {
             };
             match appended {
                 Ok(outcome) => {
-                    let Loaded {
-                        mut state,
-                        version: before,
-                    } = loaded;
-                    for event in events.as_slice() {
-                        state.apply_event(event);
-                    }
                     let loaded = Loaded {
                         state,
                         version: outcome.version,
@@ -325,9 +371,20 @@ impl Engine {
                     ));
                 }
                 Err(StoreError::Conflict { .. }) if attempt < self.shared.config.max_retries => {
-                    // Another process wrote to the stream: reload and decide again.
+                    // Another process wrote to the stream: reload and decide
+                    // again, after a jittered wait that grows with each
+                    // attempt, so that writers that collided do not collide
+                    // again at once. The stream's lock is let go meanwhile:
+                    // held, it would stall every command of this process on
+                    // the stream behind the wait, while the other process
+                    // goes on writing to it. A command that ran meanwhile
+                    // leaves its state in the slot, fresh to decide on.
+                    let wait = self.shared.config.conflict_backoff.delay(attempt);
                     attempt += 1;
-                    tracing::debug!(attempt, "concurrency conflict; retrying");
+                    tracing::debug!(attempt, ?wait, "concurrency conflict; retrying");
+                    drop(guard);
+                    tokio::time::sleep(wait).await;
+                    guard = slot.lock().await;
                 }
                 Err(StoreError::Conflict { .. }) => {
                     return Err(Error::TooManyConflicts {
@@ -384,6 +441,16 @@ impl Engine {
                 None => {}
             }
         }
+        self.catch_up(stream, &mut loaded).await?;
+        Ok(loaded)
+    }
+
+    /// Folds the events of `stream` after `loaded.version` into `loaded`.
+    async fn catch_up<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+    ) -> Result<(), Error> {
         for record in self
             .shared
             .store
@@ -393,10 +460,18 @@ impl Engine {
             let event =
                 A::Event::decode(&record.event_name, record.schema_version, &record.payload)
                     .map_err(|e| e.at(&record))?;
-            loaded.state.apply_event(&event);
+            // A panic here would strike every command on the stream: it is
+            // an error naming the event instead.
+            if let Err(message) = panic::catch(|| loaded.state.apply_event(&event)) {
+                return Err(Error::ApplyPanicked {
+                    event: record.event_name.to_string(),
+                    at: EventLocation::of(&record),
+                    message,
+                });
+            }
             loaded.version = record.version;
         }
-        Ok(loaded)
+        Ok(())
     }
 
     async fn take_snapshot<A: Aggregate>(&self, stream: &StreamId, loaded: &Loaded<A>) {
@@ -573,6 +648,11 @@ impl Engine {
         &self.shared.registry
     }
 
+    /// The largest body dispatch by name accepts.
+    pub(crate) fn max_body_size(&self) -> usize {
+        self.shared.config.max_body_size
+    }
+
     /// The store this engine writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.shared.store
@@ -590,6 +670,22 @@ thread_local! {
     /// waiting (see `EventStore::append_now`): one allocation less per
     /// command.
     static ENCODED: Cell<Vec<NewEvent>> = const { Cell::new(Vec::new()) };
+}
+
+/// Folds a command's new events into `state`; on a panic, the name of the
+/// event it struck and its message.
+fn apply_all<A: Aggregate>(
+    state: &mut A,
+    events: &[A::Event],
+) -> Result<(), (&'static str, String)> {
+    let mut current = 0;
+    panic::catch(|| {
+        for (i, event) in events.iter().enumerate() {
+            current = i;
+            state.apply_event(event);
+        }
+    })
+    .map_err(|message| (events[current].event_name(), message))
 }
 
 /// Whether a command that moved a stream from version `before` to `after`

@@ -97,6 +97,7 @@ impl MemoryStore {
         expected: ExpectedVersion,
         events: &mut Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
+        stream.check()?;
         if events.is_empty() {
             return Err(StoreError::InvalidAppend {
                 stream: stream.clone(),
@@ -245,6 +246,7 @@ impl MemoryStore {
         inline: &InlineSet,
         gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
     ) -> Result<AppendOutcome, StoreError> {
+        stream.check()?;
         if events.is_empty() {
             return Err(StoreError::InvalidAppend {
                 stream: stream.clone(),
@@ -415,6 +417,9 @@ impl EventStore for MemoryStore {
         stream: &'a StreamId,
         from_version: u64,
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
+        if let Err(invalid) = stream.check() {
+            return Box::pin(std::future::ready(Err(invalid.into())));
+        }
         let inner = self.lock();
         let events = inner.streams.get(stream).map_or_else(Vec::new, |s| {
             let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);

@@ -27,11 +27,20 @@ pub struct Backoff {
 
 impl Backoff {
     /// Waits from `initial`, doubling per attempt, never above `max`.
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            initial: initial.max(Duration::from_micros(1)),
-            max: max.max(initial),
-        }
+    pub const fn new(initial: Duration, max: Duration) -> Self {
+        // `Ord::max` is not `const`: compared by hand.
+        let floor = Duration::from_micros(1);
+        let initial = if initial.as_nanos() < floor.as_nanos() {
+            floor
+        } else {
+            initial
+        };
+        let max = if max.as_nanos() < initial.as_nanos() {
+            initial
+        } else {
+            max
+        };
+        Self { initial, max }
     }
 
     /// The wait before retry number `attempt` (0: the first retry).

@@ -18,6 +18,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         aggregate,
         name,
         is_async,
+        allow_unknown_fields,
         id,
     } = command;
     let rust_name = ident_string(ident);
@@ -78,7 +79,12 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         }
     };
     // Spanned on the type's name: `execute_json` needs `Deserialize`.
-    let execute_json = set_spans(quote!(#private::execute_json::<#ident>), ident.span());
+    let entry = if *allow_unknown_fields {
+        quote!(execute_json_lenient)
+    } else {
+        quote!(execute_json)
+    };
+    let execute_json = set_spans(quote!(#private::#entry::<#ident>), ident.span());
     quote! {
         const _: () = {
             #checked

@@ -16,6 +16,7 @@ pub(crate) const KEYS: &[Key] = &[
     Key::new("aggregate", Form::Type, "aggregate = <type>"),
     attr::NAME,
     Key::new("async", Form::Flag, "async"),
+    attr::ALLOW_UNKNOWN_FIELDS,
 ];
 
 /// Expands `#[derive(Command)]` on `input`.

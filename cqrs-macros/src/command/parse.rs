@@ -23,6 +23,8 @@ pub(crate) struct Input<'a> {
     pub(crate) name: Option<LitStr>,
     /// The `async` flag, as written.
     pub(crate) is_async: Option<Ident>,
+    /// The `allow_unknown_fields` flag, as written.
+    pub(crate) allow_unknown_fields: Option<Ident>,
     /// Every field marked `#[id]`, in order.
     pub(crate) ids: Vec<IdField<'a>>,
     /// `#[id]` on the struct itself, not on a field.
@@ -65,6 +67,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         aggregate: parsed.ty("aggregate").cloned(),
         name: parsed.str("name").cloned(),
         is_async: parsed.flag("async").cloned(),
+        allow_unknown_fields: parsed.flag("allow_unknown_fields").cloned(),
         ids,
         misplaced_ids,
         incomplete: parsed.incomplete,

@@ -163,3 +163,35 @@ fn the_handler_call_depends_on_async() {
         "{asynchronous}"
     );
 }
+
+#[test]
+fn allow_unknown_fields_picks_the_lenient_entry_point() {
+    let strict: DeriveInput = parse_quote!(
+        #[command(aggregate = Account)]
+        struct Deposit(#[id] String);
+    );
+    let lenient: DeriveInput = parse_quote!(
+        #[command(aggregate = Account, allow_unknown_fields)]
+        struct Deposit(#[id] String);
+    );
+    let strict = super::derive(&strict).to_string();
+    let lenient = super::derive(&lenient).to_string();
+    assert!(
+        strict.contains(":: execute_json :: < Deposit >"),
+        "{strict}"
+    );
+    assert!(
+        lenient.contains(":: execute_json_lenient :: < Deposit >"),
+        "{lenient}"
+    );
+    let with_value: DeriveInput = parse_quote!(
+        #[command(aggregate = Account, allow_unknown_fields = true)]
+        struct Deposit(#[id] String);
+    );
+    assert_eq!(
+        run(&with_value),
+        Err(vec![
+            "expected `allow_unknown_fields` without a value".to_owned()
+        ])
+    );
+}

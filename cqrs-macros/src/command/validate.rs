@@ -16,6 +16,8 @@ pub(crate) struct Command<'a> {
     pub(crate) name: String,
     /// The `async` flag, as written.
     pub(crate) is_async: Option<&'a Ident>,
+    /// Whether dispatch by name ignores unknown fields.
+    pub(crate) allow_unknown_fields: bool,
     /// The `#[id]` field.
     pub(crate) id: &'a IdField<'a>,
 }
@@ -37,6 +39,7 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Command<'a
         aggregate: aggregate?,
         name: name?,
         is_async: input.is_async.as_ref(),
+        allow_unknown_fields: input.allow_unknown_fields.is_some(),
         id: id?,
     })
 }

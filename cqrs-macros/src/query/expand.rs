@@ -18,6 +18,7 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
         name,
         projection,
         output,
+        allow_unknown_fields,
     } = query;
     let rust_name = ident_string(ident);
     let output_name = tokens_to_string(output);
@@ -30,7 +31,12 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
     let answer = spanned_over(quote!(<#alias as #krate::Answer<Self>>::answer), projection);
     // Spanned on the type's name: `query_json` needs `Deserialize` on the
     // query and `Serialize` on its output.
-    let query_json = set_spans(quote!(#private::query_json::<#ident>), ident.span());
+    let entry = if *allow_unknown_fields {
+        quote!(query_json_lenient)
+    } else {
+        quote!(query_json)
+    };
+    let query_json = set_spans(quote!(#private::#entry::<#ident>), ident.span());
     quote! {
         const _: () = {
             #checked

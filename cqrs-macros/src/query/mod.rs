@@ -16,6 +16,7 @@ pub(crate) const KEYS: &[Key] = &[
     Key::new("projection", Form::Type, "projection = <type>"),
     Key::new("output", Form::Type, "output = <type>"),
     attr::NAME,
+    attr::ALLOW_UNKNOWN_FIELDS,
 ];
 
 /// Expands `#[derive(Query)]` on `input`.

@@ -27,6 +27,8 @@ pub(crate) struct Input<'a> {
     pub(crate) name: Option<LitStr>,
     /// Whether the attribute could not be read whole.
     pub(crate) incomplete: bool,
+    /// The `allow_unknown_fields` flag, as written.
+    pub(crate) allow_unknown_fields: Option<Ident>,
 }
 
 /// Reads the `#[query(..)]` attributes of `input`.
@@ -50,5 +52,6 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
         output: parsed.ty("output").cloned(),
         name: parsed.str("name").cloned(),
         incomplete: parsed.incomplete,
+        allow_unknown_fields: parsed.flag("allow_unknown_fields").cloned(),
     }
 }

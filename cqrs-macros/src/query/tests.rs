@@ -85,3 +85,22 @@ fn the_output_type_is_registered_as_written() {
     let tokens = super::derive(&input).to_string();
     assert!(tokens.contains("\"Option<u64>\""), "{tokens}");
 }
+
+#[test]
+fn allow_unknown_fields_picks_the_lenient_entry_point() {
+    let strict: DeriveInput = parse_quote!(
+        #[query(projection = Balances, output = u64)]
+        struct Total;
+    );
+    let lenient: DeriveInput = parse_quote!(
+        #[query(projection = Balances, output = u64, allow_unknown_fields)]
+        struct Total;
+    );
+    let strict = super::derive(&strict).to_string();
+    let lenient = super::derive(&lenient).to_string();
+    assert!(strict.contains(":: query_json :: < Total >"), "{strict}");
+    assert!(
+        lenient.contains(":: query_json_lenient :: < Total >"),
+        "{lenient}"
+    );
+}

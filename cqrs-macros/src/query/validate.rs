@@ -16,6 +16,8 @@ pub(crate) struct Query<'a> {
     pub(crate) projection: &'a Type,
     /// The answer's type.
     pub(crate) output: &'a Type,
+    /// Whether dispatch by name ignores unknown fields.
+    pub(crate) allow_unknown_fields: bool,
 }
 
 /// Checks every rule, reporting each broken one to `cx`.
@@ -40,6 +42,7 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Query<'a>>
         name: name?,
         projection: projection?,
         output: output?,
+        allow_unknown_fields: input.allow_unknown_fields.is_some(),
     })
 }
 

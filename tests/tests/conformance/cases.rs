@@ -753,3 +753,145 @@ pub(crate) async fn watch_head_follows_appends(store: Arc<dyn Store>) {
     }
     assert_eq!(*head.borrow(), expected[&2]);
 }
+
+/// Text of `len` characters drawn from letters, digits and a few
+/// multi-byte characters, differing from run to run: nothing a database
+/// could compress into a smaller index entry.
+pub(crate) fn random_text(len: usize) -> String {
+    const ALPHABET: &[char] = &[
+        'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 'r',
+        's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J',
+        'K', 'L', 'M', 'N', 'O', 'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', '0', '1',
+        '2', '3', '4', '5', '6', '7', '8', '9', 'é', 'ß', 'ж', '中', '🚀', '-', '_', ' ',
+    ];
+    let mut state = Uuid::new_v4().as_u128() as u64 | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ALPHABET[(state % ALPHABET.len() as u64) as usize]
+        })
+        .collect()
+}
+
+/// Text of exactly `bytes` bytes of [`random_text`]'s characters.
+fn random_bytes(bytes: usize) -> String {
+    let mut text = String::with_capacity(bytes);
+    for c in random_text(bytes).chars() {
+        if text.len() + c.len_utf8() > bytes {
+            break;
+        }
+        text.push(c);
+    }
+    while text.len() < bytes {
+        text.push('x');
+    }
+    text
+}
+
+/// One rule for stream ids on every store (`StreamId::check`): an empty
+/// part, a control character or more than `StreamId::MAX_LEN` bytes is
+/// refused before any I/O with a typed error whose message shows a long id
+/// shortened, on append and on read; parts of exactly the maximum length,
+/// and random, are stored and read back.
+pub(crate) async fn stream_ids_follow_one_rule(store: Arc<dyn Store>) {
+    use cqrs_core::{StreamIdPart, StreamIdRule};
+    let long = random_text(10_000);
+    let cases = [
+        (
+            StreamId::new("account", ""),
+            StreamIdPart::Id,
+            StreamIdRule::Empty,
+        ),
+        (
+            StreamId::new("", "a-1"),
+            StreamIdPart::Aggregate,
+            StreamIdRule::Empty,
+        ),
+        (
+            StreamId::new("account", "a\0b"),
+            StreamIdPart::Id,
+            StreamIdRule::ControlCharacter { code: 0, at: 1 },
+        ),
+        (
+            StreamId::new("account", "line\nbreak"),
+            StreamIdPart::Id,
+            StreamIdRule::ControlCharacter { code: 10, at: 4 },
+        ),
+        (
+            StreamId::new("acc\u{7f}ount", "a-1"),
+            StreamIdPart::Aggregate,
+            StreamIdRule::ControlCharacter { code: 0x7f, at: 3 },
+        ),
+        (
+            StreamId::new("account", long.clone()),
+            StreamIdPart::Id,
+            StreamIdRule::TooLong { len: long.len() },
+        ),
+        (
+            StreamId::new("account", "x".repeat(StreamId::MAX_LEN + 1)),
+            StreamIdPart::Id,
+            StreamIdRule::TooLong {
+                len: StreamId::MAX_LEN + 1,
+            },
+        ),
+    ];
+    for (stream, part, rule) in cases {
+        let check = |result: Result<(), StoreError>, what: &str| match result {
+            Err(StoreError::InvalidStreamId(invalid)) => {
+                assert_eq!((invalid.part, invalid.rule), (part, rule), "{what}");
+                let message = invalid.to_string();
+                assert!(message.len() < 400, "{what}: a long message: {message}");
+                assert!(
+                    !message.contains('\0') && !message.contains('\n'),
+                    "{message}"
+                );
+            }
+            other => panic!("{what} of {stream:?}: expected InvalidStreamId, got {other:?}"),
+        };
+        let appended = store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(0),
+                vec![event("e", json!({}))],
+            )
+            .await
+            .map(drop);
+        check(appended, "append");
+        check(store.read_stream(&stream, 1).await.map(drop), "read");
+    }
+    assert_eq!(store.head().await.unwrap(), 0, "nothing was stored");
+
+    // At the limit, with incompressible text, and with every kind of
+    // character the rule allows.
+    let widest = StreamId::new(
+        random_bytes(StreamId::MAX_LEN),
+        random_bytes(StreamId::MAX_LEN),
+    );
+    let allowed = StreamId::new("a", " spaced / slashed ☃ 🚀 ");
+    for stream in [widest, allowed] {
+        let outcome = store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(0),
+                vec![event("e", json!({}))],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{stream}: {e}"));
+        assert_eq!(outcome.version, 1);
+        let stored = store.read_stream(&stream, 1).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(*stored[0].stream, stream);
+        let conflict = store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(0),
+                vec![event("e", json!({}))],
+            )
+            .await
+            .unwrap_err();
+        let message = conflict.to_string();
+        assert!(message.len() < 400, "a long message: {message}");
+    }
+}

@@ -459,6 +459,7 @@ impl PostgresStore {
         events: Vec<NewEvent>,
         inline: Option<InlineSet>,
     ) -> Result<AppendOutcome, StoreError> {
+        stream.check()?;
         validate(stream, &events)?;
         let (reply, answer) = oneshot::channel();
         let job = AppendJob {
@@ -731,6 +732,7 @@ impl EventStore for PostgresStore {
         from_version: u64,
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
         Box::pin(async move {
+            stream.check()?;
             let fail = |e| pg_error(format!("cannot read stream {stream}"), e);
             let client = self.client().await?;
             let statement = client

@@ -220,7 +220,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = Connection::open(&path)
             .map_err(|e| backend(format!("cannot open SQLite file {}", path.display()), e))?;
-        configure(&conn, options.synchronous)?;
+        configure(&mut conn, options.synchronous)?;
         migrate(&mut conn, &format!("SQLite file {}", path.display()))?;
         let readers = Readers::Pool {
             path: path.clone(),
@@ -239,7 +239,7 @@ impl SqliteStore {
         let options = SqliteOptions::new();
         let mut conn = Connection::open_in_memory()
             .map_err(|e| backend("cannot open an in-memory SQLite database", e))?;
-        configure(&conn, options.synchronous)?;
+        configure(&mut conn, options.synchronous)?;
         migrate(&mut conn, "the in-memory SQLite database")?;
         let conn = Arc::new(Mutex::new(conn));
         let readers = Readers::Writer(Arc::clone(&conn));
@@ -408,15 +408,25 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn configure(conn: &Connection, synchronous: Synchronous) -> Result<(), StoreError> {
+fn configure(conn: &mut Connection, synchronous: Synchronous) -> Result<(), StoreError> {
     // `journal_mode` answers with the mode in force ("memory" in memory).
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
         .map_err(|e| backend("cannot switch SQLite to WAL mode", e))?;
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000;",
-        synchronous.pragma()
-    ))
-    .map_err(|e| backend("cannot configure the SQLite connection", e))
+    conn.execute_batch(&format!("PRAGMA synchronous = {};", synchronous.pragma()))
+        .map_err(|e| backend("cannot configure the SQLite connection", e))?;
+    conn.busy_handler(Some(wait_for_the_write_lock))
+        .map_err(|e| backend("cannot configure the SQLite connection", e))
+}
+
+/// How the writer waits while another process holds the write lock: a try
+/// every millisecond, for 5 s. SQLite's `busy_timeout` sleeps longer and
+/// longer between tries, up to 100 ms, so a process that waits misses the
+/// moments the other lets the lock go, and the other commits group after
+/// group meanwhile: every command waiting here then meets a conflict, again
+/// on each retry.
+fn wait_for_the_write_lock(tries: i32) -> bool {
+    std::thread::sleep(Duration::from_millis(1));
+    tries < 5_000
 }
 
 impl EventStore for SqliteStore {
@@ -427,6 +437,7 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
+            stream.check()?;
             if events.is_empty() {
                 return Err(StoreError::InvalidAppend {
                     stream: stream.clone(),
@@ -456,6 +467,7 @@ impl EventStore for SqliteStore {
         inline: &'a InlineSet,
     ) -> BoxFuture<'a, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
+            stream.check()?;
             if events.is_empty() {
                 return Err(StoreError::InvalidAppend {
                     stream: stream.clone(),
@@ -485,6 +497,7 @@ impl EventStore for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>> {
         let stream = stream.clone();
         Box::pin(self.read(move |conn| {
+            stream.check()?;
             let sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM events
                  WHERE stream_aggregate = ?1 AND stream_id = ?2 AND version >= ?3
