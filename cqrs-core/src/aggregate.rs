@@ -37,9 +37,11 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
     #[doc(hidden)]
     fn encode_snapshot(&self) -> Option<Result<Vec<u8>, serde_json::Error>>;
 
-    /// The state back from snapshot bytes, when the aggregate takes snapshots.
+    /// The state back from snapshot bytes, when the aggregate takes
+    /// snapshots: an error for a snapshot taken by another shape of the
+    /// state (its fingerprint differs) or one that does not decode.
     #[doc(hidden)]
-    fn decode_snapshot(bytes: &[u8]) -> Option<Result<Self, serde_json::Error>>;
+    fn decode_snapshot(bytes: &[u8]) -> Option<Result<Self, crate::error::DecodeError>>;
 }
 
 /// The services of an aggregate that declares none (`()`), which need no

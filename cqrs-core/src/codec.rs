@@ -1,10 +1,23 @@
 //! The one place where typed events become stored bytes and back.
+//!
+//! Every reader of a stored event decodes it here, through
+//! [`decode_event`]: aggregate loads (the generated
+//! [`EventSet::decode`]), projections ([`Envelope::decode`](crate::Envelope::decode),
+//! in process, inline, in SQL tables, and read sides fed from elsewhere),
+//! [`replay`](crate::replay), [`Engine::events`](crate::Engine::events) and
+//! the test kit. So every one of them reads an event under an old name
+//! (`aliases(..)`) and upcasts an old version ([`crate::upcast`]) alike, and
+//! none panics on what the log holds. Snapshots are encoded and decoded
+//! here too, with the fingerprint of the state's shape.
 
-use serde::de::{Deserialize, Deserializer, Error as _};
+use serde::Serialize;
+use serde::de::{Deserialize, DeserializeOwned, Deserializer, Error as _};
 use serde::ser::{SerializeStruct, Serializer};
+use serde_json::Value;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::event::{Event, EventSet};
+use crate::upcast::{Step, guarded};
 
 /// Encodes an event's payload into a buffer of exactly its size.
 ///
@@ -32,16 +45,20 @@ pub(crate) fn encode_event<E: Event>(event: &E) -> Result<Vec<u8>, serde_json::E
     })
 }
 
-/// Decodes a payload stored under `name` and `version` as `E`.
+/// Whether `name` is one `E` is stored under: its name or an alias.
+pub(crate) fn is_stored_name<E: Event>(name: &str) -> bool {
+    name == E::NAME || E::ALIASES.contains(&name)
+}
+
+/// Decodes a payload stored under `name` and `version` as `E`: under its
+/// name or an alias, at its version or upcast from an older one.
 pub(crate) fn decode_event<E: Event>(
     name: &str,
     version: u32,
     payload: &[u8],
 ) -> Result<E, DecodeError> {
-    if name != E::NAME {
-        return Err(DecodeError::new(DecodeErrorKind::UnknownEvent {
-            name: name.to_owned(),
-        }));
+    if !is_stored_name::<E>(name) {
+        return Err(unknown_event(name, version));
     }
     if version > E::VERSION {
         return Err(DecodeError::new(DecodeErrorKind::NewerVersion {
@@ -51,11 +68,7 @@ pub(crate) fn decode_event<E: Event>(
         }));
     }
     if version < E::VERSION {
-        return Err(DecodeError::new(DecodeErrorKind::OlderVersion {
-            name: name.to_owned(),
-            found: version,
-            supported: E::VERSION,
-        }));
+        return upcast(name, version, payload);
     }
     serde_json::from_slice(payload).map_err(|source| {
         DecodeError::new(DecodeErrorKind::Payload {
@@ -66,10 +79,145 @@ pub(crate) fn decode_event<E: Event>(
     })
 }
 
-pub(crate) fn unknown_event(name: &str) -> DecodeError {
+/// Runs the upcasters of `E` from version `found` on: JSON ones one
+/// version each, until the current version or a typed one, which makes
+/// `E` itself. Every failure, a panic included, is a typed error.
+fn upcast<E: Event>(name: &str, found: u32, payload: &[u8]) -> Result<E, DecodeError> {
+    let error = |kind| Err(DecodeError::new(kind));
+    let older = || DecodeErrorKind::OlderVersion {
+        name: name.to_owned(),
+        found,
+        supported: E::VERSION,
+    };
+    if !E::UPCASTERS.iter().any(|u| u.from() == found) {
+        return error(older());
+    }
+    let mut value: Value = match serde_json::from_slice(payload) {
+        Ok(value) => value,
+        Err(source) => {
+            return error(DecodeErrorKind::Payload {
+                name: name.to_owned(),
+                version: found,
+                source,
+            });
+        }
+    };
+    let mut at = found;
+    loop {
+        // A chain with a gap (possible only in a hand-written `Event`
+        // impl) stops where the gap is.
+        let Some(upcaster) = E::UPCASTERS.iter().find(|u| u.from() == at) else {
+            return error(older());
+        };
+        let failed = |source| DecodeErrorKind::Upcast {
+            name: name.to_owned(),
+            found,
+            from: at,
+            source,
+        };
+        match *upcaster.step() {
+            Step::Json(step) => {
+                value = match guarded(move || step(value)) {
+                    Ok(Ok(next)) => next,
+                    Ok(Err(source)) | Err(source) => return error(failed(source)),
+                };
+                at += 1;
+                if at >= E::VERSION {
+                    return serde_json::from_value(value).map_err(|source| {
+                        DecodeError::new(DecodeErrorKind::UpcastOutput {
+                            name: name.to_owned(),
+                            found,
+                            version: at,
+                            source,
+                        })
+                    });
+                }
+            }
+            Step::Typed(step) => {
+                return match guarded(move || step(value)) {
+                    Ok(Ok(event)) => Ok(event),
+                    Ok(Err(source)) if at == found => error(DecodeErrorKind::Payload {
+                        name: name.to_owned(),
+                        version: found,
+                        source,
+                    }),
+                    Ok(Err(source)) => error(DecodeErrorKind::UpcastOutput {
+                        name: name.to_owned(),
+                        found,
+                        version: at,
+                        source,
+                    }),
+                    Err(panicked) => error(failed(panicked)),
+                };
+            }
+        }
+    }
+}
+
+/// The error for a name no event of the set has (nor as an alias).
+pub(crate) fn unknown_event(name: &str, version: u32) -> DecodeError {
     DecodeError::new(DecodeErrorKind::UnknownEvent {
         name: name.to_owned(),
+        version,
     })
+}
+
+/// A snapshot as stored: the fingerprint of the state's shape, then the
+/// state.
+#[derive(Serialize)]
+#[serde(crate = "serde")]
+struct SnapshotOut<'a, T> {
+    shape: String,
+    state: &'a T,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(crate = "serde")]
+struct SnapshotHead {
+    // Anything else (the state) is skipped unread.
+    shape: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(crate = "serde")]
+struct SnapshotIn<T> {
+    state: T,
+}
+
+/// Encodes a snapshot of a state whose shape has fingerprint `shape`.
+pub(crate) fn encode_snapshot<T: Serialize>(
+    state: &T,
+    shape: u64,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&SnapshotOut {
+        shape: format!("{shape:016x}"),
+        state,
+    })
+}
+
+/// Decodes a snapshot of aggregate `aggregate`, if it was taken by the
+/// shape with fingerprint `shape`: one taken by another shape (or before
+/// snapshots carried one) is [`DecodeErrorKind::SnapshotShape`], never
+/// decoded into the wrong fields.
+pub(crate) fn decode_snapshot<T: DeserializeOwned>(
+    aggregate: &'static str,
+    bytes: &[u8],
+    shape: u64,
+) -> Result<T, DecodeError> {
+    let found = serde_json::from_slice::<SnapshotHead>(bytes)
+        .ok()
+        .and_then(|head| head.shape)
+        .and_then(|hex| u64::from_str_radix(&hex, 16).ok());
+    if found != Some(shape) {
+        return Err(DecodeError::new(DecodeErrorKind::SnapshotShape {
+            aggregate,
+            found,
+            expected: shape,
+        }));
+    }
+    serde_json::from_slice::<SnapshotIn<T>>(bytes)
+        .map(|snapshot| snapshot.state)
+        .map_err(|source| DecodeError::new(DecodeErrorKind::Snapshot { aggregate, source }))
 }
 
 /// Serializes one variant of an event enum as `{"event", "version", "data"}`.

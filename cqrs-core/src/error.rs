@@ -53,11 +53,14 @@ pub struct DecodeError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DecodeErrorKind {
-    /// No event type of this name is known where it was read.
-    #[error("unknown event `{name}`")]
+    /// No event type of this name (or with it as an alias) is known where
+    /// it was read.
+    #[error("unknown event `{name}` (schema version {version})")]
     UnknownEvent {
         /// The stored name.
         name: String,
+        /// The stored schema version.
+        version: u32,
     },
     /// The stored schema version is newer than this build reads.
     #[error(
@@ -71,9 +74,10 @@ pub enum DecodeErrorKind {
         /// The version the event type reads.
         supported: u32,
     },
-    /// The stored schema version is older and nothing upcasts it.
+    /// The stored schema version is older and no chain of upcasters
+    /// brings it to the current one.
     #[error(
-        "event `{name}` has schema version {found}, older than version {supported}, and no upcaster is registered for it"
+        "event `{name}` has schema version {found}, older than version {supported}, and no upcaster reads version {found}"
     )]
     OlderVersion {
         /// The stored name.
@@ -94,6 +98,52 @@ pub enum DecodeErrorKind {
         #[source]
         source: serde_json::Error,
     },
+    /// An upcaster refused the payload, or panicked.
+    #[error(
+        "event `{name}` has schema version {found}, and its upcaster from version {from} failed: {source}"
+    )]
+    Upcast {
+        /// The stored name.
+        name: String,
+        /// The stored version.
+        found: u32,
+        /// The version the failing upcaster reads.
+        from: u32,
+        /// Why it failed.
+        #[source]
+        source: crate::upcast::UpcastError,
+    },
+    /// What the upcasters made of the payload does not decode as the
+    /// version they made.
+    #[error(
+        "event `{name}` has schema version {found}; upcast to version {version}, it does not decode"
+    )]
+    UpcastOutput {
+        /// The stored name.
+        name: String,
+        /// The stored version.
+        found: u32,
+        /// The version it was upcast to.
+        version: u32,
+        /// The decoder's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A snapshot taken by another shape of the aggregate's state (an
+    /// older build): ignored, the state is rebuilt from the events.
+    #[error(
+        "snapshot of aggregate `{aggregate}` was taken by another shape of its state ({}), not the current one ({expected:016x})",
+        found.map_or_else(|| String::from("no fingerprint"), |f| format!("{f:016x}"))
+    )]
+    SnapshotShape {
+        /// The aggregate name.
+        aggregate: &'static str,
+        /// The fingerprint the snapshot carries (`None`: a snapshot from
+        /// before fingerprints, or not one at all).
+        found: Option<u64>,
+        /// The fingerprint of the current state's shape.
+        expected: u64,
+    },
     /// A snapshot does not decode into the aggregate.
     #[error("snapshot of aggregate `{aggregate}` does not decode")]
     Snapshot {
@@ -108,6 +158,17 @@ pub enum DecodeErrorKind {
 impl DecodeError {
     pub(crate) fn new(kind: DecodeErrorKind) -> Self {
         Self { kind, at: None }
+    }
+
+    /// Whether the event is one this build does not know: an unknown name,
+    /// or a schema version newer than the code reads. A projection with
+    /// `unknown_events = skip` skips these; every other failure (a payload
+    /// that does not decode, a missing upcaster) stops it.
+    pub fn is_unknown_to_this_build(&self) -> bool {
+        matches!(
+            self.kind,
+            DecodeErrorKind::UnknownEvent { .. } | DecodeErrorKind::NewerVersion { .. }
+        )
     }
 
     /// Records where the undecodable event lives.
@@ -345,6 +406,22 @@ pub enum RegistryError {
         missing_kind: &'static str,
         /// The missing name.
         missing: &'static str,
+    },
+    /// An event's upcasters skip a version: stored events of that version
+    /// could not be read.
+    #[error(
+        "event `{event}` (`{rust_type}`) is at version {version} but has no upcaster from version {missing}: \
+         stored events of version {missing} could not be read; add `upcast(from = {missing}, ..)`"
+    )]
+    UpcastGap {
+        /// The event name.
+        event: &'static str,
+        /// Its Rust path.
+        rust_type: &'static str,
+        /// Its current version.
+        version: u32,
+        /// The version no upcaster reads.
+        missing: u32,
     },
     /// An aggregate declares services the engine was not given.
     #[error(

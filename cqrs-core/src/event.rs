@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::aggregate::Aggregate;
 use crate::error::DecodeError;
+use crate::upcast::Upcaster;
 
 /// A fact that happened in the domain, stored in the event log.
 ///
@@ -39,6 +40,50 @@ pub trait Event:
     const NAME: &'static str;
     /// The schema version of this shape (`#[event(version = N)]`, default 1).
     const VERSION: u32;
+    /// The names it was stored under before (`#[event(aliases("..", ..))]`):
+    /// stored events of those names decode as this type, and projections
+    /// read them too.
+    const ALIASES: &'static [&'static str] = &[];
+    /// How the older versions become this one (`#[event(upcast(from = N,
+    /// ..))]`, see [`upcast`](crate::upcast)), at most one per version.
+    const UPCASTERS: &'static [Upcaster<Self>] = &[];
+    /// The shape of the payload as `#[derive(Event)]` saw it: fields, types
+    /// as written, serde attributes that change the JSON. What the
+    /// [schema lock](crate::schema) records; empty when implemented by hand.
+    const SHAPE: &'static str = "";
+}
+
+/// Decodes a payload stored under `name` (`E`'s name or one of its
+/// aliases) at schema version `version` as `E`, running its upcasters when
+/// the version is older: what every reader of the log does.
+///
+/// # Errors
+///
+/// Another name, a newer version, an older version no upcaster reads, a
+/// payload or an upcast value that does not decode, an upcaster that fails:
+/// each a [`DecodeError`] of its own kind, never a panic.
+///
+/// # Examples
+///
+/// ```
+/// use cqrs_core::prelude::*;
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #[event(name = "account.opened", aliases("opened"), version = 2, upcast(from = 1, with = v1_to_v2))]
+/// pub struct AccountOpened { pub owner: String, pub currency: String }
+///
+/// fn v1_to_v2(mut v1: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+///     cqrs_core::upcast::object_mut(&mut v1)?.insert("currency".into(), "EUR".into());
+///     Ok(v1)
+/// }
+///
+/// let stored = br#"{"owner": "Ada"}"#;
+/// let opened: AccountOpened = cqrs_core::decode_event("opened", 1, stored)?;
+/// assert_eq!(opened.currency, "EUR");
+/// # Ok::<(), cqrs_core::DecodeError>(())
+/// ```
+pub fn decode_event<E: Event>(name: &str, version: u32, payload: &[u8]) -> Result<E, DecodeError> {
+    crate::codec::decode_event(name, version, payload)
 }
 
 /// The closed set of events of one aggregate: the enum `#[derive(Aggregate)]`

@@ -127,9 +127,11 @@ pub mod projection;
 mod query;
 mod record;
 pub mod registry;
+pub mod schema;
 pub mod store;
 pub mod subscription;
 pub mod testing;
+pub mod upcast;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -145,15 +147,16 @@ pub use error::{
     BodyError, CommandError, DecodeError, DecodeErrorKind, Error, EventLocation, InvalidStreamId,
     PanicSite, RegistryError, RowLocation, StoreError, StreamIdPart, StreamIdRule,
 };
-pub use event::{Event, EventOf, EventSet, Events};
+pub use event::{Event, EventOf, EventSet, Events, decode_event};
 pub use projection::{
     Documents, Envelope, Placement, Project, Projection, ProjectionStatus, Rebuild,
-    RebuildProgress, RunState, replay, replay_with,
+    RebuildProgress, RunState, UnknownEvents, replay, replay_with,
 };
 pub use query::{Answer, Query};
 pub use record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
 pub use registry::{Catalog, Registered, Registry};
 pub use store::MemoryStore;
+pub use upcast::{Upcast, UpcastError, UpcastOutput, Upcaster};
 
 #[cfg(feature = "derive")]
 pub use cqrs_macros::{Aggregate, Command, Event, Projection, Query};
@@ -178,8 +181,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub mod prelude {
     pub use crate::{
         Aggregate, Answer, Apply, Command, CommandError, Documents, Engine, Envelope, Event,
-        Events, Handle, HandleAsync, MemoryStore, Metadata, Project, Projection, Query, Receipt,
-        events,
+        EventSet, Events, Handle, HandleAsync, MemoryStore, Metadata, Project, Projection, Query,
+        Receipt, Upcast, UpcastError, events,
     };
     pub use serde::{Deserialize, Serialize};
 }

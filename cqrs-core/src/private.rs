@@ -5,6 +5,8 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
+pub use crate::schema::fingerprint;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserializer, Serialize, Serializer};
 
@@ -14,6 +16,8 @@ use crate::error::DecodeError;
 use crate::event::{Event, EventSet};
 use crate::projection::Projection;
 use crate::projection::runner::{ProjectionHost, RunningProjection};
+use crate::registry::{EventDescriptor, Registered, Registration};
+use crate::upcast::{UpcastError, UpcastOutput};
 
 /// Encodes one event's payload.
 ///
@@ -41,8 +45,58 @@ pub fn decode_event<E: Event>(name: &str, version: u32, payload: &[u8]) -> Resul
 }
 
 /// The error for a name no event of the set has.
-pub fn unknown_event(name: &str) -> DecodeError {
-    crate::codec::unknown_event(name)
+pub fn unknown_event(name: &str, version: u32) -> DecodeError {
+    crate::codec::unknown_event(name, version)
+}
+
+/// Whether `name` is the name or an alias of `E`.
+pub fn is_stored_name<E: Event>(name: &str) -> bool {
+    crate::codec::is_stored_name::<E>(name)
+}
+
+/// Runs a JSON upcaster (`upcast(from = N, with = f)`): `f` returns the
+/// value, or a `Result` of it.
+///
+/// # Errors
+///
+/// The upcaster's.
+pub fn json_upcast<F, R>(f: F, value: serde_json::Value) -> Result<serde_json::Value, UpcastError>
+where
+    F: FnOnce(serde_json::Value) -> R,
+    R: UpcastOutput,
+{
+    f(value).into_result()
+}
+
+/// Decodes the JSON of an older version as its shape (`shape = S`).
+///
+/// # Errors
+///
+/// When the JSON is not that shape.
+pub fn decode_shape<S: DeserializeOwned>(value: serde_json::Value) -> Result<S, serde_json::Error> {
+    serde_json::from_value(value)
+}
+
+/// `E::ALIASES`, read through a bound (see [`event_name`]).
+pub const fn event_aliases<E: Event>() -> &'static [&'static str] {
+    E::ALIASES
+}
+
+/// The descriptor event `E` registered (its Rust path is where it is
+/// defined, which a derive listing it cannot know), or one made of its
+/// constants, named `rust_type`, when it registered something else.
+pub const fn event_descriptor<E: Event + Registered>(rust_type: &'static str) -> EventDescriptor {
+    match E::REGISTRATION {
+        Registration::Event(descriptor) => *descriptor,
+        _ => EventDescriptor {
+            name: E::NAME,
+            version: E::VERSION,
+            rust_type,
+            aliases: E::ALIASES,
+            upcasts: &[],
+            shape: E::SHAPE,
+        },
+    }
 }
 
 /// Serializes one variant of an event enum.
@@ -68,22 +122,28 @@ pub fn deserialize_tagged<'de, D: Deserializer<'de>, S: EventSet>(
     crate::codec::deserialize_tagged(deserializer)
 }
 
-/// Encodes an aggregate snapshot.
+/// Encodes an aggregate snapshot, marked with the fingerprint of the
+/// state's shape.
 ///
 /// # Errors
 ///
 /// When the state's `Serialize` fails.
-pub fn encode_snapshot<T: Serialize>(state: &T) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(state)
+pub fn encode_snapshot<T: Serialize>(state: &T, shape: u64) -> Result<Vec<u8>, serde_json::Error> {
+    crate::codec::encode_snapshot(state, shape)
 }
 
-/// Decodes an aggregate snapshot.
+/// Decodes an aggregate snapshot taken by the shape with fingerprint
+/// `shape`.
 ///
 /// # Errors
 ///
-/// When the bytes are not the state's shape.
-pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    serde_json::from_slice(bytes)
+/// A snapshot of another shape, or bytes that are not the state's shape.
+pub fn decode_snapshot<T: DeserializeOwned>(
+    aggregate: &'static str,
+    bytes: &[u8],
+    shape: u64,
+) -> Result<T, DecodeError> {
+    crate::codec::decode_snapshot(aggregate, bytes, shape)
 }
 
 pub use crate::dispatch::{execute_json, execute_json_lenient, query_json, query_json_lenient};
@@ -139,6 +199,23 @@ impl<A, C: Command<Aggregate = A>> CommandOf<A> for C {}
 
 /// The check of a type listed in `commands(..)` of aggregate `A`.
 pub const fn is_command_of<C: CommandOf<A>, A>() -> bool {
+    true
+}
+
+/// What `shape = S` in `upcast(..)` needs of `S`, as one bound with one
+/// message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `Deserialize`, so stored events of its version cannot be read as it",
+    label = "needs `Deserialize`",
+    note = "the shape of an older version is a plain struct with `#[derive(Deserialize)]`"
+)]
+pub trait OldShape: DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: DeserializeOwned> OldShape for T {}
+
+/// The check of `shape = S` in `upcast(..)`.
+pub const fn is_shape<S: OldShape>() -> bool {
     true
 }
 

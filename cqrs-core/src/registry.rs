@@ -28,7 +28,8 @@ pub type StartInlineFn = fn(
     Arc<dyn crate::store::inline::InlineProjection>,
 );
 
-/// An event type: its stored name, schema version and Rust path.
+/// An event type: its stored name, schema version and Rust path, the older
+/// names and versions it reads, and its shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventDescriptor {
     /// The stored name.
@@ -37,6 +38,32 @@ pub struct EventDescriptor {
     pub version: u32,
     /// The Rust path of the type.
     pub rust_type: &'static str,
+    /// The names it was stored under before (`aliases(..)`).
+    pub aliases: &'static [&'static str],
+    /// The versions its upcasters read (`upcast(from = N, ..)`), ascending.
+    pub upcasts: &'static [u32],
+    /// The shape of its payload ([`Event::SHAPE`](crate::Event::SHAPE)),
+    /// what the [schema lock](crate::schema) records.
+    pub shape: &'static str,
+}
+
+impl EventDescriptor {
+    /// Every name it reads: its own, then its aliases.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + use<> {
+        std::iter::once(self.name).chain(self.aliases.iter().copied())
+    }
+
+    /// The [`fingerprint`](crate::schema::fingerprint) of its shape.
+    pub fn fingerprint(&self) -> u64 {
+        crate::schema::fingerprint(self.shape)
+    }
+
+    /// The first version its upcasters should read but none does: each
+    /// version from the oldest upcaster's up to the current one needs one.
+    pub fn upcast_gap(&self) -> Option<u32> {
+        let oldest = *self.upcasts.iter().min()?;
+        (oldest..self.version).find(|v| !self.upcasts.contains(v))
+    }
 }
 
 /// An aggregate: its name, events, commands and options.
@@ -239,13 +266,13 @@ impl Registry {
             .flat_map(|a| a.events.iter().map(|e| (e.name, e.rust_type)));
         unique("event", owned)?;
         // Standalone event types may be listed by an aggregate too: only two
-        // different types with one name clash.
+        // different types with one name clash, an alias counting as a name
+        // (stored events of it decode as the type that lists it).
         let mut by_name: BTreeMap<&str, &str> = BTreeMap::new();
-        let all_events = self.events.iter().map(|e| (e.name, e.rust_type)).chain(
-            self.aggregates
-                .iter()
-                .flat_map(|a| a.events.iter().map(|e| (e.name, e.rust_type))),
-        );
+        let all_events = self
+            .events()
+            .into_iter()
+            .flat_map(|e| e.names().map(move |name| (name, e.rust_type)));
         for (name, rust_type) in all_events {
             match by_name.get(name) {
                 Some(first) if *first != rust_type => {
@@ -259,6 +286,16 @@ impl Registry {
                 _ => {
                     by_name.insert(name, rust_type);
                 }
+            }
+        }
+        for event in self.events() {
+            if let Some(missing) = event.upcast_gap() {
+                return Err(RegistryError::UpcastGap {
+                    event: event.name,
+                    rust_type: event.rust_type,
+                    version: event.version,
+                    missing,
+                });
             }
         }
         for c in &self.commands {
@@ -284,6 +321,27 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Every registered event type, standalone or listed by an aggregate,
+    /// once each, in registration order.
+    pub fn events(&self) -> Vec<&'static EventDescriptor> {
+        let mut events: Vec<&'static EventDescriptor> = Vec::new();
+        let listed = self.aggregates.iter().flat_map(|a| a.events.iter());
+        for event in self.events.iter().copied().chain(listed) {
+            if !events
+                .iter()
+                .any(|e| e.name == event.name && e.rust_type == event.rust_type)
+            {
+                events.push(event);
+            }
+        }
+        events
+    }
+
+    /// Every name a registered event is stored under: names and aliases.
+    pub fn event_names(&self) -> impl Iterator<Item = &'static str> + use<> {
+        self.events().into_iter().flat_map(|e| e.names())
     }
 
     /// The registered aggregates.
@@ -536,6 +594,9 @@ mod tests {
             name: "opened",
             version: 1,
             rust_type: "bank::Opened",
+            aliases: &[],
+            upcasts: &[],
+            shape: "unit",
         }],
         commands: &["Open"],
         snapshot_every: None,
@@ -549,6 +610,9 @@ mod tests {
             name: "opened",
             version: 1,
             rust_type: "books::Opened",
+            aliases: &[],
+            upcasts: &[],
+            shape: "unit",
         }],
         commands: &[],
         snapshot_every: None,

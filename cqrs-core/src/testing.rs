@@ -56,7 +56,7 @@ use std::sync::Arc;
 use crate::aggregate::Aggregate;
 use crate::command::Command;
 use crate::error::DecodeError;
-use crate::event::{Event, EventOf, Events};
+use crate::event::{Event, EventOf, EventSet, Events};
 use crate::projection::Projection;
 use crate::query::Query;
 use crate::record::{Metadata, RecordedEvent, StreamId, Timestamp};
@@ -81,6 +81,57 @@ impl<A: Aggregate> AggregateTest<A> {
     /// One more event in the aggregate's history.
     pub fn given<E: EventOf<A>>(mut self, event: E) -> Self {
         self.state.apply_event(&event.into());
+        self
+    }
+
+    /// One more event in the aggregate's history, as the log stores it:
+    /// its stored name (or an alias), schema version and JSON payload,
+    /// decoded as a load decodes it (an older version upcast).
+    ///
+    /// ```
+    /// # use cqrs_core::prelude::*;
+    /// # use cqrs_core::testing::AggregateTest;
+    /// # use serde_json::json;
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// #[event(version = 2, upcast(from = 1, with = v1_to_v2))]
+    /// pub struct Incremented { pub by: u64 }
+    ///
+    /// /// Version 1 counted in tens.
+    /// fn v1_to_v2(v1: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+    ///     let tens = v1["tens"].as_u64().ok_or("`tens` is not a number")?;
+    ///     Ok(json!({ "by": tens * 10 }))
+    /// }
+    /// # #[derive(Command, Deserialize)]
+    /// # #[command(aggregate = Counter)]
+    /// # pub struct Increment { #[id] pub counter: String, pub by: u64 }
+    /// # #[derive(Aggregate, Default)]
+    /// # #[aggregate(events(Incremented), commands(Increment), error = std::io::Error)]
+    /// # pub struct Counter { value: u64 }
+    /// # impl Apply<Incremented> for Counter { fn apply(&mut self, e: &Incremented) { self.value += e.by; } }
+    /// # impl Handle<Increment> for Counter {
+    /// #     fn handle(&self, c: &Increment) -> Result<Events<Self>, std::io::Error> { Ok(events![Incremented { by: c.by }]) }
+    /// # }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let counter = AggregateTest::<Counter>::new()
+    ///     .given_stored("Incremented", 1, json!({ "tens": 3 }))
+    ///     .when(Increment { counter: "c".into(), by: 2 })
+    ///     .await
+    ///     .then_expect_events(events![Incremented { by: 2 }]);
+    /// assert_eq!(counter.value, 32);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the payload does not decode, with the [`DecodeError`].
+    pub fn given_stored(mut self, name: &str, version: u32, payload: serde_json::Value) -> Self {
+        let bytes = payload.to_string().into_bytes();
+        match <A::Event as EventSet>::decode(name, version, &bytes) {
+            Ok(event) => self.state.apply_event(&event),
+            Err(e) => panic!("stored event `{name}` version {version} does not decode: {e}"),
+        }
         self
     }
 
@@ -264,24 +315,57 @@ impl<P: Projection> ProjectionTest<P> {
     }
 
     fn try_given<E: Event>(&mut self, stream: StreamId, event: &E) -> Result<(), DecodeError> {
-        let payload = serde_json::to_vec(event).map_err(|source| {
+        let payload = crate::codec::encode_event(event).map_err(|source| {
             DecodeError::new(crate::error::DecodeErrorKind::Payload {
                 name: E::NAME.to_owned(),
                 version: E::VERSION,
                 source,
             })
         })?;
+        self.project(stream, E::NAME, E::VERSION, payload)
+    }
+
+    /// Projects one event as the log stores it, appended to `stream`: its
+    /// stored name (or an alias), schema version and JSON payload, decoded
+    /// as the runner decodes it (an older version upcast). An event the
+    /// projection does not consume is passed over, as the runner's filter
+    /// would.
+    ///
+    /// # Panics
+    ///
+    /// When the payload does not decode, with the [`DecodeError`].
+    pub fn given_stored(
+        mut self,
+        stream: impl Into<StreamId>,
+        name: &str,
+        version: u32,
+        payload: serde_json::Value,
+    ) -> Self {
+        let bytes = payload.to_string().into_bytes();
+        if let Err(e) = self.project(stream.into(), name, version, bytes) {
+            panic!("stored event `{name}` version {version} could not be projected: {e}");
+        }
+        self
+    }
+
+    fn project(
+        &mut self,
+        stream: StreamId,
+        name: &str,
+        version: u32,
+        payload: Vec<u8>,
+    ) -> Result<(), DecodeError> {
         self.position += 1;
-        let version = self.versions.entry(stream.clone()).or_default();
-        *version += 1;
+        let stream_version = self.versions.entry(stream.clone()).or_default();
+        *stream_version += 1;
         let timestamp = Timestamp::now();
         let record = Arc::new(RecordedEvent {
             event_id: timestamp.event_id(),
             stream: Arc::new(stream),
-            version: *version,
+            version: *stream_version,
             position: self.position,
-            event_name: E::NAME.into(),
-            schema_version: E::VERSION,
+            event_name: name.to_owned().into(),
+            schema_version: version,
             payload,
             metadata: Metadata::new(),
             timestamp,

@@ -119,6 +119,9 @@ const _: () = {
                 name: "account.opened",
                 version: 1,
                 rust_type: ::core::concat!(::core::module_path!(), "::", "Opened"),
+                aliases: &[],
+                upcasts: &[],
+                shape: "{\n    owner: String,\n}",
             });
     }
     ::cqrs_core::__private::inventory::submit! {
@@ -138,6 +141,9 @@ const _: () = {
             name: "Deposited",
             version: 1,
             rust_type: concat!(module_path!(), "::", "Deposited"),
+            aliases: &[],
+            upcasts: &[],
+            shape: "{\n    amount: u64,\n}",
         });
     }
     __private::inventory::submit! { <Deposited as Registered>::REGISTRATION }
@@ -199,14 +205,14 @@ const _: () = {
             version: u32,
             payload: &[u8],
         ) -> ::core::result::Result<Self, ::cqrs_core::DecodeError> {
-            if name == <Opened as ::cqrs_core::Event>::NAME {
+            if __private::is_stored_name::<Opened>(name) {
                 return __private::decode_event::<Opened>(name, version, payload).map(Self::Opened);
             }
-            if name == <Deposited as ::cqrs_core::Event>::NAME {
+            if __private::is_stored_name::<Deposited>(name) {
                 return __private::decode_event::<Deposited>(name, version, payload)
                     .map(Self::Deposited);
             }
-            ::core::result::Result::Err(__private::unknown_event(name))
+            ::core::result::Result::Err(__private::unknown_event(name, version))
         }
     }
 
@@ -229,6 +235,9 @@ const _: () = {
         }
     }
 
+    /// The fingerprint of the state's shape, carried by its snapshots.
+    const ACCOUNT_SHAPE: u64 = __private::fingerprint("{\n    balance: u64,\n    open: bool,\n}");
+
     impl ::cqrs_core::Aggregate for Account {
         const NAME: &'static str = "account";
         const SNAPSHOT_EVERY: ::core::option::Option<u64> = ::core::option::Option::Some(3);
@@ -249,13 +258,17 @@ const _: () = {
         ) -> ::core::option::Option<
             ::core::result::Result<::std::vec::Vec<u8>, __private::serde_json::Error>,
         > {
-            ::core::option::Option::Some(__private::encode_snapshot(self))
+            ::core::option::Option::Some(__private::encode_snapshot(self, ACCOUNT_SHAPE))
         }
         fn decode_snapshot(
             bytes: &[u8],
-        ) -> ::core::option::Option<::core::result::Result<Self, __private::serde_json::Error>>
+        ) -> ::core::option::Option<::core::result::Result<Self, ::cqrs_core::DecodeError>>
         {
-            ::core::option::Option::Some(__private::decode_snapshot(bytes))
+            ::core::option::Option::Some(__private::decode_snapshot(
+                "account",
+                bytes,
+                ACCOUNT_SHAPE,
+            ))
         }
     }
 
@@ -264,16 +277,12 @@ const _: () = {
             name: "account",
             rust_type: concat!(module_path!(), "::", "Account"),
             events: &[
-                EventDescriptor {
-                    name: <Opened as ::cqrs_core::Event>::NAME,
-                    version: <Opened as ::cqrs_core::Event>::VERSION,
-                    rust_type: concat!(module_path!(), "::", "Opened"),
-                },
-                EventDescriptor {
-                    name: <Deposited as ::cqrs_core::Event>::NAME,
-                    version: <Deposited as ::cqrs_core::Event>::VERSION,
-                    rust_type: concat!(module_path!(), "::", "Deposited"),
-                },
+                __private::event_descriptor::<Opened>(concat!(module_path!(), "::", "Opened")),
+                __private::event_descriptor::<Deposited>(concat!(
+                    module_path!(),
+                    "::",
+                    "Deposited"
+                )),
             ],
             commands: &[
                 <Open as ::cqrs_core::Command>::NAME,

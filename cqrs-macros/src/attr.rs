@@ -42,7 +42,6 @@ impl Key {
     }
 
     /// The same key, allowed more than once.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) const fn repeated(self) -> Key {
         Key {
             repeated: true,
@@ -64,10 +63,8 @@ pub(crate) enum Form {
     /// in messages ("an event type").
     List { item: &'static str },
     /// `key("a", "b", ..)`
-    #[cfg_attr(not(test), allow(dead_code))]
     StrList,
     /// `key(inner = .., ..)`, with its own keys.
-    #[cfg_attr(not(test), allow(dead_code))]
     Nested(&'static [Key]),
     /// `key` alone
     Flag,
@@ -80,9 +77,7 @@ pub(crate) enum Value {
     Int(LitInt),
     Type(Box<Type>),
     List(Vec<Path>),
-    #[cfg_attr(not(test), allow(dead_code))]
     StrList(Vec<LitStr>),
-    #[cfg_attr(not(test), allow(dead_code))]
     Nested(Vec<Entry>),
     Flag,
 }
@@ -129,7 +124,6 @@ impl Parsed<'_> {
     }
 
     /// Every entry for `key`, in order.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn all<'s>(&'s self, key: &'s str) -> impl Iterator<Item = &'s Entry> + 's {
         self.entries.iter().filter(move |e| e.spec.name == key)
     }
@@ -343,7 +337,9 @@ fn parse_items(
                     Outcome::Ok(value) => push(cx, entries, key, *spec, value, attr),
                     Outcome::Recovered(value) => {
                         attempted.push(spec.name);
-                        if !entries.iter().any(|e| e.spec.name == spec.name) {
+                        // A repeated key keeps every occurrence, recovered
+                        // ones too (marked so).
+                        if spec.repeated || !entries.iter().any(|e| e.spec.name == spec.name) {
                             entries.push(Entry {
                                 key,
                                 spec: *spec,
@@ -392,6 +388,7 @@ fn push(cx: &Ctxt, entries: &mut Vec<Entry>, key: Ident, spec: Key, value: Value
     };
     let same = entries.iter().position(|e| e.spec.name == spec.name);
     match same {
+        _ if spec.repeated => entries.push(entry),
         Some(index) if entries[index].recovered => entries[index] = entry,
         Some(_) if !spec.repeated => cx.error_spanned_by(
             &entry.key,
@@ -440,7 +437,7 @@ fn unknown_key(
     match parse_value(&scratch, &fork, key, spec, attr) {
         Outcome::Ok(value) | Outcome::Recovered(value) => {
             syn::parse::discouraged::Speculative::advance_to(input, &fork);
-            if !entries.iter().any(|e| e.spec.name == spec.name) {
+            if spec.repeated || !entries.iter().any(|e| e.spec.name == spec.name) {
                 entries.push(Entry {
                     key: key.clone(),
                     spec: *spec,

@@ -127,8 +127,13 @@ pub(crate) fn fallback_generics(
 /// A name is non-empty, without surrounding whitespace or control characters,
 /// made of letters, digits, `.`, `-`, `_` and `/`; errors point at the literal.
 pub(crate) fn name(cx: &Ctxt, lit: &LitStr) -> Option<String> {
+    name_as(cx, lit, "`name`")
+}
+
+/// [`name`] for a name given under another key (`what`: "an alias").
+pub(crate) fn name_as(cx: &Ctxt, lit: &LitStr, what: &str) -> Option<String> {
     let value = lit.value();
-    match name_problem(&value) {
+    match name_problem(&value, what) {
         None => Some(value),
         Some(problem) => {
             cx.error_spanned_by(lit, problem);
@@ -138,32 +143,32 @@ pub(crate) fn name(cx: &Ctxt, lit: &LitStr) -> Option<String> {
 }
 
 /// What is wrong with `value` as a name, if anything.
-fn name_problem(value: &str) -> Option<String> {
+fn name_problem(value: &str, what: &str) -> Option<String> {
     if value.is_empty() {
-        return Some("`name` must not be empty".to_owned());
+        return Some(format!("{what} must not be empty"));
     }
     if value.trim().is_empty() {
-        return Some("`name` must not be blank".to_owned());
+        return Some(format!("{what} must not be blank"));
     }
     if value.trim() != value {
-        return Some("`name` must not start or end with whitespace".to_owned());
+        return Some(format!("{what} must not start or end with whitespace"));
     }
     if value.chars().any(char::is_control) {
-        return Some("`name` must not contain control characters".to_owned());
+        return Some(format!("{what} must not contain control characters"));
     }
     let Some(bad) = value
         .chars()
         .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '/')))
     else {
         return (!value.chars().any(char::is_alphanumeric))
-            .then(|| "`name` must contain a letter or a digit".to_owned());
+            .then(|| format!("{what} must contain a letter or a digit"));
     };
     let found = match bad {
         ' ' => "a space".to_owned(),
         other => format!("`{other}`"),
     };
     Some(format!(
-        "`name` may contain only letters, digits, `.`, `-`, `_` and `/`, found {found}"
+        "{what} may contain only letters, digits, `.`, `-`, `_` and `/`, found {found}"
     ))
 }
 
@@ -286,25 +291,29 @@ where
 mod tests {
     use super::*;
 
+    fn name_problem_of(value: &str) -> Option<String> {
+        name_problem(value, "`name`")
+    }
+
     #[test]
     fn names() {
-        assert_eq!(name_problem("account.opened"), None);
-        assert_eq!(name_problem("bank/account-v2_x"), None);
-        assert_eq!(name_problem("compte.ouvert.é"), None);
+        assert_eq!(name_problem_of("account.opened"), None);
+        assert_eq!(name_problem_of("bank/account-v2_x"), None);
+        assert_eq!(name_problem_of("compte.ouvert.é"), None);
         assert_eq!(
-            name_problem("").as_deref(),
+            name_problem_of("").as_deref(),
             Some("`name` must not be empty")
         );
         assert_eq!(
-            name_problem(" a").as_deref(),
+            name_problem_of(" a").as_deref(),
             Some("`name` must not start or end with whitespace")
         );
         assert_eq!(
-            name_problem("a\u{7}b").as_deref(),
+            name_problem_of("a\u{7}b").as_deref(),
             Some("`name` must not contain control characters")
         );
         assert_eq!(
-            name_problem("a b").as_deref(),
+            name_problem_of("a b").as_deref(),
             Some("`name` may contain only letters, digits, `.`, `-`, `_` and `/`, found a space")
         );
     }

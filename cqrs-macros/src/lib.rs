@@ -19,6 +19,7 @@ mod event;
 mod projection;
 mod query;
 mod runtime;
+mod shape;
 
 use proc_macro::TokenStream;
 use syn::DeriveInput;

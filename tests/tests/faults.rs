@@ -306,7 +306,7 @@ async fn failed_projection_recovers(db: Db) {
     match replay::<Balances>(&*store).await {
         Err(Error::Decode(e)) => {
             assert!(
-                matches!(&e.kind, DecodeErrorKind::UnknownEvent { name } if name == "account.mystery")
+                matches!(&e.kind, DecodeErrorKind::UnknownEvent { name, .. } if name == "account.mystery")
             );
             assert_eq!(e.at.as_ref().map(|at| at.position), Some(position));
         }

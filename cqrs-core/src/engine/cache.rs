@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub(crate) struct Loaded<A> {
     pub(crate) state: A,
     pub(crate) version: u64,
+    /// The stream's snapshot was taken by another shape of the state, at
+    /// this very version (so it could not be replaced yet): the next
+    /// append takes a new one.
+    pub(crate) stale_snapshot: bool,
 }
 
 /// What one stream's lock guards: its loaded state, when known.

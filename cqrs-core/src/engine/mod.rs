@@ -313,6 +313,7 @@ impl Engine {
             let Loaded {
                 mut state,
                 version: before,
+                stale_snapshot,
             } = loaded;
             if let Err((event, message)) = apply_all(&mut state, events.as_slice()) {
                 return Err(Error::CommandPanicked {
@@ -353,10 +354,11 @@ impl Engine {
                     let loaded = Loaded {
                         state,
                         version: outcome.version,
+                        stale_snapshot: false,
                     };
                     // Checked here, not in the async fn: no future to set up
                     // for the commands that take no snapshot (nearly all).
-                    if snapshot_due::<C::Aggregate>(before, loaded.version) {
+                    if stale_snapshot || snapshot_due::<C::Aggregate>(before, loaded.version) {
                         self.take_snapshot(&stream, &loaded).await;
                     }
                     if cache.keeps_state() {
@@ -419,11 +421,17 @@ impl Engine {
     }
 
     /// Loads an aggregate from its latest snapshot and the events after it.
+    ///
+    /// A snapshot taken by another shape of the state (its fingerprint
+    /// differs: an older build), or one that does not decode, is ignored:
+    /// the state is rebuilt from the events, and a new snapshot taken.
     async fn load<A: Aggregate>(&self, stream: &StreamId) -> Result<Loaded<A>, Error> {
         let mut loaded = Loaded {
             state: A::default(),
             version: 0,
+            stale_snapshot: false,
         };
+        let mut stale = None;
         if A::SNAPSHOT_EVERY.is_some()
             && let Some(snapshot) = self.shared.store.load_snapshot(stream).await?
         {
@@ -432,17 +440,81 @@ impl Engine {
                     loaded = Loaded {
                         state,
                         version: snapshot.version,
+                        stale_snapshot: false,
                     }
                 }
                 // A snapshot is only a shortcut: replay from the start instead.
                 Some(Err(e)) => {
-                    tracing::warn!(%stream, error = %e, "snapshot does not decode; replaying")
+                    tracing::info!(%stream, error = %e, "snapshot not used; replaying the stream");
+                    stale = Some(snapshot.version);
                 }
                 None => {}
             }
         }
         self.catch_up(stream, &mut loaded).await?;
+        // A snapshot is replaced only by a newer one: at the same version,
+        // the next append takes it.
+        match stale {
+            Some(version) if loaded.version > version => {
+                self.take_snapshot(stream, &loaded).await;
+            }
+            Some(_) => loaded.stale_snapshot = true,
+            None => {}
+        }
         Ok(loaded)
+    }
+
+    /// The events of aggregate `A`'s stream `id`, decoded (old names and
+    /// versions upcast), each with its version, position, timestamp and
+    /// metadata.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidStreamId`] for an id that breaks the rule of
+    /// [`StreamId::check`], [`Error::Store`] when reading fails,
+    /// [`Error::Decode`] naming the event that does not decode and where.
+    ///
+    /// # Examples
+    ///
+    /// ```standalone_crate
+    /// # use cqrs_core::prelude::*;
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// # pub struct Incremented { pub by: u64 }
+    /// # #[derive(Command, Deserialize)]
+    /// # #[command(aggregate = Counter)]
+    /// # pub struct Increment { #[id] pub counter: String, pub by: u64 }
+    /// # #[derive(Aggregate, Default)]
+    /// # #[aggregate(name = "counter", events(Incremented), commands(Increment), error = std::io::Error)]
+    /// # pub struct Counter { value: u64 }
+    /// # impl Apply<Incremented> for Counter { fn apply(&mut self, e: &Incremented) { self.value += e.by; } }
+    /// # impl Handle<Increment> for Counter {
+    /// #     fn handle(&self, c: &Increment) -> Result<Events<Self>, std::io::Error> { Ok(events![Incremented { by: c.by }]) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cqrs_core::Error> {
+    /// # let engine = Engine::builder().build().await?;
+    /// engine.execute(Increment { counter: "c-1".into(), by: 5 }).await?;
+    /// for e in engine.events::<Counter>("c-1").await? {
+    ///     let CounterEvent::Incremented(incremented) = e.event();
+    ///     println!("{} at version {}, position {}: by {}", e.event_name(), e.version(), e.position(), incremented.by);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn events<A: Aggregate>(
+        &self,
+        id: impl std::fmt::Display,
+    ) -> Result<Vec<crate::Envelope<A::Event>>, Error> {
+        let stream = StreamId::of(A::NAME, id.to_string());
+        stream.check().map_err(StoreError::from)?;
+        let records = self.shared.store.read_stream(&stream, 1).await?;
+        records
+            .into_iter()
+            .map(|record| {
+                A::Event::decode(&record.event_name, record.schema_version, &record.payload)
+                    .map(|event| crate::Envelope::new(event, Arc::clone(&record)))
+                    .map_err(|e| Error::Decode(e.at(&record)))
+            })
+            .collect()
     }
 
     /// Folds the events of `stream` after `loaded.version` into `loaded`.

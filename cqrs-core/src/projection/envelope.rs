@@ -25,7 +25,8 @@ impl<E: Event> Envelope<E> {
     /// # Errors
     ///
     /// When the record is another event, a newer schema version than `E`
-    /// reads, or a payload that does not decode.
+    /// reads, an older one its upcasters do not bring to the current one,
+    /// or a payload that does not decode (see [`decode_event`](crate::decode_event)).
     pub fn decode(record: &Arc<RecordedEvent>) -> Result<Self, DecodeError> {
         let event = crate::codec::decode_event::<E>(
             &record.event_name,
@@ -41,6 +42,11 @@ impl<E: Event> Envelope<E> {
 }
 
 impl<E> Envelope<E> {
+    /// `event`, decoded from `record`.
+    pub(crate) fn new(event: E, record: Arc<RecordedEvent>) -> Self {
+        Self { event, record }
+    }
+
     /// The event.
     pub fn event(&self) -> &E {
         &self.event
@@ -69,6 +75,18 @@ impl<E> Envelope<E> {
     /// Its position in the global log.
     pub fn position(&self) -> u64 {
         self.record.position
+    }
+
+    /// The name it is stored under (an alias, for an event stored before
+    /// it was renamed).
+    pub fn event_name(&self) -> &str {
+        &self.record.event_name
+    }
+
+    /// The schema version it is stored with: older than the event's own
+    /// when it was upcast.
+    pub fn schema_version(&self) -> u32 {
+        self.record.schema_version
     }
 
     /// The unique event id.

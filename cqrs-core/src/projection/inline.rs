@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::Projection;
-use super::runner::{FoldError, ProjectionHost, RunningProjection, fold, log_filter};
+use super::runner::{FoldError, ProjectionHost, RunningProjection, Skipped, fold, log_filter};
 use crate::record::RecordedEvent;
 use crate::store::inline::{Gate, InlineProjection};
 use crate::store::{CheckpointStore, DocumentChange, Fence, LogFilter, LogSlice, SavedReadModel};
@@ -34,6 +34,7 @@ pub(crate) struct Inlined<P> {
     gate: Arc<tokio::sync::Mutex<Gate>>,
     filter: LogFilter,
     known: Option<Arc<HashSet<&'static str>>>,
+    skipped: Arc<Skipped>,
     durable: bool,
     progress: Arc<watch::Sender<Progress>>,
 }
@@ -59,8 +60,14 @@ impl<P: Projection> Inlined<P> {
         events: &[Arc<RecordedEvent>],
     ) -> Result<Vec<DocumentChange>, (u64, String)> {
         let mut state = self.write();
-        fold(&mut *state, from, events, self.known.as_deref())
-            .map_err(|(position, e): (u64, FoldError)| (position, e.to_string()))?;
+        fold(
+            &mut *state,
+            from,
+            events,
+            self.known.as_deref(),
+            &self.skipped,
+        )
+        .map_err(|(position, e): (u64, FoldError)| (position, e.to_string()))?;
         let mut changes = Vec::new();
         for (collection, docs) in state.document_collections() {
             let taken = docs.take_changes().map_err(|e| {
@@ -223,7 +230,11 @@ impl<P: Projection> Handler for Follower<P> {
         if changes.is_empty() {
             return Ok(());
         }
-        match self.read.commit_read_model(P::NAME, changes, at, None).await {
+        match self
+            .read
+            .commit_read_model(P::NAME, changes, at, None)
+            .await
+        {
             // Committed, or another commit went further from the same
             // events (an append here or elsewhere, which wrote them too).
             Ok(()) | Err(crate::StoreError::CheckpointNotAfter { .. }) => {
@@ -253,6 +264,7 @@ impl<P: Projection> Handler for Follower<P> {
         }
         let mut gate = self.inlined.gate.lock().await;
         *self.inlined.write() = P::default();
+        self.inlined.skipped.clear();
         gate.reloaded(0);
         Ok(())
     }
@@ -297,6 +309,7 @@ pub(crate) fn start_inline<P: Projection>(
         gate: Arc::new(tokio::sync::Mutex::new(Gate::default())),
         filter: filter.clone(),
         known,
+        skipped: Arc::default(),
         durable,
         progress: Arc::clone(&progress_tx),
     });
@@ -327,6 +340,7 @@ pub(crate) fn start_inline<P: Projection>(
         progress,
         control,
         gate: Some(Arc::clone(&inlined.gate)),
+        skipped: Arc::clone(&inlined.skipped),
     };
     (running, inlined)
 }

@@ -76,8 +76,26 @@ pub enum Placement {
 pub trait Projection: Default + Send + Sync + 'static {
     /// The projection name (`#[projection(name = "..")]`, default: the type name).
     const NAME: &'static str;
-    /// The names of the events it consumes; the runner reads only those.
+    /// The names of the events it consumes; the runner reads only those
+    /// (and their [aliases](crate::Event::ALIASES)).
     const EVENTS: &'static [&'static str];
+    /// What it does with an event it does not know
+    /// (`#[projection(unknown_events = skip)]`; default: stop on it).
+    const UNKNOWN_EVENTS: UnknownEvents = UnknownEvents::Fail;
+    /// The events it consumes as they registered: names, aliases, versions
+    /// (generated, in the order of `EVENTS`).
+    #[doc(hidden)]
+    const EVENT_DESCRIPTORS: &'static [crate::registry::EventDescriptor] = &[];
+
+    /// Whether a stored event of this name is one it consumes: the name or
+    /// an alias of one of its events.
+    #[doc(hidden)]
+    fn consumes(name: &str) -> bool {
+        Self::EVENTS.contains(&name)
+            || Self::EVENT_DESCRIPTORS
+                .iter()
+                .any(|e| e.aliases.contains(&name))
+    }
 
     /// Decodes one recorded event and folds it in, if it is one the projection
     /// consumes (generated: dispatches to [`Project`]).
@@ -95,6 +113,26 @@ pub trait Projection: Default + Send + Sync + 'static {
     fn document_collections(&mut self) -> Vec<(&'static str, &mut dyn DocumentCollection)> {
         Vec::new()
     }
+}
+
+/// What a projection does with a stored event this build does not know: a
+/// name no registered event has (nor as an alias) in a stream it reads, or
+/// a consumed event of a schema version newer than the code reads.
+///
+/// Set with `#[projection(.., unknown_events = skip)]`, for read sides that
+/// deploy before or after the writers. Aggregates never skip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UnknownEvents {
+    /// Stop on it with a [`DecodeError`] naming the event and where it is
+    /// (the default): the projection fails until the code knows it.
+    #[default]
+    Fail,
+    /// Skip it, counted in [`ProjectionStatus::skipped`] with a warning in
+    /// [`ProjectionStatus::warning`] and in the log. An event that is known
+    /// but does not decode still stops the projection.
+    Skip,
 }
 
 /// Folds event `E`, with its envelope, into the projection's state.
@@ -147,6 +185,9 @@ pub async fn replay_with<P: Projection>(
     let (filter, known) = runner::log_filter::<P>(registry);
     let head = store.head().await?;
     let mut state = P::default();
+    // Skipped events (`unknown_events = skip`) are counted nowhere here,
+    // only warned about.
+    let skipped = runner::Skipped::default();
     let mut pages = ReadAhead::new(store, 0, &filter, REPLAY_PAGE);
     while pages.position() < head {
         let from = pages.position();
@@ -155,7 +196,7 @@ pub async fn replay_with<P: Projection>(
             break;
         }
         pages.read_ahead(READS_AHEAD, head).await;
-        runner::fold(&mut state, from, &slice.events, known.as_deref()).map_err(
+        runner::fold(&mut state, from, &slice.events, known.as_deref(), &skipped).map_err(
             |(position, e)| match e {
                 runner::FoldError::Decode(e) => crate::Error::Decode(e),
                 runner::FoldError::Panic(_) => crate::Error::ProjectionFailed {

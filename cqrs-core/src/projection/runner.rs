@@ -4,13 +4,14 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 
-use super::Projection;
+use super::{Projection, UnknownEvents};
 use crate::error::{DecodeError, Error};
 use crate::record::RecordedEvent;
 use crate::registry::Registry;
@@ -37,6 +38,13 @@ pub struct ProjectionStatus {
     pub state: RunState,
     /// The last failure it met, even if it recovered since.
     pub last_error: Option<String>,
+    /// How many events it skipped as unknown to this build
+    /// (`#[projection(unknown_events = skip)]`), since it started or was
+    /// rebuilt.
+    pub skipped: u64,
+    /// What it skipped last, when it skipped any: the event, its version
+    /// and where it is in the log.
+    pub warning: Option<String>,
 }
 
 impl ProjectionStatus {
@@ -113,6 +121,44 @@ pub struct RunningProjection {
     pub(crate) control: mpsc::Sender<Control>,
     /// An inline projection's gate: queries take it (see `projection::inline`).
     pub(crate) gate: Option<Arc<tokio::sync::Mutex<crate::store::inline::Gate>>>,
+    /// The events it skipped as unknown.
+    pub(crate) skipped: Arc<Skipped>,
+}
+
+/// The events a projection skipped as unknown to this build
+/// (`unknown_events = skip`), for its status.
+#[derive(Debug, Default)]
+pub(crate) struct Skipped {
+    count: AtomicU64,
+    last: Mutex<Option<String>>,
+}
+
+impl Skipped {
+    /// Counts one skipped event, and warns.
+    fn record(&self, projection: &'static str, error: &DecodeError) {
+        tracing::warn!(projection, %error, "skipped an event this build does not know");
+        self.count.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+    }
+
+    /// Forgets what was skipped: the log is read again from the start.
+    pub(crate) fn clear(&self) {
+        self.count.store(0, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn warning(&self) -> Option<String> {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref().map(|last| {
+            let n = self.count();
+            let events = if n == 1 { "event" } else { "events" };
+            format!("skipped {n} {events} this build does not know; the last: {last}")
+        })
+    }
 }
 
 impl RunningProjection {
@@ -126,6 +172,8 @@ impl RunningProjection {
             durable: self.durable,
             state: progress.state.clone(),
             last_error: progress.last_error.clone(),
+            skipped: self.skipped.count(),
+            warning: self.skipped.warning(),
         }
     }
 
@@ -156,11 +204,13 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
     });
     let (control, control_rx) = mpsc::channel(4);
     let (filter, known) = log_filter::<P>(&host.registry);
+    let skipped = Arc::new(Skipped::default());
     let handler = ProjectionHandler::<P> {
         state: Arc::clone(&state),
         read: Arc::clone(&host.read),
         durable,
         known,
+        skipped: Arc::clone(&skipped),
         pending: BTreeMap::new(),
     };
     let lease = durable.then(|| LeaseKeeper {
@@ -192,20 +242,32 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         progress,
         control,
         gate: None,
+        skipped,
     }
+}
+
+/// Every name the events of `P` are stored under: their names and aliases.
+pub(crate) fn stored_names<P: Projection>() -> Vec<&'static str> {
+    let aliases = P::EVENT_DESCRIPTORS.iter().flat_map(|e| e.aliases.iter());
+    let mut names: Vec<&'static str> = P::EVENTS.iter().chain(aliases).copied().collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The events a projection reads, and the names its streams may hold.
 ///
-/// It reads its events by name. When every one of them belongs to a
-/// registered aggregate, it also reads any event in those aggregates'
-/// streams whose name no aggregate declares, so a stored name that no code
-/// knows is seen and refused rather than filtered out unseen; the second
-/// value then lists the names those aggregates declare.
+/// It reads its events by name (and by their aliases). When every one of
+/// them belongs to a registered aggregate, it also reads any event in those
+/// aggregates' streams whose name no registered event has (as its name or
+/// an alias), so a stored name that no code knows is seen and refused (or
+/// skipped, see [`UnknownEvents`]) rather than filtered out unseen; the
+/// second value then lists the names the registry knows. An event that
+/// moved to another aggregate is known, wherever its old events are.
 pub(crate) fn log_filter<P: Projection>(
     registry: &Registry,
 ) -> (LogFilter, Option<Arc<HashSet<&'static str>>>) {
-    let by_name = LogFilter::events(P::EVENTS.iter().copied());
+    let by_name = LogFilter::events(stored_names::<P>());
     let owners: Vec<_> = registry
         .aggregates()
         .iter()
@@ -219,45 +281,57 @@ pub(crate) fn log_filter<P: Projection>(
     if P::EVENTS.is_empty() || !all_owned {
         return (by_name, None);
     }
-    let known: HashSet<&'static str> = owners
-        .iter()
-        .flat_map(|a| a.events.iter().map(|e| e.name))
-        .collect();
+    let known: HashSet<&'static str> = registry.event_names().collect();
     let filter = by_name.or_unknown_in(owners.iter().map(|a| a.name), known.iter().copied());
     (filter, Some(Arc::new(known)))
 }
 
+/// Whether `P` skips `error` (an event this build does not know) rather
+/// than stopping on it; counted in `skipped` if so.
+pub(crate) fn skips<P: Projection>(error: &DecodeError, skipped: &Skipped) -> bool {
+    let skip = P::UNKNOWN_EVENTS == UnknownEvents::Skip && error.is_unknown_to_this_build();
+    if skip {
+        skipped.record(P::NAME, error);
+    }
+    skip
+}
+
+/// An event of a stream `P` reads whose name nothing registered knows,
+/// when `known` says which names are known.
+pub(crate) fn unknown_in_stream(
+    record: &RecordedEvent,
+    known: Option<&HashSet<&'static str>>,
+) -> Option<DecodeError> {
+    known
+        .filter(|known| !known.contains(&*record.event_name))
+        .map(|_| crate::codec::unknown_event(&record.event_name, record.schema_version).at(record))
+}
+
 /// Folds `events` into `state` in order; on the first one that cannot be
-/// projected (an unknown name in a stream it reads, a payload that does not
-/// decode, a panicking `Project` impl), stops with the position before it
-/// and why.
+/// projected (an unknown name in a stream it reads or a newer version,
+/// unless it skips those, a payload that does not decode, a panicking
+/// `Project` impl), stops with the position before it and why.
 pub(crate) fn fold<P: Projection>(
     state: &mut P,
     from: u64,
     events: &[Arc<RecordedEvent>],
     known: Option<&HashSet<&'static str>>,
+    skipped: &Skipped,
 ) -> Result<(), (u64, FoldError)> {
     // A panicking `Project` impl stops this projection, not the process.
     let mut done = from;
     std::panic::catch_unwind(AssertUnwindSafe(|| {
         for record in events {
-            if !P::EVENTS.contains(&&*record.event_name) {
-                match known {
-                    Some(known) if !known.contains(&*record.event_name) => {
-                        let unknown = crate::codec::unknown_event(&record.event_name).at(record);
-                        return Err((done, FoldError::Decode(unknown)));
-                    }
-                    // Another event of the streams it reads.
-                    _ => {
-                        done = record.position;
-                        continue;
-                    }
-                }
+            let outcome = if P::consumes(&record.event_name) {
+                state.project_recorded(record)
+            } else {
+                // Another event of the streams it reads, or an unknown one.
+                unknown_in_stream(record, known).map_or(Ok(()), Err)
+            };
+            match outcome {
+                Err(e) if !skips::<P>(&e, skipped) => return Err((done, FoldError::Decode(e))),
+                _ => done = record.position,
             }
-            state
-                .project_recorded(record)
-                .map_err(|e| (done, FoldError::Decode(e)))?;
-            done = record.position;
         }
         Ok(())
     }))
@@ -287,6 +361,7 @@ struct ProjectionHandler<P> {
     read: Arc<dyn CheckpointStore>,
     durable: bool,
     known: Option<Arc<HashSet<&'static str>>>,
+    skipped: Arc<Skipped>,
     /// Documents changed since the last commit (the last change of each),
     /// by collection and key: what the next commit writes. Kept while
     /// standing by, so taking over commits all of it.
@@ -313,6 +388,7 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
         if !self.durable {
             // The state lives in memory: rebuilt from the start of the log.
             *self.write() = P::default();
+            self.skipped.clear();
             return Ok(0);
         }
         let saved = self
@@ -346,11 +422,16 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
     async fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
         let known = self.known.clone();
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        fold(&mut *guard, from, &slice.events, known.as_deref()).map_err(|(position, e)| {
-            Failure::Permanent {
-                position,
-                reason: e.to_string(),
-            }
+        fold(
+            &mut *guard,
+            from,
+            &slice.events,
+            known.as_deref(),
+            &self.skipped,
+        )
+        .map_err(|(position, e)| Failure::Permanent {
+            position,
+            reason: e.to_string(),
         })?;
         if !self.durable {
             return Ok(());
@@ -402,6 +483,7 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
         }
         self.pending.clear();
         *self.write() = P::default();
+        self.skipped.clear();
         Ok(())
     }
 

@@ -34,7 +34,9 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use super::runner::{ProjectionHost, RunningProjection, log_filter};
+use super::runner::{
+    ProjectionHost, RunningProjection, Skipped, log_filter, skips, unknown_in_stream,
+};
 use super::{Envelope, Projection};
 use crate::error::{DecodeError, StoreError};
 use crate::event::Event;
@@ -322,6 +324,7 @@ struct TablesHandler<P, B> {
     read: Arc<dyn CheckpointStore>,
     backend: B,
     known: Option<Arc<HashSet<&'static str>>>,
+    skipped: Arc<Skipped>,
     /// The events taken in since the last commit.
     pending: Vec<Arc<RecordedEvent>>,
 }
@@ -350,20 +353,25 @@ impl<P: Projection, B: Backend<P>> Handler for TablesHandler<P, B> {
     async fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
         let mut done = from;
         for record in &slice.events {
-            if !P::EVENTS.contains(&&*record.event_name) {
-                if let Some(known) = &self.known
-                    && !known.contains(&*record.event_name)
-                {
-                    let unknown = crate::codec::unknown_event(&record.event_name).at(record);
+            // What this build does not know is refused (or skipped) here,
+            // before the batch's transaction; a payload that does not decode
+            // fails the commit.
+            let consumed = P::consumes(&record.event_name);
+            let unknown = if consumed {
+                newer_than_known::<P>(record)
+            } else {
+                unknown_in_stream(record, self.known.as_deref())
+            };
+            match unknown {
+                Some(e) if !skips::<P>(&e, &self.skipped) => {
                     return Err(Failure::Permanent {
                         position: done,
-                        reason: unknown.to_string(),
+                        reason: e.to_string(),
                     });
                 }
-                done = record.position;
-                continue;
+                None if consumed => self.pending.push(Arc::clone(record)),
+                _ => {}
             }
-            self.pending.push(Arc::clone(record));
             done = record.position;
         }
         Ok(())
@@ -383,6 +391,7 @@ impl<P: Projection, B: Backend<P>> Handler for TablesHandler<P, B> {
 
     async fn reset(&mut self, fence: Option<&Fence>) -> Result<(), Failure> {
         self.pending.clear();
+        self.skipped.clear();
         self.backend.migrate().await?;
         self.backend.reset(fence.cloned()).await
     }
@@ -421,11 +430,13 @@ fn start_tables<P: Projection, B: Backend<P>>(
     });
     let (control, control_rx) = mpsc::channel(4);
     let (filter, known) = log_filter::<P>(&host.registry);
+    let skipped = Arc::new(Skipped::default());
     let handler = TablesHandler::<P, B> {
         state: Arc::new(std::sync::Mutex::new(P::default())),
         read: Arc::clone(&host.read),
         backend,
         known,
+        skipped: Arc::clone(&skipped),
         pending: Vec::new(),
     };
     let runner = Runner {
@@ -456,6 +467,7 @@ fn start_tables<P: Projection, B: Backend<P>>(
         progress,
         control,
         gate: None,
+        skipped,
     }
 }
 
@@ -480,7 +492,23 @@ fn start_misplaced<P: Projection>(host: &ProjectionHost, needs: &str) -> Running
         progress,
         control,
         gate: None,
+        skipped: Arc::default(),
     }
+}
+
+/// A consumed event of a schema version newer than `P` reads.
+fn newer_than_known<P: Projection>(record: &RecordedEvent) -> Option<DecodeError> {
+    let known = P::EVENT_DESCRIPTORS
+        .iter()
+        .find(|e| e.names().any(|name| name == &*record.event_name))?;
+    (record.schema_version > known.version).then(|| {
+        DecodeError::new(crate::error::DecodeErrorKind::NewerVersion {
+            name: record.event_name.to_string(),
+            found: record.schema_version,
+            supported: known.version,
+        })
+        .at(record)
+    })
 }
 
 /// The migrations of `name` recorded so far, checked against the code's.

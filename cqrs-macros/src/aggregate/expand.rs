@@ -170,12 +170,12 @@ fn event_set(aggregate: &Aggregate<'_>) -> TokenStream {
                 payload: &[::core::primitive::u8],
             ) -> ::core::result::Result<Self, #krate::DecodeError> {
                 #(
-                    if name == #names {
+                    if #private::is_stored_name::<#aliases>(name) {
                         return #private::decode_event::<#aliases>(name, version, payload)
                             .map(Self::#variants);
                     }
                 )*
-                ::core::result::Result::Err(#private::unknown_event(name))
+                ::core::result::Result::Err(#private::unknown_event(name, version))
             }
         }
     }
@@ -241,10 +241,21 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
             let check = set_spans(quote!(#private::is_snapshot_state), snapshot.key.span());
             let state = set_spans(quote!(#ident), snapshot.key.span());
             let checked = checked_alias(&alias, &state, check);
+            let shape = &snapshot.state_shape;
+            // The fingerprint of the state's shape travels with each
+            // snapshot: one taken by another shape is not decoded.
+            let checked = quote! {
+                #checked
+                const __CQRS_STATE_SHAPE: ::core::primitive::u64 = #private::fingerprint(#shape);
+            };
             (
                 checked,
-                quote!(::core::option::Option::Some(#private::encode_snapshot::<#alias>(self))),
-                quote!(::core::option::Option::Some(#private::decode_snapshot::<#alias>(bytes))),
+                quote!(::core::option::Option::Some(#private::encode_snapshot::<#alias>(self, __CQRS_STATE_SHAPE))),
+                quote!(::core::option::Option::Some(#private::decode_snapshot::<#alias>(
+                    <Self as #krate::Aggregate>::NAME,
+                    bytes,
+                    __CQRS_STATE_SHAPE,
+                ))),
             )
         }
         None => (
@@ -283,7 +294,7 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
 
             fn decode_snapshot(
                 bytes: &[::core::primitive::u8],
-            ) -> ::core::option::Option<::core::result::Result<Self, #private::serde_json::Error>>
+            ) -> ::core::option::Option<::core::result::Result<Self, #krate::DecodeError>>
             {
                 #decode
             }
@@ -332,17 +343,10 @@ fn registration(aggregate: &Aggregate<'_>) -> TokenStream {
         .map(|(index, EventRef { variant, .. })| {
             let alias = event_alias(index);
             let fallback_rust_type = ident_string(variant);
-            let name = event_const(&alias, "event_name");
-            let version = event_const(&alias, "event_version");
             quote! {
-                match <#alias as #krate::Registered>::REGISTRATION {
-                    #krate::registry::Registration::Event(descriptor) => *descriptor,
-                    _ => #krate::registry::EventDescriptor {
-                        name: #name,
-                        version: #version,
-                        rust_type: ::core::concat!(::core::module_path!(), "::", #fallback_rust_type),
-                    },
-                }
+                #private::event_descriptor::<#alias>(
+                    ::core::concat!(::core::module_path!(), "::", #fallback_rust_type),
+                )
             }
         });
     // Each command is checked, on its token, to be a command of this

@@ -133,7 +133,7 @@ pub(crate) fn expand(input: &Input<'_>, poison: &Poison) -> TokenStream {
                 }
                 fn decode_snapshot(
                     _: &[::core::primitive::u8],
-                ) -> ::core::option::Option<::core::result::Result<Self, #private::serde_json::Error>>
+                ) -> ::core::option::Option<::core::result::Result<Self, #krate::DecodeError>>
                 {
                     ::core::unreachable!()
                 }

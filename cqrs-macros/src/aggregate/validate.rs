@@ -45,6 +45,9 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) every: u64,
     /// `snapshot_every`, as written.
     pub(crate) key: &'a Ident,
+    /// The shape of the state (see `crate::shape`): a snapshot taken by
+    /// another shape is not decoded.
+    pub(crate) state_shape: String,
 }
 
 /// Checks every rule, reporting each broken one to `cx`.
@@ -70,6 +73,7 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Aggregate<
         Some((key, lit)) => Some(Some(Snapshot {
             every: snapshot_every_is_positive(cx, lit)?,
             key,
+            state_shape: crate::shape::of(input.original),
         })),
         None => Some(None),
     };

@@ -28,6 +28,10 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .filter(|version| *version >= 1)
         .unwrap_or(1);
     let rust_name = ident_string(ident);
+    // The aliases as written, for the other derives that read them; no
+    // upcasters (their types or functions may be the mistake).
+    let aliases = &input.aliases;
+    let shape = crate::shape::of(input.original);
     let bounds = quote!(
         #krate::__private::serde::Serialize
             + #krate::__private::serde::de::DeserializeOwned
@@ -46,6 +50,8 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
             impl #params #krate::Event for #self_ty #where_clause {
                 const NAME: &'static ::core::primitive::str = #name;
                 const VERSION: ::core::primitive::u32 = #version;
+                const ALIASES: &'static [&'static ::core::primitive::str] = &[#(#aliases),*];
+                const SHAPE: &'static ::core::primitive::str = #shape;
             }
             #[automatically_derived]
             impl #params #krate::Registered for #self_ty #where_clause {
@@ -54,6 +60,9 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                         name: #name,
                         version: #version,
                         rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
+                        aliases: &[#(#aliases),*],
+                        upcasts: &[],
+                        shape: #shape,
                     });
             }
         };

@@ -1,4 +1,5 @@
-//! `#[derive(Event)]`: a named, versioned fact.
+//! `#[derive(Event)]`: a named, versioned fact, with the older names and
+//! versions it reads and the shape the schema lock records.
 
 mod expand;
 mod fallback;
@@ -8,16 +9,27 @@ mod validate;
 use proc_macro2::TokenStream;
 use syn::DeriveInput;
 
+use crate::attr::{self, Form, Key};
 use crate::diag::{self, Ctxt};
 
+/// The keys of `upcast(..)`.
+pub(crate) const UPCAST_KEYS: &[Key] = &[
+    Key::new("from", Form::Int, "from = <version>"),
+    Key::new("with", Form::Type, "with = <function>"),
+    Key::new("shape", Form::Type, "shape = <type>"),
+];
+
 /// The keys of `#[event(..)]`.
-pub(crate) const KEYS: &[crate::attr::Key] = &[
-    crate::attr::NAME,
-    crate::attr::Key::new(
-        "version",
-        crate::attr::Form::Int,
-        "version = <integer >= 1>",
-    ),
+pub(crate) const KEYS: &[Key] = &[
+    attr::NAME,
+    Key::new("version", Form::Int, "version = <integer >= 1>"),
+    Key::new("aliases", Form::StrList, "aliases(\"<old name>\", ..)"),
+    Key::new(
+        "upcast",
+        Form::Nested(UPCAST_KEYS),
+        "upcast(from = <version>, with = <function>)",
+    )
+    .repeated(),
 ];
 
 /// Expands `#[derive(Event)]` on `input`.

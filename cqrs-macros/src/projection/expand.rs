@@ -20,6 +20,7 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
         events,
         documents,
         tables,
+        skip_unknown,
     } = projection;
     let collections = document_collections(documents);
     let rust_name = ident_string(ident);
@@ -43,14 +44,13 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
         Some(_) => Vec::new(),
         None => events
             .iter()
-            .zip(&names)
             .zip(&aliases)
-            .map(|((path, name), alias)| {
+            .map(|(path, alias)| {
                 let project =
                     spanned_over(quote!(<Self as #krate::Project<#alias>>::project), *path);
                 let decode = quote!(#krate::Envelope::<#alias>::decode);
                 quote! {
-                    if record.event_name == #name {
+                    if #private::is_stored_name::<#alias>(&record.event_name) {
                         let envelope = #decode(record)?;
                         #project(self, &envelope);
                         return ::core::result::Result::Ok(());
@@ -59,7 +59,20 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
             })
             .collect(),
     };
-    let rows = tables.map(|(kind, _)| rows_impl(ident, kind, events, &names, &aliases));
+    let rows = tables.map(|(kind, _)| rows_impl(ident, kind, events, &aliases));
+    let descriptors = events.iter().zip(&aliases).map(|(path, alias)| {
+        let rust_type = crate::diag::tokens_to_string(*path);
+        quote! {
+            #private::event_descriptor::<#alias>(
+                ::core::concat!(::core::module_path!(), "::", #rust_type),
+            )
+        }
+    });
+    let unknown_events = if *skip_unknown {
+        quote!(#krate::UnknownEvents::Skip)
+    } else {
+        quote!(#krate::UnknownEvents::Fail)
+    };
     // The start function's bound (`SqliteTables` / `PostgresTables`) is
     // checked on the `tables = ..` value.
     let start_inline = match tables {
@@ -85,6 +98,8 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
             impl #krate::Projection for #ident {
                 const NAME: &'static ::core::primitive::str = #name;
                 const EVENTS: &'static [&'static ::core::primitive::str] = &[#(#names),*];
+                const UNKNOWN_EVENTS: #krate::UnknownEvents = #unknown_events;
+                const EVENT_DESCRIPTORS: &'static [#krate::registry::EventDescriptor] = &[#(#descriptors),*];
 
                 fn project_recorded(
                     &mut self,
@@ -123,35 +138,26 @@ pub(crate) fn expand(projection: &Projection<'_>) -> TokenStream {
 /// The dispatch of a projection kept in tables: `SqliteRows` or
 /// `PostgresRows`, each event's write spanned on its token in `events(..)`
 /// (the check that `impl ProjectSqlite<E>` / `ProjectPostgres<E>` exists).
-fn rows_impl(
-    ident: &Ident,
-    kind: Tables,
-    events: &[&syn::Path],
-    names: &[TokenStream],
-    aliases: &[Ident],
-) -> TokenStream {
+fn rows_impl(ident: &Ident, kind: Tables, events: &[&syn::Path], aliases: &[Ident]) -> TokenStream {
     let krate = runtime::krate();
-    let branches = events
-        .iter()
-        .zip(names)
-        .zip(aliases)
-        .map(|((path, name), alias)| {
-            let write = match kind {
-                Tables::Sqlite => spanned_over(
-                    quote!(#krate::projection::write_sqlite::<Self, #alias>),
-                    *path,
-                ),
-                Tables::Postgres => spanned_over(
-                    quote!(#krate::projection::write_postgres::<Self, #alias>),
-                    *path,
-                ),
-            };
-            quote! {
-                if record.event_name == #name {
-                    return #write(self, record, db);
-                }
+    let private = runtime::private();
+    let branches = events.iter().zip(aliases).map(|(path, alias)| {
+        let write = match kind {
+            Tables::Sqlite => spanned_over(
+                quote!(#krate::projection::write_sqlite::<Self, #alias>),
+                *path,
+            ),
+            Tables::Postgres => spanned_over(
+                quote!(#krate::projection::write_postgres::<Self, #alias>),
+                *path,
+            ),
+        };
+        quote! {
+            if #private::is_stored_name::<#alias>(&record.event_name) {
+                return #write(self, record, db);
             }
-        });
+        }
+    });
     match kind {
         Tables::Sqlite => quote! {
             #[automatically_derived]

@@ -22,6 +22,7 @@ pub(crate) const KEYS: &[Key] = &[
         "events(<event>, ..)",
     ),
     Key::new("tables", Form::Type, "tables = sqlite | postgres"),
+    Key::new("unknown_events", Form::Type, "unknown_events = skip | fail"),
 ];
 
 /// Expands `#[derive(Projection)]` on `input`.

@@ -25,6 +25,8 @@ pub(crate) struct Input<'a> {
     pub(crate) events: Option<(Ident, Vec<Path>)>,
     /// `tables = ..`, the database kind as written.
     pub(crate) tables: Option<Type>,
+    /// `unknown_events = ..`, the policy as written.
+    pub(crate) unknown_events: Option<Type>,
     /// Every field, with its `#[document]` attribute if it has one.
     pub(crate) fields: Vec<StateField<'a>>,
     /// `#[document]` on the struct itself, not on a field.
@@ -78,6 +80,7 @@ pub(crate) fn from_syn<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Input<'a> {
             .list("events")
             .map(|(key, items)| (key.clone(), items.to_vec())),
         tables,
+        unknown_events: parsed.ty("unknown_events").cloned(),
         fields,
         misplaced_documents: attrs
             .iter()

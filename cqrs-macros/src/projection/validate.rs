@@ -20,6 +20,8 @@ pub(crate) struct Projection<'a> {
     pub(crate) documents: Vec<(&'a Ident, &'a Type)>,
     /// `tables = ..`: the database its own tables are in, and the token.
     pub(crate) tables: Option<(Tables, &'a Type)>,
+    /// `unknown_events = skip`: it skips events this build does not know.
+    pub(crate) skip_unknown: bool,
 }
 
 /// The databases a projection may keep SQL tables of its own in.
@@ -43,6 +45,7 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Projection
     let documents =
         documents.filter(|documents| durable_state_is_all_documents(cx, input, documents));
     let tables = tables_are_a_known_database(cx, input);
+    let skip_unknown = unknown_events_is_a_policy(cx, input);
     let documents = documents.filter(|documents| tables_have_no_documents(cx, input, documents));
     Some(Projection {
         ident: input.ident,
@@ -50,7 +53,29 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Projection
         events: events?,
         documents: documents?,
         tables: tables?,
+        skip_unknown: skip_unknown?,
     })
+}
+
+// `unknown_events = ..` names `skip` or `fail`; absent means `fail`.
+fn unknown_events_is_a_policy(cx: &Ctxt, input: &Input<'_>) -> Option<bool> {
+    let Some(ty) = &input.unknown_events else {
+        return Some(false);
+    };
+    match ty {
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("skip") => Some(true),
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("fail") => Some(false),
+        _ => {
+            cx.error_spanned_by(
+                ty,
+                format!(
+                    "expected `unknown_events = skip` (skip, count and warn) or `unknown_events = fail` (stop, the default), not `{}`",
+                    tokens_to_string(ty)
+                ),
+            );
+            None
+        }
+    }
 }
 
 // `#[document]` marks a field; on the struct itself it is reported there.
