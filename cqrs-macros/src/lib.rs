@@ -436,6 +436,12 @@ mod no_panic {
         "#[query(projection = 1, output = , name = \"q\")] struct A;",
         "#[query(projection = P, output = impl Trait)] struct A;",
         "#[query(projection(P), output(u8))] union A { x: u8 }",
+        "#[event(upcast, upcast(), upcast = 1, upcast(from), upcast(from = 1, with = 1, shape = \"x\"), version = 3)] struct A;",
+        "#[event(version = 4294967295, upcast(from = 4294967294, shape = S), upcast(from = 0, with = f), upcast(from = 1, with = f, with = g))] struct A;",
+        "#[event(aliases, aliases = \"a\", aliases(1, \"\", \"a\", \"a\"), aliases[\"b\"], name = \"a\")] struct A;",
+        "#[event(version = 2, upcast(from = 1, shape = &S), upcast(from = 1, with = <A as B>::f))] struct A { #[serde(rename)] x: u8 }",
+        "#[projection(events(A), unknown_events = 1, unknown_events = skip)] struct A;",
+        "#[aggregate(events(A), error = E, snapshot_every = 1)] #[serde(bound = 1, 2, (()))] struct A { #[serde(] x: u8 }",
     ];
 
     #[test]
@@ -503,6 +509,13 @@ mod arbitrary_tokens {
         "snapshot_every",
         "id",
         "document",
+        "aliases",
+        "upcast",
+        "from",
+        "with",
+        "shape",
+        "unknown_events",
+        "skip",
         "Self",
         "self",
         "crate",

@@ -102,7 +102,8 @@ pub const fn fingerprint(shape: &str) -> u64 {
 ///
 /// When the lock does not match: a shape changed under its version, a
 /// locked version can no longer be read, or (on CI) an event is missing
-/// from the lock; or when the file cannot be read, parsed or written.
+/// from the lock; when the file cannot be read, parsed or written; or when
+/// no event is registered at all.
 #[track_caller]
 pub fn assert_lock_file(path: impl AsRef<std::path::Path>) {
     assert_lock_file_with(path, &Registry::from_inventory());
@@ -117,6 +118,13 @@ pub fn assert_lock_file(path: impl AsRef<std::path::Path>) {
 #[track_caller]
 pub fn assert_lock_file_with(path: impl AsRef<std::path::Path>, registry: &Registry) {
     let path = path.as_ref();
+    assert!(
+        !registry.events().is_empty(),
+        "no event is registered in this test binary, so the schema lock {} would be empty: \
+         name one of your domain's types in the test (or check the lock with \
+         `assert_lock_file_with` and a registry of your own)",
+        path.display()
+    );
     match check_lock(path, registry, LockMode::from_env()) {
         Ok(report) if report.is_ok() => {
             if let Some(note) = report.note() {
