@@ -101,6 +101,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Schema evolution
+//!
+//! Stored events keep their shape forever. An event that changes gets a new
+//! `version` and an upcaster from the old one (`#[event(version = 2,
+//! upcast(from = 1, with = ..))]`, see [`upcast`]); a renamed one lists its
+//! old names (`aliases(..)`). Every reader of the log decodes through
+//! [`decode_event`], so old events read alike everywhere, and what this
+//! build cannot read is a typed [`DecodeError`] naming where it is, never a
+//! panic. The [`schema`] lock fails a test when an event's shape changed
+//! without a new version.
+//!
 //! # Compile-time checks
 //!
 //! The derives reject an incomplete or inconsistent domain where the mistake

@@ -33,8 +33,7 @@
 //!
 //! ```
 //! use cqrs_core::prelude::*;
-//! use cqrs_core::upcast;
-//! use serde_json::{Value, json};
+//! use cqrs_core::upcast::{self, Value, json};
 //!
 //! /// Version 1 stored `amount` in whole euros.
 //! #[derive(Deserialize)]
@@ -77,8 +76,11 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use serde_json::{Map, Value};
 use thiserror::Error;
+
+/// The JSON an upcaster edits, re-exported so that a domain crate needs no
+/// `serde_json` of its own for it.
+pub use serde_json::{Map, Value, json};
 
 /// Makes `Self`, the next version of an event, from `Old`, the shape of
 /// the version before it (`upcast(from = N, shape = Old)`).
@@ -101,7 +103,7 @@ pub trait Upcast<Old>: Sized {
 /// [`UpcastError`] (such as `serde_json::Error`, `String` or `&str`).
 #[diagnostic::on_unimplemented(
     message = "an upcaster returns `serde_json::Value` or `Result<serde_json::Value, E>`, not `{Self}`",
-    label = "the upcaster's return type",
+    label = "this upcaster returns `{Self}`",
     note = "a JSON upcaster is `fn(serde_json::Value) -> Result<serde_json::Value, UpcastError>`"
 )]
 pub trait UpcastOutput {

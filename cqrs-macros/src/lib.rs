@@ -43,10 +43,21 @@ fn run(input: TokenStream, derive: fn(&DeriveInput) -> proc_macro2::TokenStream)
 /// |---|---|---|
 /// | `name = ".."` | the stored name: letters, digits, `.`, `-`, `_`, `/` | the type's name |
 /// | `version = N` | the schema version, an integer >= 1 | `1` |
+/// | `aliases(".." , ..)` | names it was stored under before: read as this event | none |
+/// | `upcast(from = N, with = f)` | makes version `N + 1` of a version `N` payload, on JSON: `f: fn(Value) -> Result<Value, UpcastError>` (or `-> Value`); once per older version | none |
+/// | `upcast(from = N, shape = S)` | the same, typed: version `N` decodes as `S` (`Deserialize`), and `impl Upcast<S> for Next` makes the next version (the event, or the next upcaster's shape) | none |
 ///
 /// The name is what the event log stores and projections route on: keep it
-/// stable once events are written. The type must also derive `Serialize`,
-/// `Deserialize`, `Clone`, `Debug` and `PartialEq`.
+/// stable once events are written (rename with `aliases(..)`). The type must
+/// also derive `Serialize`, `Deserialize`, `Clone`, `Debug` and `PartialEq`.
+///
+/// Each version from the oldest upcaster's up to the current one needs its
+/// upcaster; a typed upcaster is followed by a typed one, or by the current
+/// version. See `cqrs_core::upcast`.
+///
+/// The derive also records the event's shape (`Event::SHAPE`: its fields,
+/// their types as written, the serde attributes that change the JSON) for the
+/// schema lock (`cqrs_core::schema`).
 ///
 /// Named-field, tuple and unit structs are accepted; enums, unions and
 /// generic types are not.
@@ -71,6 +82,32 @@ fn run(input: TokenStream, derive: fn(&DeriveInput) -> proc_macro2::TokenStream)
 /// assert_eq!(AccountOpened::VERSION, 2);
 /// assert_eq!(AccountClosed::NAME, "AccountClosed");
 /// assert_eq!(MoneyDeposited::VERSION, 1);
+///
+/// // Version 3, formerly named "money.in": two upcasters.
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// #[event(
+///     name = "account.credited",
+///     aliases("money.in"),
+///     version = 3,
+///     upcast(from = 1, with = v1_to_v2),
+///     upcast(from = 2, shape = CreditedV2),
+/// )]
+/// pub struct Credited { pub cents: u64, pub currency: String }
+///
+/// fn v1_to_v2(mut v1: cqrs_core::upcast::Value) -> Result<cqrs_core::upcast::Value, UpcastError> {
+///     cqrs_core::upcast::rename_field(&mut v1, "amount", "cents")?;
+///     Ok(v1)
+/// }
+///
+/// #[derive(Deserialize)]
+/// pub struct CreditedV2 { pub cents: u64 }
+///
+/// impl Upcast<CreditedV2> for Credited {
+///     fn upcast(v2: CreditedV2) -> Self { Credited { cents: v2.cents, currency: "EUR".into() } }
+/// }
+///
+/// let old: Credited = cqrs_core::decode_event("money.in", 1, br#"{"amount": 5}"#).unwrap();
+/// assert_eq!(old, Credited { cents: 5, currency: "EUR".into() });
 /// ```
 #[proc_macro_derive(Event, attributes(event, aggregate, command, projection, query))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
@@ -276,6 +313,8 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// |---|---|---|
 /// | `events(A, B, ..)` | the events it consumes, of any aggregates; at least one; required | |
 /// | `name = ".."` | the projection name | the type's name |
+/// | `tables = sqlite \| postgres` | its read model is SQL tables of its own (see `cqrs_core::projection::SqliteTables`) | documents or memory |
+/// | `unknown_events = skip \| fail` | what it does with an event this build does not know (an unknown name in a stream it reads, a newer version): skip it, counted in its status with a warning, or stop | `fail` |
 ///
 /// The projection is a struct implementing `Default`, without generics. An
 /// event without `impl Project<E>` is reported on that event inside

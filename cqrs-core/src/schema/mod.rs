@@ -2,7 +2,7 @@
 //! a change to an event's shape that forgot its new version fails a test
 //! before it reaches a log that already holds the old shape.
 //!
-//! `#[derive(Event)]` records the shape of each event ([`Event::SHAPE`]):
+//! `#[derive(Event)]` records the shape of each event ([`Event::SHAPE`](crate::Event::SHAPE)):
 //! its fields, their types as written, and the serde attributes that change
 //! the JSON (`rename`, `rename_all`, `default`, `flatten`, `tag`, `skip`,
 //! `with`, ...), and a [`fingerprint`] of it, next to its name and version.

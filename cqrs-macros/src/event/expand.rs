@@ -9,13 +9,13 @@
 //! `__cqrs_from_{N+1}`, until the event itself. `S` is checked once, in an
 //! alias, so an unknown or non-`Deserialize` shape is one error.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::Ident;
 
 use super::validate::{Event, Step, Upcaster, alias_literals};
 use crate::check::ident_string;
-use crate::diag::spanned_over;
+use crate::diag::{edge_spans, spanned_over};
 use crate::runtime::{self, checked_alias};
 
 /// `Event` and `Registered` impls, the upcasters, and the inventory
@@ -91,12 +91,17 @@ fn upcaster(event: &Ident, upcaster: &Upcaster<'_>, all: &[Upcaster<'_>]) -> Tok
     let function = format_ident!("__cqrs_upcast_{from}");
     match upcaster.step {
         Step::Json(path) => {
+            // The whole call spans the path, so that a function of another
+            // signature is reported under it; the path and `value` keep
+            // their own hygiene.
             let call = spanned_over(quote!(#private::json_upcast), path);
+            let mut args = Group::new(Delimiter::Parenthesis, quote!(#path, value));
+            args.set_span(Span::call_site().located_at(edge_spans(path).1));
             quote! {
                 fn #function(
                     value: #private::serde_json::Value,
                 ) -> ::core::result::Result<#private::serde_json::Value, #krate::UpcastError> {
-                    #call(#path, value)
+                    #call #args
                 }
             }
         }

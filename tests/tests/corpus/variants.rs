@@ -98,6 +98,7 @@ pub(crate) fn all() -> Vec<Variant> {
     v.extend(projection_variants());
     v.extend(query_variants());
     v.extend(placement_variants());
+    v.extend(evolution_variants());
     v.extend(macro_variants());
     v
 }
@@ -1649,6 +1650,186 @@ bulb_domain!(Bulb, Lit, Light, LitBulbs, HowManyLit);"#
 
 counter!(Ticker, Tricked);"#,
             error("counter!(Ticker, «Tricked»);", "cannot find type `Tricked`"),
+        ),
+    ]
+}
+
+/// Old names, upcasters and the skip policy (issue 11).
+fn evolution_variants() -> Vec<Variant> {
+    const UPCASTER: &str =
+        "fn up(v: cqrs_core::upcast::Value) -> cqrs_core::upcast::Value {\n    v\n}";
+    let with_upcaster = |name: &'static str, attr: &'static str, expect: Expect| Variant {
+        name,
+        edits: vec![
+            (EVENT_ATTR, attr.to_owned()),
+            ("fn main() {}", format!("{UPCASTER}\nfn main() {{}}")),
+        ],
+        expect,
+    };
+    vec![
+        legal(
+            "event-aliases",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", aliases(\"lamp.on\", \"light.on\"))]",
+            )],
+        ),
+        mistake(
+            "event-alias-is-the-name",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", aliases(\"lamp.on\", \"lamp.switched_on\"))]",
+            )],
+            "\"lamp.on\", «\"lamp.switched_on\"»))]",
+            "the event's own name",
+        ),
+        mistake(
+            "event-alias-twice",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", aliases(\"lamp.on\", \"lamp.on\"))]",
+            )],
+            "\"lamp.on\", «\"lamp.on\"»))]",
+            "listed twice",
+        ),
+        mistake(
+            "event-alias-empty",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", aliases(\"\"))]",
+            )],
+            "aliases(«\"\"»))]",
+            "an alias must not be empty",
+        ),
+        mistake(
+            "event-aliases-a-value",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", aliases = \"lamp.on\")]",
+            )],
+            "aliases «= \"lamp.on\"»",
+            "expected `aliases(",
+        ),
+        with_upcaster(
+            "event-upcast-json",
+            "#[event(name = \"lamp.switched_on\", version = 3, upcast(from = 1, with = up), upcast(from = 2, with = up))]",
+            Expect::Legal,
+        ),
+        append(
+            "event-upcast-typed-chain",
+            &format!(
+                "#[derive(Deserialize)]\npub struct DimmedV1 {{ pub on: bool }}\n\
+                 #[derive(Deserialize)]\npub struct DimmedV2 {{ pub level: u8 }}\n\
+                 {EVENT_DERIVES}\n#[event(version = 3, upcast(from = 1, shape = DimmedV1), upcast(from = 2, shape = DimmedV2))]\n\
+                 pub struct Dimmed {{ pub level: u8 }}\n\
+                 impl Upcast<DimmedV1> for DimmedV2 {{ fn upcast(v1: DimmedV1) -> Self {{ DimmedV2 {{ level: if v1.on {{ 100 }} else {{ 0 }} }} }} }}\n\
+                 impl Upcast<DimmedV2> for Dimmed {{ fn upcast(v2: DimmedV2) -> Self {{ Dimmed {{ level: v2.level }} }} }}"
+            ),
+            Expect::Legal,
+        ),
+        with_upcaster(
+            "event-upcast-from-not-older",
+            "#[event(name = \"lamp.switched_on\", version = 2, upcast(from = 2, with = up))]",
+            error("upcast(from = «2»", "not older than the event's version 2"),
+        ),
+        with_upcaster(
+            "event-upcast-without-version",
+            "#[event(name = \"lamp.switched_on\", upcast(from = 1, with = up))]",
+            error("upcast(from = «1»", "not older than the event's version 1"),
+        ),
+        with_upcaster(
+            "event-upcast-twice-from-one-version",
+            "#[event(name = \"lamp.switched_on\", version = 2, upcast(from = 1, with = up), upcast(from = 1, with = up))]",
+            error("up), upcast(from = «1»", "a second upcaster from version 1"),
+        ),
+        with_upcaster(
+            "event-upcast-gap",
+            "#[event(name = \"lamp.switched_on\", version = 3, upcast(from = 1, with = up))]",
+            error("version = «3»", "no upcaster from version 2"),
+        ),
+        with_upcaster(
+            "event-upcast-without-from",
+            "#[event(name = \"lamp.switched_on\", version = 2, upcast(with = up))]",
+            error("«upcast»(with", "missing `from = <version>`"),
+        ),
+        mistake(
+            "event-upcast-without-with",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 2, upcast(from = 1))]",
+            )],
+            "«upcast»(from",
+            "missing `with = <function>` or `shape = <type>`",
+        ),
+        with_upcaster(
+            "event-upcast-from-a-string",
+            "#[event(name = \"lamp.switched_on\", version = 2, upcast(from = \"1\", with = up))]",
+            error("upcast(from = «\"1\"»", "expected `from = <version>`"),
+        ),
+        with_upcaster(
+            "event-upcast-key-typo",
+            "#[event(name = \"lamp.switched_on\", version = 2, upcast(form = 1, with = up))]",
+            error("upcast(«form»", "did you mean `from`"),
+        ),
+        mistake(
+            "event-upcast-unknown-function",
+            &[(
+                EVENT_ATTR,
+                "#[event(name = \"lamp.switched_on\", version = 2, upcast(from = 1, with = nowhere))]",
+            )],
+            "with = «nowhere»",
+            "cannot find value `nowhere`",
+        ),
+        append(
+            "event-upcast-function-of-another-signature",
+            &format!(
+                "{EVENT_DERIVES}\n#[event(version = 2, upcast(from = 1, with = count))]\npub struct Dimmed;\n\
+                 fn count(_: cqrs_core::upcast::Value) -> usize {{ 1 }}"
+            ),
+            error("with = «count»", "an upcaster returns `serde_json::Value`"),
+        ),
+        append(
+            "event-upcast-shape-without-its-impl",
+            &format!(
+                "#[derive(Deserialize)]\npub struct DimmedV1 {{ pub on: bool }}\n\
+                 {EVENT_DERIVES}\n#[event(version = 2, upcast(from = 1, shape = DimmedV1))]\npub struct Dimmed;"
+            ),
+            error(
+                "shape = «DimmedV1»",
+                "cannot be made from the older shape `DimmedV1`",
+            ),
+        ),
+        append(
+            "event-upcast-shape-unknown",
+            &format!(
+                "{EVENT_DERIVES}\n#[event(version = 2, upcast(from = 1, shape = DimmedV1))]\npub struct Dimmed;"
+            ),
+            error("shape = «DimmedV1»", "cannot find type `DimmedV1`"),
+        ),
+        legal(
+            "projection-skips-unknown-events",
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff), unknown_events = skip)]",
+            )],
+        ),
+        mistake(
+            "projection-unknown-events-policy",
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff), unknown_events = drop)]",
+            )],
+            "unknown_events = «drop»",
+            "expected `unknown_events = skip`",
+        ),
+        mistake(
+            "projection-unknown-events-a-string",
+            &[(
+                PROJECTION_ATTR,
+                "#[projection(name = \"lamp_status\", events(SwitchedOn, SwitchedOff), unknown_events = \"skip\")]",
+            )],
+            "unknown_events = «\"skip\"»",
+            "without quotes",
         ),
     ]
 }

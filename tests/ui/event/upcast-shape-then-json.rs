@@ -1,0 +1,18 @@
+use cqrs_core::prelude::*;
+
+#[derive(Deserialize)]
+pub struct DepositedV1 {
+    pub amount: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(version = 3, upcast(from = 1, shape = DepositedV1), upcast(from = 2, with = v2_to_v3))]
+pub struct Deposited {
+    pub cents: u64,
+}
+
+fn v2_to_v3(v: serde_json::Value) -> serde_json::Value {
+    v
+}
+
+fn main() {}

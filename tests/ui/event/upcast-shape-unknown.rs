@@ -1,0 +1,9 @@
+use cqrs_core::prelude::*;
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(version = 2, upcast(from = 1, shape = DepositedV1))]
+pub struct Deposited {
+    pub cents: u64,
+}
+
+fn main() {}
