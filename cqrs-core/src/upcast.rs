@@ -78,9 +78,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use thiserror::Error;
 
-/// The JSON an upcaster edits, re-exported so that a domain crate needs no
-/// `serde_json` of its own for it.
-pub use serde_json::{Map, Value, json};
+use serde_json::Map;
+pub use serde_json::json;
+
+/// The JSON an upcaster edits (`serde_json::Value`), named here so that a
+/// domain crate needs no `serde_json` of its own for it. An alias, not a
+/// re-export: re-exported, its variant `String` would make the compiler
+/// spell `std::string::String` in full in every message of the user's crate.
+pub type Value = serde_json::Value;
 
 /// Makes `Self`, the next version of an event, from `Old`, the shape of
 /// the version before it (`upcast(from = N, shape = Old)`).
