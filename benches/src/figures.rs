@@ -128,7 +128,12 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
     if wants("mem") || wants("growth") || wants("pg") {
         runner.build_peers()?;
     }
-    let pg = if wants("growth") || wants("pg") || wants("catchup") || wants("reads") || wants("inline") {
+    let pg = if wants("growth")
+        || wants("pg")
+        || wants("catchup")
+        || wants("reads")
+        || wants("inline")
+    {
         eprintln!("starting a throwaway durable PostgreSQL ...");
         TestPostgres::start_durable().map(|server| Pg { server })
     } else {
@@ -168,7 +173,11 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
         );
         print!("{}", report::table(&bench.figures));
         if bench.pg.is_none()
-            && (wants("growth") || wants("pg") || wants("catchup") || wants("reads") || wants("inline"))
+            && (wants("growth")
+                || wants("pg")
+                || wants("catchup")
+                || wants("reads")
+                || wants("inline"))
         {
             println!("\nPostgreSQL figures skipped: no PostgreSQL server binaries found.");
         }

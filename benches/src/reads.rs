@@ -53,27 +53,47 @@ impl SqliteTables for RowsSqlite {
 }
 
 impl ProjectSqlite<AccountOpened> for RowsSqlite {
-    fn project(&mut self, e: &Envelope<AccountOpened>, db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    fn project(
+        &mut self,
+        e: &Envelope<AccountOpened>,
+        db: &rusqlite::Connection,
+    ) -> rusqlite::Result<()> {
         add(db, e.aggregate_id(), 0)
     }
 }
 impl ProjectSqlite<MoneyDeposited> for RowsSqlite {
-    fn project(&mut self, e: &Envelope<MoneyDeposited>, db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    fn project(
+        &mut self,
+        e: &Envelope<MoneyDeposited>,
+        db: &rusqlite::Connection,
+    ) -> rusqlite::Result<()> {
         add(db, e.aggregate_id(), amount(e.amount))
     }
 }
 impl ProjectSqlite<MoneyWithdrawn> for RowsSqlite {
-    fn project(&mut self, e: &Envelope<MoneyWithdrawn>, db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    fn project(
+        &mut self,
+        e: &Envelope<MoneyWithdrawn>,
+        db: &rusqlite::Connection,
+    ) -> rusqlite::Result<()> {
         add(db, e.aggregate_id(), -amount(e.amount))
     }
 }
 impl ProjectSqlite<TransferSent> for RowsSqlite {
-    fn project(&mut self, e: &Envelope<TransferSent>, db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    fn project(
+        &mut self,
+        e: &Envelope<TransferSent>,
+        db: &rusqlite::Connection,
+    ) -> rusqlite::Result<()> {
         add(db, e.aggregate_id(), -amount(e.amount))
     }
 }
 impl ProjectSqlite<TransferReceived> for RowsSqlite {
-    fn project(&mut self, e: &Envelope<TransferReceived>, db: &rusqlite::Connection) -> rusqlite::Result<()> {
+    fn project(
+        &mut self,
+        e: &Envelope<TransferReceived>,
+        db: &rusqlite::Connection,
+    ) -> rusqlite::Result<()> {
         add(db, e.aggregate_id(), amount(e.amount))
     }
 }
@@ -111,27 +131,47 @@ impl PostgresTables for RowsPostgres {
 }
 
 impl ProjectPostgres<AccountOpened> for RowsPostgres {
-    async fn project(&mut self, e: &Envelope<AccountOpened>, tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    async fn project(
+        &mut self,
+        e: &Envelope<AccountOpened>,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
         add_pg(tx, e.aggregate_id(), 0).await
     }
 }
 impl ProjectPostgres<MoneyDeposited> for RowsPostgres {
-    async fn project(&mut self, e: &Envelope<MoneyDeposited>, tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    async fn project(
+        &mut self,
+        e: &Envelope<MoneyDeposited>,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
         add_pg(tx, e.aggregate_id(), amount(e.amount)).await
     }
 }
 impl ProjectPostgres<MoneyWithdrawn> for RowsPostgres {
-    async fn project(&mut self, e: &Envelope<MoneyWithdrawn>, tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    async fn project(
+        &mut self,
+        e: &Envelope<MoneyWithdrawn>,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
         add_pg(tx, e.aggregate_id(), -amount(e.amount)).await
     }
 }
 impl ProjectPostgres<TransferSent> for RowsPostgres {
-    async fn project(&mut self, e: &Envelope<TransferSent>, tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    async fn project(
+        &mut self,
+        e: &Envelope<TransferSent>,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
         add_pg(tx, e.aggregate_id(), -amount(e.amount)).await
     }
 }
 impl ProjectPostgres<TransferReceived> for RowsPostgres {
-    async fn project(&mut self, e: &Envelope<TransferReceived>, tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    async fn project(
+        &mut self,
+        e: &Envelope<TransferReceived>,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
         add_pg(tx, e.aggregate_id(), amount(e.amount)).await
     }
 }
@@ -144,7 +184,11 @@ const PROJECTIONS: [&str; 3] = ["balances", "bench_rows_sqlite", "bench_rows_pg"
 /// store `read` (`pg`: the event store's database; `sqlite:<file>`: a
 /// fresh SQLite file), timing from the engine's start until the
 /// projection reached the head.
-pub(crate) async fn catch_up(events: &str, read: &str, projection: &str) -> Result<Report, Failure> {
+pub(crate) async fn catch_up(
+    events: &str,
+    read: &str,
+    projection: &str,
+) -> Result<Report, Failure> {
     let (connection, schema) = events
         .split_once('|')
         .ok_or_else(|| Failure("expected `<connection>|<schema>`".into()))?;
@@ -186,7 +230,8 @@ pub(crate) async fn catch_up(events: &str, read: &str, projection: &str) -> Resu
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    engine.shutdown();
+    // Its lease given up: the next sample takes it at once.
+    engine.stop().await;
     Ok(vec![("seconds", seconds), ("events", head as f64)])
 }
 

@@ -158,7 +158,10 @@ async fn inline_and_async_agree(inline: Arc<dyn Store>, async_store: Arc<dyn Sto
                 .await;
             last = Some(
                 engine
-                    .execute(Deposit { account, amount: i + 1 })
+                    .execute(Deposit {
+                        account,
+                        amount: i + 1,
+                    })
                     .await
                     .unwrap(),
             );

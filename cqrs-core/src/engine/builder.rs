@@ -79,6 +79,7 @@ impl Default for EngineBuilder {
                 query_timeout: Duration::from_secs(5),
                 projection_batch: 512,
                 run_projections: true,
+                lease_ttl: LeaseOptions::new().ttl_value(),
             },
         }
     }
@@ -222,6 +223,7 @@ impl EngineBuilder {
     /// [`subscription`](crate::subscription#leases)).
     pub fn lease(mut self, options: LeaseOptions) -> Self {
         self.lease = options;
+        self.config.lease_ttl = options.ttl_value();
         self
     }
 

@@ -163,6 +163,8 @@ struct Config {
     query_timeout: Duration,
     projection_batch: usize,
     run_projections: bool,
+    /// The lease term, bounding how long `stop` waits for a runner.
+    lease_ttl: Duration,
 }
 
 impl Drop for Shared {
@@ -659,9 +661,28 @@ impl Engine {
     }
 
     /// Stops the projection runners. Commands still work; queries answer from
-    /// the state the projections had.
+    /// the state the projections had. The runners finish on their own
+    /// (giving up their leases); [`stop`](Self::stop) also waits for that.
     pub fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
+    }
+
+    /// [`shutdown`](Self::shutdown), then waits until every runner has
+    /// stopped and given up its lease, so another process takes over at
+    /// once instead of waiting out the lease's term: what to call before a
+    /// process exits. Waits at most `LeaseOptions::ttl` for each.
+    pub async fn stop(&self) {
+        self.shutdown();
+        for running in self.shared.projections.values() {
+            let task = running
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(task) = task {
+                let _ = tokio::time::timeout(self.shared.config.lease_ttl, task).await;
+            }
+        }
     }
 }
 

@@ -223,7 +223,11 @@ impl<P: Projection> Handler for Follower<P> {
         if changes.is_empty() {
             return Ok(());
         }
-        match self.read.commit_read_model(P::NAME, changes, at, None).await {
+        match self
+            .read
+            .commit_read_model(P::NAME, changes, at, None)
+            .await
+        {
             // Committed, or another commit went further from the same
             // events (an append here or elsewhere, which wrote them too).
             Ok(()) | Err(crate::StoreError::CheckpointNotAfter { .. }) => {
@@ -315,7 +319,7 @@ pub(crate) fn start_inline<P: Projection>(
         },
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
-    tokio::spawn(
+    let task = tokio::spawn(
         runner
             .run(host.shutdown.clone(), control_rx)
             .instrument(span),
@@ -327,6 +331,7 @@ pub(crate) fn start_inline<P: Projection>(
         progress,
         control,
         gate: Some(Arc::clone(&inlined.gate)),
+        task: std::sync::Mutex::new(Some(task)),
     };
     (running, inlined)
 }

@@ -113,6 +113,8 @@ pub struct RunningProjection {
     pub(crate) control: mpsc::Sender<Control>,
     /// An inline projection's gate: queries take it (see `projection::inline`).
     pub(crate) gate: Option<Arc<tokio::sync::Mutex<crate::store::inline::Gate>>>,
+    /// Its runner, until [`Engine::stop`](crate::Engine::stop) waited for it.
+    pub(crate) task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl RunningProjection {
@@ -180,7 +182,7 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         handler,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
-    tokio::spawn(
+    let task = tokio::spawn(
         runner
             .run(host.shutdown.clone(), control_rx)
             .instrument(span),
@@ -192,6 +194,7 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         progress,
         control,
         gate: None,
+        task: std::sync::Mutex::new(Some(task)),
     }
 }
 

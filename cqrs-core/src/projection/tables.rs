@@ -444,7 +444,7 @@ fn start_tables<P: Projection, B: Backend<P>>(
         handler,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
-    tokio::spawn(
+    let task = tokio::spawn(
         runner
             .run(host.shutdown.clone(), control_rx)
             .instrument(span),
@@ -456,6 +456,7 @@ fn start_tables<P: Projection, B: Backend<P>>(
         progress,
         control,
         gate: None,
+        task: std::sync::Mutex::new(Some(task)),
     }
 }
 
@@ -480,6 +481,7 @@ fn start_misplaced<P: Projection>(host: &ProjectionHost, needs: &str) -> Running
         progress,
         control,
         gate: None,
+        task: std::sync::Mutex::new(None),
     }
 }
 
