@@ -1,7 +1,9 @@
 //! Shared helpers for the integration tests.
 
 pub mod child;
+pub mod nats;
 pub mod pg;
+pub mod process;
 pub mod stores;
 
 /// Whether a test server is required rather than skipped when missing:

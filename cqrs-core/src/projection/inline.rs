@@ -241,6 +241,8 @@ impl<P: Projection> Handler for Follower<P> {
         }
     }
 
+    fn landed(&mut self) {}
+
     fn discard(&mut self) {
         *self.inlined.write() = P::default();
     }

@@ -37,6 +37,10 @@ pub struct ProjectionStatus {
     pub state: RunState,
     /// The last failure it met, even if it recovered since.
     pub last_error: Option<String>,
+    /// The newest message's number in the source's own numbering, for a
+    /// source that numbers messages apart from global positions (a NATS
+    /// JetStream stream's last sequence); `None` for the event store.
+    pub source_sequence: Option<u64>,
 }
 
 impl ProjectionStatus {
@@ -128,6 +132,7 @@ impl RunningProjection {
             durable: self.durable,
             state: progress.state.clone(),
             last_error: progress.last_error.clone(),
+            source_sequence: None,
         }
     }
 
@@ -349,14 +354,23 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
     async fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
         let known = self.known.clone();
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        fold(&mut *guard, from, &slice.events, known.as_deref()).map_err(|(position, e)| {
-            Failure::Permanent {
-                position,
-                reason: e.to_string(),
-            }
-        })?;
-        if !self.durable {
-            return Ok(());
+        let folded =
+            fold(&mut *guard, from, &slice.events, known.as_deref()).map_err(|(position, e)| {
+                Failure::Permanent {
+                    // A panic may have left its event half applied: nothing of
+                    // the batch is to be committed.
+                    position: if matches!(e, FoldError::Panic(_)) {
+                        from
+                    } else {
+                        position
+                    },
+                    reason: e.to_string(),
+                }
+            });
+        if !self.durable
+            || matches!(folded, Err(Failure::Permanent { position, .. }) if position == from)
+        {
+            return folded;
         }
         for (collection, docs) in guard.document_collections() {
             let taken = docs.take_changes().map_err(|e| Failure::Permanent {
@@ -367,7 +381,9 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
                 self.pending.insert((collection, key), body);
             }
         }
-        Ok(())
+        // On a failure, what the events before it changed is pending too:
+        // the runner commits it through the last event that applied.
+        folded
     }
 
     async fn commit(&mut self, through: u64, fence: Option<&Fence>) -> Result<(), Failure> {
@@ -389,6 +405,10 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
             .map_err(|e| Failure::from_store(&e, through))?;
         self.pending.clear();
         Ok(())
+    }
+
+    fn landed(&mut self) {
+        self.pending.clear();
     }
 
     fn discard(&mut self) {

@@ -377,6 +377,10 @@ impl<P: Projection, B: Backend<P>> Handler for TablesHandler<P, B> {
         Ok(())
     }
 
+    fn landed(&mut self) {
+        self.pending.clear();
+    }
+
     fn discard(&mut self) {
         self.pending.clear();
     }
