@@ -230,7 +230,8 @@ pub(crate) async fn catch_up(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    engine.shutdown();
+    // Its lease given up: the next sample takes it at once.
+    engine.stop().await;
     Ok(vec![("seconds", seconds), ("events", head as f64)])
 }
 

@@ -1,8 +1,9 @@
 //! Commands: requests to change one aggregate, and the receipt of a change.
 
+use std::borrow::Cow;
 use std::future::Future;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregate;
 use crate::event::Events;
@@ -41,11 +42,21 @@ pub trait Command: Send + Sync + 'static {
 /// What a successful command left behind: where its events went.
 ///
 /// Pass it to [`QueryRequest::after`](crate::QueryRequest::after) to read your
-/// own writes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// own writes. It travels as JSON, so a read side in another process can
+/// wait for the same position:
+///
+/// ```
+/// # use cqrs_core::Receipt;
+/// let json = r#"{"aggregate":"account","id":"7","version":3,"position":42,"events":1,"retries":0}"#;
+/// let receipt: Receipt = serde_json::from_str(json)?;
+/// assert_eq!(receipt.position, Some(42));
+/// assert_eq!(serde_json::to_string(&receipt)?, json);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     /// The aggregate (stream type) name.
-    pub aggregate: &'static str,
+    pub aggregate: Cow<'static, str>,
     /// The aggregate instance id.
     pub id: String,
     /// The stream version after the command (unchanged if it emitted nothing).

@@ -617,6 +617,12 @@ pub enum Error {
         /// Why it stands by.
         reason: String,
     },
+    /// A read side was built without a source of events.
+    #[error(
+        "a read side needs a source of events: call `ReadSideBuilder::source` (a `JetStreamSource`, \
+         with the `nats` feature)"
+    )]
+    NoSource,
     /// The engine was shut down.
     #[error("the engine is shut down")]
     Shutdown,

@@ -134,8 +134,11 @@ mod dispatch;
 mod engine;
 mod error;
 mod event;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod projection;
 mod query;
+mod read_side;
 mod record;
 pub mod registry;
 pub mod schema;
@@ -164,6 +167,7 @@ pub use projection::{
     RebuildProgress, RunState, UnknownEvents, replay, replay_with,
 };
 pub use query::{Answer, Query};
+pub use read_side::{ReadSide, ReadSideBuilder};
 pub use record::{Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
 pub use registry::{Catalog, Registered, Registry};
 pub use store::MemoryStore;

@@ -77,3 +77,141 @@ fn a_bad_flag_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A private `nats-server` with JetStream on a free loopback port, stopped
+/// when dropped; `None` (with a visible note) when none is installed,
+/// unless the tests must not skip (`CI=true`, `CQRS_REQUIRE_NATS=1`).
+struct Nats {
+    child: std::process::Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Nats {
+    fn start() -> Option<Self> {
+        let server = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+        let required = std::env::var("CQRS_REQUIRE_NATS").is_ok_and(|v| v == "1")
+            || std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        let Some(server) = server else {
+            assert!(
+                !required,
+                "nats-server is required (CI=true) but not installed"
+            );
+            eprintln!("SKIPPED: nats-server is not installed");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = temp_file(&format!("nats-{port}"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        let child = Command::new(server)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join("js"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            dir,
+        })
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The demo of the README: the bank relays to NATS, and `balances`, in
+/// another process with a database of its own, reads its writes by the
+/// bank's last receipt.
+#[test]
+fn the_read_side_runs_in_its_own_process_over_nats() {
+    let Some(nats) = Nats::start() else { return };
+    let store = format!("sqlite:{}", nats.dir.join("bank.db").display());
+    let receipt_file = nats.dir.join("receipt.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args(["--store", &store, "--relay", &nats.url])
+        .env("BANK_RECEIPT_FILE", &receipt_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("relay: published through position 7 of 7, lag 0"),
+        "{stdout}"
+    );
+    let receipt = std::fs::read_to_string(&receipt_file).unwrap();
+    assert!(receipt.contains("\"position\":7"), "{receipt}");
+
+    let reads = format!("sqlite:{}", nats.dir.join("reads.db").display());
+    let balances = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_balances"))
+            .args(["--nats", &nats.url, "--read-store", &reads])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let out = balances(&["--after", &receipt]);
+    for expected in [
+        "Waiting until the read model has seen account/bob version 3",
+        "ada  Ada Lovelace      45.00  (4 events)",
+        "bob  Bob Babbage       30.00  (3 events)",
+        "balances: at position 7 of 7, lag 0, stream sequence 7, live",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    // A second run resumes from the read model it saved.
+    let again = balances(&[]);
+    assert!(
+        again.contains("bob  Bob Babbage       30.00  (3 events)"),
+        "{again}"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_balances"))
+        .args(["--nats", &nats.url, "--after", "{not json"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--after takes a receipt as JSON"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -21,7 +21,12 @@ pub async fn store_from_args(program: &str) -> Arc<dyn Store> {
 pub async fn stores_from_args(program: &str) -> (Arc<dyn Store>, Option<Arc<dyn Store>>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (events, rest) = match split(&args) {
+    stores_from(program, &args).await
+}
+
+/// [`stores_from_args`] on `args`.
+pub async fn stores_from(program: &str, args: &[&str]) -> (Arc<dyn Store>, Option<Arc<dyn Store>>) {
+    let (events, rest) = match split(args) {
         Some(split) => split,
         None => usage(program),
     };

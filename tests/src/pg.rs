@@ -8,7 +8,8 @@
 //! watchdog process also stops it if the test process dies without unwinding.
 //!
 //! When PostgreSQL is not installed, `start` prints a visible `SKIPPED` line
-//! and returns `None`, unless `CQRS_REQUIRE_POSTGRES=1` is set: then it panics.
+//! and returns `None`, unless `CQRS_REQUIRE_POSTGRES=1` or `CI=true` is set:
+//! then it panics (CI never skips a test silently).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -288,8 +289,8 @@ pub fn unique_schema(prefix: &str) -> String {
 
 /// Either a visible skip or, when PostgreSQL is required, a failure.
 fn missing(why: &str) {
-    if std::env::var("CQRS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-        panic!("PostgreSQL is required (CQRS_REQUIRE_POSTGRES=1) but not usable: {why}");
+    if crate::required("CQRS_REQUIRE_POSTGRES") {
+        panic!("PostgreSQL is required (CQRS_REQUIRE_POSTGRES=1 or CI=true) but not usable: {why}");
     }
     eprintln!(
         "SKIPPED: PostgreSQL not found (set CQRS_REQUIRE_POSTGRES=1 to make this a failure): {why}"

@@ -50,7 +50,7 @@ async fn deposit_withdraw_and_read_your_writes() {
         .await
         .unwrap();
     assert_eq!(
-        (r.aggregate, r.id.as_str(), r.version, r.events),
+        (&*r.aggregate, r.id.as_str(), r.version, r.events),
         ("account", "a", 3, 1)
     );
     assert_eq!(r.position, Some(3));

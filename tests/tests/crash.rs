@@ -691,7 +691,7 @@ async fn check_resumed_ledger(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    engine.shutdown();
+    engine.stop().await;
     let saved = read.load_read_model(CrashLedger::NAME).await.unwrap();
     assert_eq!(saved.checkpoint, Some(position));
     assert_eq!(saved.documents.len(), view.balances.len());

@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cqrs_core::prelude::*;
-use cqrs_core::store::{EventStore, PostgresOptions, PostgresStore, SqliteStore, Store};
-use cqrs_core::{Error, RunState, StoreError, StreamId, replay};
+use cqrs_core::store::{
+    CheckpointStore, DocumentChange, EventStore, Fence, LeaseGrant, PostgresOptions, PostgresStore,
+    SavedReadModel, SqliteStore, Store,
+};
+use cqrs_core::{BoxFuture, Error, MemoryStore, RunState, StoreError, StreamId, replay};
 use cqrs_examples::bank::*;
 use cqrs_tests::pg::{TestPostgres, unique_schema};
 
@@ -51,8 +54,7 @@ async fn resume_then_rebuild(store: Arc<dyn Store>) {
     }
     let last = last.unwrap();
     let before = first.query(AllAccounts).after(&last).await.unwrap();
-    first.shutdown();
-    drop(first);
+    first.stop().await;
     let saved = store.load_read_model("balances").await.unwrap();
     assert_eq!(
         saved.checkpoint,
@@ -258,4 +260,139 @@ async fn postgres_restart_under_load_gives_clear_errors_and_loses_nothing() {
         app.projection_status("balances").unwrap().state,
         RunState::Failed(_)
     ));
+}
+
+/// A read store whose answer to one commit is lost after the commit
+/// landed, as when the connection drops between the server's commit and
+/// its reply.
+#[derive(Debug)]
+struct LostAnswer {
+    inner: Arc<SqliteStore>,
+    armed: AtomicBool,
+}
+
+impl CheckpointStore for LostAnswer {
+    fn load_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        self.inner.load_checkpoint(name)
+    }
+
+    fn save_checkpoint<'a>(
+        &'a self,
+        name: &'a str,
+        position: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.save_checkpoint(name, position)
+    }
+
+    fn load_read_model<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<SavedReadModel, StoreError>> {
+        self.inner.load_read_model(name)
+    }
+
+    fn commit_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        changes: Vec<DocumentChange>,
+        checkpoint: u64,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.inner
+                .commit_read_model(name, changes, checkpoint, fence)
+                .await?;
+            if self.armed.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Backend {
+                    message: "connection lost before the answer".into(),
+                    source: None,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn reset_read_model<'a>(
+        &'a self,
+        name: &'a str,
+        fence: Option<&'a Fence>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.reset_read_model(name, fence)
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<LeaseGrant, StoreError>> {
+        self.inner.acquire_lease(name, holder, ttl)
+    }
+
+    fn release_lease<'a>(&'a self, fence: &'a Fence) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.release_lease(fence)
+    }
+}
+
+/// A commit that landed but whose answer was lost is retried; the retry
+/// finds its own checkpoint saved and carries on, instead of taking the
+/// refusal of a checkpoint that is not after the saved one for a fault.
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = Arc::new(LostAnswer {
+        inner: Arc::new(SqliteStore::open(dir.path().join("read.db")).unwrap()),
+        armed: AtomicBool::new(false),
+    });
+    let events = Arc::new(MemoryStore::new());
+    let app = Engine::builder()
+        .shared_store(events.clone())
+        .shared_read_store(read.clone())
+        .services(BankServices::default())
+        .build()
+        .await
+        .unwrap();
+    let opened = app
+        .execute(OpenAccount {
+            account: "a".into(),
+            owner: "A".into(),
+        })
+        .await
+        .unwrap();
+    app.query(AllAccounts).after(&opened).await.unwrap();
+    read.armed.store(true, Ordering::SeqCst);
+    let mut last = opened;
+    for _ in 0..5 {
+        last = app
+            .execute(Deposit {
+                account: "a".into(),
+                amount: 3,
+            })
+            .await
+            .unwrap();
+    }
+    let all = app
+        .query(AllAccounts)
+        .after(&last)
+        .timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!read.armed.load(Ordering::SeqCst), "the fault happened");
+    let status = app.projection_status("balances").unwrap();
+    assert_eq!(status.state, RunState::Live, "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("connection lost")),
+        "the lost answer is shown: {status:?}"
+    );
+    let replayed: Balances = replay(events.as_ref()).await.unwrap();
+    assert_eq!(all, replayed.answer(&AllAccounts));
+    app.stop().await;
+    let saved = read.inner.load_read_model("balances").await.unwrap();
+    assert_eq!(saved.checkpoint, last.position);
 }

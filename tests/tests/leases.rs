@@ -13,15 +13,14 @@
 #[path = "../src/crash_bank.rs"]
 mod crash_bank;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cqrs_core::Projection;
 use cqrs_core::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 use cqrs_tests::pg::{TestPostgres, unique_schema};
+use cqrs_tests::process::Child;
 
 use self::crash_bank::CrashLedger;
 
@@ -35,12 +34,7 @@ const WRITING: Duration = Duration::from_secs(6);
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A `crash-engine` child and the lines it printed.
-struct Engine {
-    name: &'static str,
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
+struct Engine(Child);
 
 impl Engine {
     fn start(name: &'static str, store: &[&str], writing: Duration, pause: Option<&Path>) -> Self {
@@ -49,78 +43,28 @@ impl Engine {
             .args(store)
             .env("CQRS_TEST_LEASE_MS", LEASE.as_millis().to_string())
             .env("CQRS_TEST_WRITE_MS", writing.as_millis().to_string())
-            .env("CQRS_TEST_ACCOUNT_PREFIX", name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .env("CQRS_TEST_ACCOUNT_PREFIX", name);
         if let Some(pause) = pause {
             command.env("CQRS_TEST_PAUSE_FILE", pause);
         }
-        let mut child = command.spawn().expect("cannot start crash-engine");
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            name,
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+        Self(Child::spawn(name, command))
     }
 
     /// Waits for a line starting with `prefix` (printed since the last
     /// call, or before); returns when it came.
     fn wait_for(&mut self, prefix: &str, within: Duration) -> Instant {
-        let deadline = Instant::now() + within;
-        let mut i = 0;
-        loop {
-            while i < self.seen.len() {
-                let line = std::mem::take(&mut self.seen[i]);
-                if line.starts_with(prefix) {
-                    self.seen.remove(i);
-                    return Instant::now();
-                }
-                self.seen[i] = line;
-                i += 1;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!(
-                    "{} did not print `{prefix}..` within {within:?}; it printed: {:?}",
-                    self.name,
-                    self.seen.iter().rev().take(10).collect::<Vec<_>>()
-                ),
-            }
-        }
+        self.0.wait_for(prefix, within);
+        Instant::now()
     }
 
     /// Drops what it printed so far (the next `wait_for` sees only what
     /// comes after).
     fn forget(&mut self) {
-        self.seen.clear();
-        while self.lines.try_recv().is_ok() {}
+        self.0.forget();
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {} failed", self.name);
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.signal(signal);
     }
 }
 

@@ -85,7 +85,7 @@ async fn inline_on(store: Arc<dyn Store>) {
         .await;
     assert!(matches!(refused, Err(CommandError::Domain(_))));
     assert_eq!(store.load_read_model("balances").await.unwrap(), before);
-    engine.shutdown();
+    engine.stop().await;
 
     // A restart restores the saved read model; async from there on, the
     // same read model.
@@ -93,7 +93,7 @@ async fn inline_on(store: Arc<dyn Store>) {
     let head = store.head().await.unwrap();
     let all = engine.query(AllAccounts).at_least(head).await.unwrap();
     assert_eq!(all, replayed.answer(&AllAccounts));
-    engine.shutdown();
+    engine.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,8 +170,8 @@ async fn inline_and_async_agree(inline: Arc<dyn Store>, async_store: Arc<dyn Sto
     let inline_model = a.query(AllAccounts).await.unwrap();
     let async_model = b.query(AllAccounts).after(&last.unwrap()).await.unwrap();
     assert_eq!(inline_model, async_model);
-    a.shutdown();
-    b.shutdown();
+    a.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,8 +238,8 @@ async fn two_processes_inline(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         .map(|(_, key, body)| (key.clone(), serde_json::from_slice(body).unwrap()))
         .collect();
     assert_eq!(docs, replayed);
-    one.shutdown();
-    two.shutdown();
+    one.stop().await;
+    two.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

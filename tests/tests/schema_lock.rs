@@ -14,9 +14,9 @@ mod first {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited")]
-    pub struct Deposited {
-        pub amount: u64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) amount: u64,
+        pub(crate) note: String,
     }
 }
 
@@ -28,11 +28,11 @@ mod reordered {
     /// Documented now.
     #[derive(Clone, Debug, PartialEq, Event, Serialize, Deserialize)]
     #[event(name = "lock.deposited")]
-    pub struct Credited {
+    pub(crate) struct Credited {
         /// A note.
-        pub note: String,
+        pub(crate) note: String,
         /// In cents.
-        pub amount: u64,
+        pub(crate) amount: u64,
     }
 }
 
@@ -41,9 +41,9 @@ mod changed_type {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited")]
-    pub struct Deposited {
-        pub amount: i64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) amount: i64,
+        pub(crate) note: String,
     }
 }
 
@@ -52,9 +52,9 @@ mod renamed_field {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited")]
-    pub struct Deposited {
-        pub cents: u64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) cents: u64,
+        pub(crate) note: String,
     }
 }
 
@@ -63,10 +63,10 @@ mod new_required_field {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited")]
-    pub struct Deposited {
-        pub amount: u64,
-        pub note: String,
-        pub currency: String,
+    pub(crate) struct Deposited {
+        pub(crate) amount: u64,
+        pub(crate) note: String,
+        pub(crate) currency: String,
     }
 }
 
@@ -75,10 +75,10 @@ mod serde_rename {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited")]
-    pub struct Deposited {
+    pub(crate) struct Deposited {
         #[serde(rename = "amt")]
-        pub amount: u64,
-        pub note: String,
+        pub(crate) amount: u64,
+        pub(crate) note: String,
     }
 }
 
@@ -88,9 +88,9 @@ mod serde_rename_all {
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited")]
     #[serde(rename_all = "UPPERCASE")]
-    pub struct Deposited {
-        pub amount: u64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) amount: u64,
+        pub(crate) note: String,
     }
 }
 
@@ -100,9 +100,9 @@ mod next_version {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited", version = 2, upcast(from = 1, with = v1_to_v2))]
-    pub struct Deposited {
-        pub cents: u64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) cents: u64,
+        pub(crate) note: String,
     }
 
     fn v1_to_v2(mut v1: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
@@ -117,9 +117,9 @@ mod next_version_without_upcaster {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.deposited", version = 2)]
-    pub struct Deposited {
-        pub cents: u64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) cents: u64,
+        pub(crate) note: String,
     }
 }
 
@@ -129,9 +129,9 @@ mod renamed_event {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.credited", aliases("lock.deposited"))]
-    pub struct Deposited {
-        pub amount: u64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) amount: u64,
+        pub(crate) note: String,
     }
 }
 
@@ -141,9 +141,9 @@ mod renamed_event_without_alias {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "lock.credited")]
-    pub struct Deposited {
-        pub amount: u64,
-        pub note: String,
+    pub(crate) struct Deposited {
+        pub(crate) amount: u64,
+        pub(crate) note: String,
     }
 }
 

@@ -409,7 +409,7 @@ async fn postgres_events_into_sqlite_tables_queried_with_plain_sql() {
         .unwrap();
     assert!(done.done);
     assert_eq!(sqlite_rows(&path), expected_rows(&*events).await);
-    engine.shutdown();
+    engine.stop().await;
 
     // A build that knows fewer migrations than the tables had is refused.
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -480,7 +480,7 @@ async fn sqlite_events_into_postgres_tables_queried_with_plain_sql() {
         pg_rows(&reads, "balance_table").await,
         expected_rows(&*events).await
     );
-    engine.shutdown();
+    engine.stop().await;
 }
 
 /// A tables projection given a read store of the other kind fails at once,

@@ -168,7 +168,7 @@ async fn main() {
     .await
     .unwrap();
     let receipt = app.execute(Withdraw(1, 30)).await.unwrap();
-    assert_eq!((receipt.aggregate, receipt.id.as_str()), ("account", "1"));
+    assert_eq!((&*receipt.aggregate, receipt.id.as_str()), ("account", "1"));
     let refused = app.execute(Withdraw(1, 1_000)).await;
     assert!(matches!(
         refused,

@@ -12,7 +12,7 @@ use crate::error::{Error, RegistryError};
 use crate::projection::{Placement, ProjectionHost};
 use crate::registry::Registry;
 use crate::store::{CheckpointStore, MemoryStore, Store};
-use crate::subscription::{Backoff, LeaseOptions, Source, StoreSource};
+use crate::subscription::{Backoff, LeaseOptions, Relay, RelayOptions, Sink, Source, StoreSource};
 
 /// How long a command waits before retry `n` after a concurrency conflict
 /// (see [`EngineBuilder::conflict_backoff`]).
@@ -58,6 +58,12 @@ pub struct EngineBuilder {
     projection_stores: HashMap<String, Arc<dyn CheckpointStore>>,
     placements: HashMap<String, Placement>,
     lease: LeaseOptions,
+    relays: Vec<(String, Arc<dyn Sink>, RelayOptions)>,
+    /// Where projections read events (default: the event store's log); a
+    /// read side sets it to a message log.
+    pub(crate) source: Option<Arc<dyn Source>>,
+    /// Which projections run (default: all that are not remote).
+    pub(crate) only: Option<Vec<String>>,
     config: Config,
 }
 
@@ -71,6 +77,9 @@ impl Default for EngineBuilder {
             projection_stores: HashMap::new(),
             placements: HashMap::new(),
             lease: LeaseOptions::new(),
+            relays: Vec::new(),
+            source: None,
+            only: None,
             config: Config {
                 max_retries: 16,
                 conflict_backoff: DEFAULT_CONFLICT_BACKOFF,
@@ -79,6 +88,7 @@ impl Default for EngineBuilder {
                 query_timeout: Duration::from_secs(5),
                 projection_batch: 512,
                 run_projections: true,
+                lease_ttl: LeaseOptions::new().ttl_value(),
             },
         }
     }
@@ -222,6 +232,23 @@ impl EngineBuilder {
     /// [`subscription`](crate::subscription#leases)).
     pub fn lease(mut self, options: LeaseOptions) -> Self {
         self.lease = options;
+        self.config.lease_ttl = options.ttl_value();
+        self
+    }
+
+    /// Relays every event of the store to `sink` (a message log that read
+    /// sides in other processes consume: see [`nats`](crate::nats) with the
+    /// `nats` feature), as a subscription of this engine named `name`: its
+    /// checkpoint and lease are kept in the event store, so one relay of
+    /// that name runs across all processes on the store, and the others
+    /// stand by. Its status: [`Engine::relays`].
+    pub fn relay<S: Sink>(self, name: &str, sink: S, options: RelayOptions) -> Self {
+        self.shared_relay(name, Arc::new(sink), options)
+    }
+
+    /// [`relay`](Self::relay), with a sink shared with other owners.
+    pub fn shared_relay(mut self, name: &str, sink: Arc<dyn Sink>, options: RelayOptions) -> Self {
+        self.relays.push((name.to_owned(), sink, options));
         self
     }
 
@@ -242,11 +269,17 @@ impl EngineBuilder {
             projection_stores,
             placements,
             lease,
+            relays,
+            source,
+            only,
             config,
         } = self;
         let registry = registry.unwrap_or_else(Registry::from_inventory);
         registry.validate()?;
-        for aggregate in registry.aggregates() {
+        // A read side (its own source) runs no commands: the services of
+        // the aggregates it links are not its business.
+        let commands = source.is_none();
+        for aggregate in registry.aggregates().iter().filter(|_| commands) {
             let needed = (aggregate.services_type_id)();
             if needed != TypeId::of::<()>() && !services.contains_key(&needed) {
                 return Err(RegistryError::MissingServices {
@@ -261,7 +294,11 @@ impl EngineBuilder {
             names.sort_unstable();
             names
         };
-        for name in projection_stores.keys().chain(placements.keys()) {
+        for name in projection_stores
+            .keys()
+            .chain(placements.keys())
+            .chain(only.iter().flatten())
+        {
             if !known.contains(&name.as_str()) {
                 return Err(Error::UnknownProjection {
                     name: name.clone(),
@@ -271,7 +308,8 @@ impl EngineBuilder {
         }
         let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let source: Arc<dyn Source> = Arc::new(StoreSource::new(store.clone()));
+        let source: Arc<dyn Source> =
+            source.unwrap_or_else(|| Arc::new(StoreSource::new(store.clone())));
         let has_read_store = read_store.is_some();
         let default_read: Arc<dyn CheckpointStore> = read_store.unwrap_or_else(|| store.clone());
         let host_for = |read: Arc<dyn CheckpointStore>| ProjectionHost {
@@ -287,6 +325,12 @@ impl EngineBuilder {
         let mut inline = Vec::new();
         if config.run_projections {
             for descriptor in registry.projections() {
+                if only
+                    .as_ref()
+                    .is_some_and(|only| !only.iter().any(|n| n == descriptor.name))
+                {
+                    continue;
+                }
                 let placement = placements.get(descriptor.name).copied().unwrap_or_default();
                 if placement == Placement::Remote {
                     continue;
@@ -300,7 +344,8 @@ impl EngineBuilder {
                     };
                     if own.is_some() || has_read_store {
                         return Err(refuse(
-                            "its read model must be in the event store's database, to commit in                              the append's transaction; it has a read store of its own",
+                            "its read model must be in the event store's database, to commit in \
+                             the append's transaction; it has a read store of its own",
                         ));
                     }
                     if !store.supports_inline() {
@@ -308,7 +353,8 @@ impl EngineBuilder {
                     }
                     let Some(start) = descriptor.start_inline else {
                         return Err(refuse(
-                            "it keeps its read model in SQL tables of its own, written in the read                              store's transactions; run it async",
+                            "it keeps its read model in SQL tables of its own, written in the read \
+                             store's transactions; run it async",
                         ));
                     };
                     let host = host_for(Arc::clone(&default_read));
@@ -321,6 +367,12 @@ impl EngineBuilder {
                 projections.insert(descriptor.name, (descriptor.start)(&host_for(read)));
             }
         }
+        let relays = relays
+            .into_iter()
+            .map(|(name, sink, options)| {
+                Relay::start(name, store.clone(), sink, options, shutdown_rx.clone())
+            })
+            .collect();
         let registered_caches = registry
             .aggregates()
             .iter()
@@ -329,12 +381,14 @@ impl EngineBuilder {
         Ok(Engine {
             shared: Arc::new(Shared {
                 store,
+                source,
                 registry,
                 services,
                 registered_caches,
                 caches: RwLock::new(TypeMap::default()),
                 projections,
                 inline: inline.into(),
+                relays,
                 config,
                 shutdown,
             }),

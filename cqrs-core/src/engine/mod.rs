@@ -31,8 +31,8 @@ use crate::record::{Metadata, NewEvent, Shown, StreamId, Timestamp};
 use crate::registry::{Catalog, Registry};
 use crate::store::inline::InlineSet;
 use crate::store::{ExpectedVersion, Snapshot, Store};
-use crate::subscription::Backoff;
 use crate::subscription::runner::Control;
+use crate::subscription::{Backoff, Relay, RelayStatus, Source};
 
 /// Runs a domain: commands in, events stored, projections updated, queries
 /// answered. Cheap to clone; clones share everything.
@@ -94,6 +94,8 @@ pub struct Engine {
 #[derive(Debug)]
 struct Shared {
     store: Arc<dyn Store>,
+    /// Where the projections read: the store's log, or a message log.
+    source: Arc<dyn Source>,
     registry: Registry,
     services: TypeMap<Arc<dyn Any + Send + Sync>>,
     /// One `AggregateCache<A>` per registered aggregate, by name, made on
@@ -104,6 +106,7 @@ struct Shared {
     projections: HashMap<&'static str, RunningProjection>,
     /// The inline projections every append commits (empty: none).
     inline: InlineSet,
+    relays: Vec<Relay>,
     config: Config,
     shutdown: watch::Sender<bool>,
 }
@@ -163,6 +166,8 @@ struct Config {
     query_timeout: Duration,
     projection_batch: usize,
     run_projections: bool,
+    /// The lease term, bounding how long `stop` waits for a runner.
+    lease_ttl: Duration,
 }
 
 impl Drop for Shared {
@@ -411,7 +416,7 @@ impl Engine {
         retries: u32,
     ) -> Receipt {
         Receipt {
-            aggregate: <C::Aggregate as Aggregate>::NAME,
+            aggregate: Cow::Borrowed(<C::Aggregate as Aggregate>::NAME),
             id: stream.id,
             version,
             position,
@@ -637,7 +642,8 @@ impl Engine {
     pub fn projection_status(&self, name: &str) -> Option<ProjectionStatus> {
         let running = self.shared.projections.get(name)?;
         let mut status = running.status();
-        status.head = status.head.max(*self.shared.store.watch_head().borrow());
+        status.head = status.head.max(*self.shared.source.watch_head().borrow());
+        status.source_sequence = self.shared.source.last_sequence();
         Some(status)
     }
 
@@ -710,6 +716,12 @@ impl Engine {
             .collect()
     }
 
+    /// The status of every relay this engine runs (see
+    /// [`EngineBuilder::relay`]).
+    pub fn relays(&self) -> Vec<RelayStatus> {
+        self.shared.relays.iter().map(Relay::status).collect()
+    }
+
     /// Everything registered, printable as a table.
     pub fn catalog(&self) -> Catalog {
         self.shared.registry.catalog()
@@ -731,9 +743,31 @@ impl Engine {
     }
 
     /// Stops the projection runners. Commands still work; queries answer from
-    /// the state the projections had.
+    /// the state the projections had. The runners finish on their own
+    /// (giving up their leases); [`stop`](Self::stop) also waits for that.
     pub fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
+    }
+
+    /// [`shutdown`](Self::shutdown), then waits until every runner has
+    /// stopped and given up its lease, so another process takes over at
+    /// once instead of waiting out the lease's term: what to call before a
+    /// process exits. Waits at most `LeaseOptions::ttl` for each.
+    pub async fn stop(&self) {
+        self.shutdown();
+        for running in self.shared.projections.values() {
+            let task = running
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(task) = task {
+                let _ = tokio::time::timeout(self.shared.config.lease_ttl, task).await;
+            }
+        }
+        for relay in &self.shared.relays {
+            relay.stopped(self.shared.config.lease_ttl).await;
+        }
     }
 }
 

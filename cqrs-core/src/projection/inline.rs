@@ -248,6 +248,8 @@ impl<P: Projection> Handler for Follower<P> {
         }
     }
 
+    fn landed(&mut self) {}
+
     fn discard(&mut self) {
         *self.inlined.write() = P::default();
     }
@@ -328,7 +330,7 @@ pub(crate) fn start_inline<P: Projection>(
         },
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
-    tokio::spawn(
+    let task = tokio::spawn(
         runner
             .run(host.shutdown.clone(), control_rx)
             .instrument(span),
@@ -341,6 +343,7 @@ pub(crate) fn start_inline<P: Projection>(
         control,
         gate: Some(Arc::clone(&inlined.gate)),
         skipped: Arc::clone(&inlined.skipped),
+        task: std::sync::Mutex::new(Some(task)),
     };
     (running, inlined)
 }

@@ -45,6 +45,10 @@ pub struct ProjectionStatus {
     /// What it skipped last, when it skipped any: the event, its version
     /// and where it is in the log.
     pub warning: Option<String>,
+    /// The newest message's number in the source's own numbering, for a
+    /// source that numbers messages apart from global positions (a NATS
+    /// JetStream stream's last sequence); `None` for the event store.
+    pub source_sequence: Option<u64>,
 }
 
 impl ProjectionStatus {
@@ -123,6 +127,8 @@ pub struct RunningProjection {
     pub(crate) gate: Option<Arc<tokio::sync::Mutex<crate::store::inline::Gate>>>,
     /// The events it skipped as unknown.
     pub(crate) skipped: Arc<Skipped>,
+    /// Its runner, until [`Engine::stop`](crate::Engine::stop) waited for it.
+    pub(crate) task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The events a projection skipped as unknown to this build
@@ -174,6 +180,7 @@ impl RunningProjection {
             last_error: progress.last_error.clone(),
             skipped: self.skipped.count(),
             warning: self.skipped.warning(),
+            source_sequence: None,
         }
     }
 
@@ -230,7 +237,7 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         handler,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
-    tokio::spawn(
+    let task = tokio::spawn(
         runner
             .run(host.shutdown.clone(), control_rx)
             .instrument(span),
@@ -243,6 +250,7 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
         control,
         gate: None,
         skipped,
+        task: std::sync::Mutex::new(Some(task)),
     }
 }
 
@@ -422,7 +430,7 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
     async fn apply(&mut self, from: u64, slice: &LogSlice) -> Result<(), Failure> {
         let known = self.known.clone();
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        fold(
+        let folded = fold(
             &mut *guard,
             from,
             &slice.events,
@@ -430,11 +438,19 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
             &self.skipped,
         )
         .map_err(|(position, e)| Failure::Permanent {
-            position,
+            // A panic may have left its event half applied: nothing of
+            // the batch is to be committed.
+            position: if matches!(e, FoldError::Panic(_)) {
+                from
+            } else {
+                position
+            },
             reason: e.to_string(),
-        })?;
-        if !self.durable {
-            return Ok(());
+        });
+        if !self.durable
+            || matches!(folded, Err(Failure::Permanent { position, .. }) if position == from)
+        {
+            return folded;
         }
         for (collection, docs) in guard.document_collections() {
             let taken = docs.take_changes().map_err(|e| Failure::Permanent {
@@ -445,7 +461,9 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
                 self.pending.insert((collection, key), body);
             }
         }
-        Ok(())
+        // On a failure, what the events before it changed is pending too:
+        // the runner commits it through the last event that applied.
+        folded
     }
 
     async fn commit(&mut self, through: u64, fence: Option<&Fence>) -> Result<(), Failure> {
@@ -467,6 +485,10 @@ impl<P: Projection> Handler for ProjectionHandler<P> {
             .map_err(|e| Failure::from_store(&e, through))?;
         self.pending.clear();
         Ok(())
+    }
+
+    fn landed(&mut self) {
+        self.pending.clear();
     }
 
     fn discard(&mut self) {

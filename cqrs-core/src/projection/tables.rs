@@ -385,6 +385,10 @@ impl<P: Projection, B: Backend<P>> Handler for TablesHandler<P, B> {
         Ok(())
     }
 
+    fn landed(&mut self) {
+        self.pending.clear();
+    }
+
     fn discard(&mut self) {
         self.pending.clear();
     }
@@ -455,7 +459,7 @@ fn start_tables<P: Projection, B: Backend<P>>(
         handler,
     };
     let span = tracing::info_span!("projection", projection = P::NAME);
-    tokio::spawn(
+    let task = tokio::spawn(
         runner
             .run(host.shutdown.clone(), control_rx)
             .instrument(span),
@@ -468,6 +472,7 @@ fn start_tables<P: Projection, B: Backend<P>>(
         control,
         gate: None,
         skipped,
+        task: std::sync::Mutex::new(Some(task)),
     }
 }
 
@@ -493,6 +498,7 @@ fn start_misplaced<P: Projection>(host: &ProjectionHost, needs: &str) -> Running
         control,
         gate: None,
         skipped: Arc::default(),
+        task: std::sync::Mutex::new(None),
     }
 }
 

@@ -41,6 +41,7 @@
 mod backoff;
 pub(crate) mod lease;
 pub(crate) mod read_ahead;
+mod relay;
 pub(crate) mod runner;
 mod source;
 mod tail;
@@ -50,6 +51,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use backoff::Backoff;
+pub use relay::{Relay, RelayOptions, RelayStatus, Sink};
 pub use source::{Feed, Source, StoreSource};
 pub(crate) use tail::READS_AHEAD;
 pub use tail::Tail;

@@ -43,6 +43,10 @@ pub(crate) trait Handler: Send + 'static {
         fence: Option<&Fence>,
     ) -> impl Future<Output = Result<(), Failure>> + Send;
 
+    /// A retried commit found its checkpoint saved: the earlier attempt
+    /// landed, so what it took in is committed.
+    fn landed(&mut self);
+
     /// Forgets what it holds in memory (not what is saved): what it
     /// restored is not to be served.
     fn discard(&mut self);
@@ -69,6 +73,10 @@ pub(crate) enum Failure {
     Permanent { position: u64, reason: String },
     /// The lease moved to another holder: this one stands by.
     Fenced(String),
+    /// The store already holds a commit through exactly this checkpoint:
+    /// on a retried commit, the attempt that seemed to fail (a connection
+    /// lost before the answer) landed.
+    Landed(String),
 }
 
 impl Failure {
@@ -77,6 +85,9 @@ impl Failure {
     pub(crate) fn from_store(error: &StoreError, position: u64) -> Self {
         match error {
             StoreError::Fenced { .. } => Self::Fenced(error.to_string()),
+            StoreError::CheckpointNotAfter {
+                saved, attempted, ..
+            } if saved == attempted => Self::Landed(error.to_string()),
             e if e.is_transient() => Self::Transient(e.to_string()),
             e => Self::Permanent {
                 position,
@@ -282,6 +293,13 @@ impl<H: Handler> Runner<H> {
                     Err(Failure::Permanent { position, reason }) => {
                         return Exit::Failed { position, reason };
                     }
+                    // Only a commit lands.
+                    Err(Failure::Landed(reason)) => {
+                        return Exit::Failed {
+                            position: 0,
+                            reason,
+                        };
+                    }
                 }
             }
             let target = *self.source.watch_head().borrow();
@@ -308,6 +326,12 @@ impl<H: Handler> Runner<H> {
                 }
                 Err(Failure::Permanent { position, reason }) => {
                     return Exit::Failed { position, reason };
+                }
+                Err(Failure::Landed(reason)) => {
+                    return Exit::Failed {
+                        position: 0,
+                        reason,
+                    };
                 }
             }
         };
@@ -352,7 +376,7 @@ impl<H: Handler> Runner<H> {
         let mut attempt = 0;
         let mut feed: Box<dyn Feed> = loop {
             match Arc::clone(&self.source)
-                .open(position, self.filter.clone(), self.batch)
+                .open(&self.name, position, self.filter.clone(), self.batch)
                 .await
             {
                 Ok(feed) => break feed,
@@ -507,8 +531,30 @@ impl<H: Handler> Runner<H> {
                 .await
             {
                 return match failure {
-                    Failure::Permanent { position, reason } => Exit::Failed { position, reason },
-                    Failure::Transient(reason) | Failure::Fenced(reason) => Exit::Failed {
+                    Failure::Permanent {
+                        position: at,
+                        reason,
+                    } => {
+                        // What the batch held before the failure is kept:
+                        // committed through the last event that applied.
+                        let may_commit =
+                            role.is_none() || active_fence(&current, &refused).is_some();
+                        if may_commit
+                            && at > from
+                            && floor.is_none_or(|f| at > f)
+                            && self.commit(at, &current, shutdown).await.is_ok()
+                            && let Err(e) = feed.committed(at).await
+                        {
+                            tracing::warn!(subscription = %self.name, error = %e, "acknowledging failed");
+                        }
+                        Exit::Failed {
+                            position: at,
+                            reason,
+                        }
+                    }
+                    Failure::Transient(reason)
+                    | Failure::Fenced(reason)
+                    | Failure::Landed(reason) => Exit::Failed {
                         position: from,
                         reason,
                     },
@@ -535,6 +581,13 @@ impl<H: Handler> Runner<H> {
                         refused = Some(fence);
                     }
                     Err(Committed::Exit(exit)) => return exit,
+                }
+            } else if !may_commit {
+                // Standing by, following without committing: the source
+                // need not keep these for this runner (a restart restores
+                // from what is saved and reads from there).
+                if let Err(e) = feed.committed(position).await {
+                    tracing::warn!(subscription = %self.name, error = %e, "acknowledging failed");
                 }
             }
             self.publish(
@@ -583,6 +636,12 @@ impl<H: Handler> Runner<H> {
                 Err(Failure::Permanent { position, reason }) => {
                     return Err(Exit::Failed { position, reason });
                 }
+                Err(Failure::Landed(reason)) => {
+                    return Err(Exit::Failed {
+                        position: restored,
+                        reason,
+                    });
+                }
             }
         }
     }
@@ -602,6 +661,14 @@ impl<H: Handler> Runner<H> {
         loop {
             match self.handler.commit(position, fence).await {
                 Ok(()) => return Ok(()),
+                Err(Failure::Landed(_)) if attempt > 0 => {
+                    tracing::info!(subscription = %self.name, position, "the commit retried had landed");
+                    self.handler.landed();
+                    return Ok(());
+                }
+                Err(Failure::Landed(reason)) => {
+                    return Err(Committed::Exit(Exit::Failed { position, reason }));
+                }
                 Err(Failure::Transient(why)) => {
                     if self.pause(&why, &mut attempt, shutdown).await.is_err() {
                         return Err(Committed::Exit(Exit::Shutdown));

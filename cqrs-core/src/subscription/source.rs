@@ -18,8 +18,10 @@ use crate::store::{GlobalLog, LogFilter, LogSlice};
 /// message log such as NATS JetStream) implements it to feed read sides
 /// in other processes with the same subscriptions.
 pub trait Source: Send + Sync + Debug + 'static {
-    /// Starts reading the events that `filter` selects with a global
-    /// position after `after`, in batches of up to `batch`.
+    /// Starts reading, for the subscription named `subscription`, the
+    /// events that `filter` selects with a global position after `after`,
+    /// in batches of up to `batch`. A source that keeps a cursor per reader
+    /// (a message log's durable consumer) names it after `subscription`.
     ///
     /// # Errors
     ///
@@ -27,6 +29,7 @@ pub trait Source: Send + Sync + Debug + 'static {
     /// events after `after` are gone).
     fn open(
         self: Arc<Self>,
+        subscription: &str,
         after: u64,
         filter: LogFilter,
         batch: usize,
@@ -46,6 +49,13 @@ pub trait Source: Send + Sync + Debug + 'static {
     /// `Some` reason while the source cannot be reached (see
     /// [`GlobalLog::watch_unavailable`]).
     fn watch_unavailable(&self) -> Option<watch::Receiver<Option<String>>> {
+        None
+    }
+
+    /// The number of the newest message in the source's own numbering, as
+    /// last seen, for a source that numbers messages apart from global
+    /// positions (a JetStream stream's sequence); `None` by default.
+    fn last_sequence(&self) -> Option<u64> {
         None
     }
 }
@@ -98,10 +108,12 @@ impl StoreSource {
 impl Source for StoreSource {
     fn open(
         self: Arc<Self>,
+        subscription: &str,
         after: u64,
         filter: LogFilter,
         batch: usize,
     ) -> BoxFuture<'static, Result<Box<dyn Feed>, StoreError>> {
+        let _ = subscription;
         let tail = Tail::new(Arc::clone(&self.log), after, filter, batch);
         Box::pin(std::future::ready(Ok(Box::new(tail) as Box<dyn Feed>)))
     }

@@ -4,27 +4,35 @@
 //! cargo run --bin bank                              # in memory
 //! cargo run --bin bank -- --store sqlite:bank.db    # a SQLite file; run it twice
 //! cargo run --bin bank -- --store postgres:'host=/tmp user=postgres'
+//! cargo run --bin bank -- --store sqlite:bank.db --relay nats://127.0.0.1:4222
 //! ```
+//!
+//! With `--relay`, a relay publishes every event to NATS JetStream, where
+//! the `balances` binary (the read side in a process and database of its
+//! own) reads them; `examples/nats-demo.sh` runs the two together.
 
 // Amounts are cents, grouped as money: `100_00` is 100.00.
 #![allow(clippy::inconsistent_digit_grouping)]
 
 use std::time::Duration;
 
+use cqrs_core::nats::{JetStream, JetStreamOptions};
 use cqrs_core::prelude::*;
 use cqrs_core::store::{LogFilter, PostgresOptions, PostgresStore, SqliteStore};
+use cqrs_core::subscription::RelayOptions;
 use cqrs_examples::bank::{
     AccountError, AllAccounts, BalanceOf, BankServices, Deposit, OpenAccount, ReceiveTransfer,
     SendTransfer, Withdraw, money,
 };
 
 const USAGE: &str =
-    "usage: bank [--store memory | --store sqlite:<file> | --store postgres:<connection string>]";
+    "usage: bank [--store memory | --store sqlite:<file> | --store postgres:<connection string>]
+            [--relay nats://<host>:<port>[,nats://..]]";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = match parse_store(std::env::args().skip(1)) {
-        Ok(store) => store,
+    let Args { store, relay } = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
         Err(problem) => {
             eprintln!("error: {problem}\n{USAGE}");
             std::process::exit(2);
@@ -52,9 +60,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "PostgreSQL".to_string(),
         ),
     };
+    let builder = match &relay {
+        Some(url) => {
+            let js = JetStream::connect(url, JetStreamOptions::new()).await?;
+            builder.relay("relay", js.sink(), RelayOptions::new())
+        }
+        None => builder,
+    };
     let app = builder.build().await?;
     let stored = app.store().head().await?;
     println!("Store: {described}.");
+    if let Some(url) = &relay {
+        println!("Relay: every event goes to the JetStream stream `CQRS` at {url}.");
+    }
     if stored > 0 {
         println!(
             "It already holds {stored} events from earlier runs: this run continues from them."
@@ -223,7 +241,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("What the application registered");
     print!("{}", indent(&app.catalog().to_string()));
+    if relay.is_some() {
+        relayed(&app, &r).await?;
+    }
     println!("\nDone.");
+    Ok(())
+}
+
+/// Waits (a bounded time) until the relay has published everything, then
+/// says where it is and hands over the last receipt for the read side.
+async fn relayed(app: &Engine, last: &Receipt) -> Result<(), Box<dyn std::error::Error>> {
+    step("The relay to NATS JetStream");
+    let head = app.store().head().await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = app.relays().remove(0);
+        if status.position >= head || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "  relay: published through position {} of {}, lag {}, {}",
+        status.position,
+        status.head,
+        status.lag(),
+        status.state
+    );
+    if let Some(error) = &status.last_error {
+        println!("  last error: {error}");
+    }
+    if status.position < head {
+        return Err(format!("the relay did not publish everything within 10 s: {status:?}").into());
+    }
+    // A receipt is JSON: the read side waits for it in another process.
+    let receipt = serde_json::to_string(last)?;
+    println!("  the last receipt, for the read side's --after:");
+    println!("  {receipt}");
+    if let Ok(path) = std::env::var("BANK_RECEIPT_FILE") {
+        std::fs::write(path, &receipt)?;
+    }
+    app.stop().await;
     Ok(())
 }
 
@@ -233,30 +291,56 @@ enum StoreArg {
     Postgres(String),
 }
 
-fn parse_store(mut args: impl Iterator<Item = String>) -> Result<StoreArg, String> {
-    let mut store = StoreArg::Memory;
+struct Args {
+    store: StoreArg,
+    relay: Option<String>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        store: StoreArg::Memory,
+        relay: None,
+    };
     while let Some(arg) = args.next() {
-        let value = match arg.as_str() {
-            "--store" => args.next().ok_or("--store needs a value")?,
+        let (flag, value) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            value
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--store" => {
+                let store = value("--store")?;
+                parsed.store = match store.split_once(':') {
+                    _ if store == "memory" => StoreArg::Memory,
+                    Some(("sqlite", path)) if !path.is_empty() => StoreArg::Sqlite(path.to_owned()),
+                    Some(("postgres", config)) if !config.is_empty() => {
+                        StoreArg::Postgres(config.to_owned())
+                    }
+                    _ => return Err(format!("unknown store `{store}`")),
+                };
+            }
+            "--relay" => {
+                let url = value("--relay")?;
+                if !url.split(',').all(|u| u.trim().starts_with("nats://")) {
+                    return Err(format!("--relay takes nats:// addresses, not `{url}`"));
+                }
+                parsed.relay = Some(url);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => match other.strip_prefix("--store=") {
-                Some(value) => value.to_owned(),
-                None => return Err(format!("unknown argument `{other}`")),
-            },
-        };
-        store = match value.split_once(':') {
-            _ if value == "memory" => StoreArg::Memory,
-            Some(("sqlite", path)) if !path.is_empty() => StoreArg::Sqlite(path.to_owned()),
-            Some(("postgres", config)) if !config.is_empty() => {
-                StoreArg::Postgres(config.to_owned())
-            }
-            _ => return Err(format!("unknown store `{value}`")),
-        };
+            other => return Err(format!("unknown argument `{other}`")),
+        }
     }
-    Ok(store)
+    Ok(parsed)
 }
 
 fn step(title: &str) {

@@ -21,7 +21,9 @@
 //! `CQRS_TEST_LEASE_MS` (the lease's term, default 600), `CQRS_TEST_WRITE_MS`
 //! (how long to send commands, default 30 s: the whole life),
 //! `CQRS_TEST_ACCOUNT_PREFIX` (whose accounts its commands touch) and
-//! `CQRS_TEST_PAUSE_FILE` (see `crash_bank::pause_point`).
+//! `CQRS_TEST_PAUSE_FILE` (see `crash_bank::pause_point`). The NATS tests
+//! set `CQRS_TEST_NO_PROJECTIONS` for a process that only writes, and
+//! `CQRS_TEST_TASKS` (default 8) for fewer writers.
 
 #[path = "../crash_bank.rs"]
 mod crash_bank;
@@ -51,6 +53,10 @@ async fn main() {
     if let Some(read) = read {
         builder = builder.shared_read_store(read);
     }
+    if std::env::var_os("CQRS_TEST_NO_PROJECTIONS").is_some() {
+        // Only the writers: the read side runs elsewhere.
+        builder = builder.without_projections();
+    }
     let engine = builder
         .registry(crash_bank::registry())
         .projection_batch_size(PROJECTION_BATCH)
@@ -72,7 +78,7 @@ async fn main() {
     let started = Instant::now();
     let writing = Duration::from_millis(env_ms("CQRS_TEST_WRITE_MS", 30_000)).min(LIFETIME);
     let mut tasks = tokio::task::JoinSet::new();
-    for task in 0..TASKS {
+    for task in 0..env_ms("CQRS_TEST_TASKS", TASKS) {
         let engine = engine.clone();
         tasks.spawn(async move { work(&engine, task, started + writing).await });
     }

@@ -382,7 +382,7 @@ impl PostgresStore {
             inline_sql: writer::InlineSql {
                 read_range: sql.read_range.clone(),
                 load_read_model: sql.load_read_model.clone(),
-                commit_read_model: sql.commit_read_model.clone(),
+                commit_read_model: sql.commit_inline_read_model.clone(),
             },
             lock_key: append_lock_key(&schema),
             channel: schema.as_str().to_owned(),

@@ -398,6 +398,42 @@ CREATE TABLE {s}.read_model_migrations (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+-- An inline projection's write inside an append's transaction: as
+-- commit_read_model without a fence, but raising when refused, so that the
+-- COMMIT sent with it rolls the whole transaction back.
+CREATE FUNCTION {s}.commit_inline_read_model(
+    p_name text,
+    p_collections text[],
+    p_keys text[],
+    p_bodies text[],
+    p_checkpoint bigint
+) RETURNS void
+LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $fn$
+BEGIN
+    INSERT INTO {s}.checkpoints AS c (name, position) VALUES (p_name, p_checkpoint)
+    ON CONFLICT (name) DO UPDATE SET position = excluded.position
+    WHERE c.position < excluded.position;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the checkpoint of % is not before %', p_name, p_checkpoint
+            USING ERRCODE = 'P0001';
+    END IF;
+    DELETE FROM {s}.documents AS d
+    USING unnest(p_collections, p_keys, p_bodies) AS c(collection, key, body)
+    WHERE d.projection = p_name AND d.collection = c.collection
+      AND d.key = c.key AND c.body IS NULL;
+    INSERT INTO {s}.documents (projection, collection, key, body)
+    SELECT p_name, c.collection, c.key, c.body::jsonb
+    FROM unnest(p_collections, p_keys, p_bodies) AS c(collection, key, body)
+    WHERE c.body IS NOT NULL
+    ORDER BY c.collection, c.key
+    ON CONFLICT (projection, collection, key) DO UPDATE SET body = excluded.body;
+END
+$fn$;
+"#,
+    ),
 ];
 
 /// Applies the missing migrations, in one transaction under an advisory lock
@@ -474,6 +510,7 @@ pub(super) struct Sql {
     pub(super) acquire_lease: String,
     pub(super) release_lease: String,
     pub(super) read_range: String,
+    pub(super) commit_inline_read_model: String,
 }
 
 impl Sql {
@@ -627,6 +664,9 @@ impl Sql {
             ),
             release_lease: format!(
                 "UPDATE {s}.leases SET holder = '' WHERE name = $1 AND token = $2"
+            ),
+            commit_inline_read_model: format!(
+                "SELECT {s}.commit_inline_read_model($1, $2, $3, $4, $5)"
             ),
             // The events of a filter in ($1, $2], for an inline projection
             // inside an append's transaction (which holds the append lock:

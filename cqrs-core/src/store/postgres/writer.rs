@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::tokio_postgres::Row;
 use deadpool_postgres::tokio_postgres::error::SqlState;
+use deadpool_postgres::tokio_postgres::{self, Row};
 use deadpool_postgres::{Client, Pool};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -213,139 +213,84 @@ impl Writer {
         }
     }
 
-    /// One transaction: the appends, then each inline projection's gap read,
-    /// fold and write, then the commit. On any failure the gates are
-    /// invalidated: what was folded is not what is saved.
+    /// One transaction: the appends, then each inline projection's fold and
+    /// write, then the commit. Two round trips in the usual case: `BEGIN`
+    /// goes with the appends, and `COMMIT` with the last write (a write that
+    /// fails raises, so that `COMMIT` rolls back); the events to fold are
+    /// the appended ones when nothing came between (else they are read).
+    /// On any failure the gates are invalidated: what was folded is not
+    /// what is saved.
     async fn inline_transaction(
         &self,
         group: &[AppendJob],
         set: &InlineSet,
         gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
     ) -> Result<Vec<Outcome>, CallError> {
-        let mut client = acquire(&self.pool).await.map_err(CallError::Connect)?;
-        let tx = client.transaction().await.map_err(CallError::Postgres)?;
-        let outcomes = self.call_in(&tx, group).await?;
+        let client = acquire(&self.pool).await.map_err(CallError::Connect)?;
+        // The append lock first, in the same round trip: each statement
+        // after it takes its snapshot with the lock held, so the plain
+        // one-event statements see every earlier commit (see
+        // `Sql::append_lone`). The key is this store's own integer.
+        let begin = format!("BEGIN; SELECT pg_advisory_xact_lock({})", self.lock_key);
+        let (began, appended) =
+            tokio::join!(client.batch_execute(&begin), self.call_on(&client, group));
+        let done = match (began, appended) {
+            (Ok(()), Ok(outcomes)) => self
+                .fold_and_commit(&client, group, &outcomes, set, gates)
+                .await
+                .map(|last| (outcomes, last)),
+            (Err(e), _) => Err(CallError::Postgres(e)),
+            (Ok(()), Err(e)) => Err(e),
+        };
+        match done {
+            Ok((outcomes, last)) => {
+                if let Some(last) = last {
+                    gates.iter_mut().for_each(|gate| gate.committed(last));
+                }
+                Ok(outcomes)
+            }
+            Err(e) => {
+                // Best effort: a closed connection is dropped from the pool.
+                let _ = client.batch_execute("ROLLBACK").await;
+                gates.iter_mut().for_each(|gate| gate.invalidate());
+                Err(e)
+            }
+        }
+    }
+
+    /// Folds and writes each inline projection after `outcomes`, and
+    /// commits; returns the last position appended (`None`: nothing was).
+    async fn fold_and_commit(
+        &self,
+        client: &Client,
+        group: &[AppendJob],
+        outcomes: &[Outcome],
+        set: &InlineSet,
+        gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
+    ) -> Result<Option<u64>, CallError> {
         let Some(last) = outcomes
             .iter()
             .filter_map(|o| o.as_ref().ok().map(|o| o.last_position))
             .max()
         else {
             // Nothing appended (every check failed): nothing to fold.
-            tx.commit().await.map_err(CallError::Postgres)?;
-            return Ok(outcomes);
-        };
-        let folded = self.fold_and_write(&tx, set, gates, last).await;
-        let committed = match folded {
-            Ok(()) => tx.commit().await.map_err(CallError::Postgres),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = committed {
-            gates.iter_mut().for_each(|gate| gate.invalidate());
-            return Err(e);
-        }
-        for gate in gates.iter_mut() {
-            gate.committed(last);
-        }
-        Ok(outcomes)
-    }
-
-    /// The appends of `group` on `tx`: `append_one` for one, `append_group`
-    /// for several.
-    async fn call_in(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        group: &[AppendJob],
-    ) -> Result<Vec<Outcome>, CallError> {
-        let columns = EventColumns::of(group);
-        if let [job] = group {
-            let statement = tx
-                .prepare_cached(&self.one_sql)
+            client
+                .batch_execute("COMMIT")
                 .await
                 .map_err(CallError::Postgres)?;
-            let row = tx
-                .query_one(
-                    &statement,
-                    &[
-                        &self.lock_key,
-                        &self.channel,
-                        &job.stream.aggregate,
-                        &job.stream.id,
-                        &expected(job),
-                        &columns.event_id,
-                        &columns.event_name,
-                        &columns.schema_version,
-                        &columns.payload,
-                        &columns.metadata,
-                        &columns.timestamp,
-                    ],
-                )
-                .await
-                .map_err(CallError::Postgres)?;
-            return Ok(vec![outcome(job, &row)]);
-        }
-        let statement = tx
-            .prepare_cached(&self.group_sql)
-            .await
-            .map_err(CallError::Postgres)?;
-        let streams = StreamColumns::of(group);
-        let a_count: Vec<i32> = group
-            .iter()
-            .map(|job| i32::try_from(job.events.len()).unwrap_or(i32::MAX))
-            .collect();
-        let rows = tx
-            .query(
-                &statement,
-                &[
-                    &self.lock_key,
-                    &self.channel,
-                    &streams.aggregate,
-                    &streams.id,
-                    &streams.expected,
-                    &a_count,
-                    &columns.event_id,
-                    &columns.event_name,
-                    &columns.schema_version,
-                    &columns.payload,
-                    &columns.metadata,
-                    &columns.timestamp,
-                ],
-            )
-            .await
-            .map_err(CallError::Postgres)?;
-        if rows.len() != group.len() {
-            return Err(CallError::Other(format!(
-                "append_group answered {} rows for {} appends",
-                rows.len(),
-                group.len()
-            )));
-        }
-        Ok(group
-            .iter()
-            .zip(rows)
-            .map(|(job, row)| outcome(job, &row))
-            .collect())
-    }
-
-    /// Each inline projection: reload if its gate says so, read the events
-    /// after its gate through `last`, fold them, write the documents with
-    /// the checkpoint `last`.
-    async fn fold_and_write(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        set: &InlineSet,
-        gates: &mut [tokio::sync::MutexGuard<'_, Gate>],
-        last: u64,
-    ) -> Result<(), CallError> {
-        let sql = &self.inline_sql;
+            return Ok(None);
+        };
+        let appended = appended_records(group, outcomes);
+        let mut writes = Vec::new();
         for (projection, gate) in set.iter().zip(gates.iter_mut()) {
             let name = projection.name();
             if gate.position().is_none() {
                 let saved = if projection.durable() {
-                    let statement = tx
-                        .prepare_cached(&sql.load_read_model)
+                    let statement = client
+                        .prepare_cached(&self.inline_sql.load_read_model)
                         .await
                         .map_err(CallError::Postgres)?;
-                    let rows = tx
+                    let rows = client
                         .query(&statement, &[&name])
                         .await
                         .map_err(CallError::Postgres)?;
@@ -361,85 +306,118 @@ impl Writer {
             }
             let from = gate.position().unwrap_or(0);
             let filter = projection.filter();
-            let events = (!filter.events.is_empty()).then_some(&filter.events);
-            let aggregates = (!filter.aggregates.is_empty()).then_some(&filter.aggregates);
-            let unknown_in = filter.unknown.as_ref().map(|u| &u.aggregates);
-            let known = filter.unknown.as_ref().map(|u| &u.known);
-            let statement = tx
-                .prepare_cached(&sql.read_range)
-                .await
-                .map_err(CallError::Postgres)?;
-            let rows = tx
-                .query(
-                    &statement,
-                    &[
-                        &to_i64(from),
-                        &to_i64(last),
-                        &events,
-                        &aggregates,
-                        &unknown_in,
-                        &known,
-                    ],
-                )
-                .await
-                .map_err(CallError::Postgres)?;
-            let records = rows
-                .iter()
-                .map(|row| event_row(row, 0).map(|row| Arc::new(row.to_record())))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(CallError::Refused)?;
+            let records = match &appended {
+                // Nothing between the gate and this group's events.
+                Some(records) if records.first().map(|r| r.position) == Some(from + 1) => records
+                    .iter()
+                    .filter(|r| filter.matches(r))
+                    .cloned()
+                    .collect(),
+                _ => self.read_range(client, filter, from, last).await?,
+            };
             let changes = projection
                 .fold(&records)
                 .map_err(|reason| CallError::Refused(refused(name, &reason)))?;
             if projection.durable() {
-                let mut collections = Vec::new();
-                let mut keys = Vec::new();
-                let mut bodies: Vec<Option<String>> = Vec::new();
-                for change in gate.changes(changes) {
-                    collections.push(change.collection);
-                    keys.push(change.key);
-                    bodies.push(
-                        change
-                            .body
-                            .map(|b| String::from_utf8_lossy(&b).into_owned()),
-                    );
-                }
-                let statement = tx
-                    .prepare_cached(&sql.commit_read_model)
-                    .await
-                    .map_err(CallError::Postgres)?;
-                let token: Option<i64> = None;
-                let row = tx
-                    .query_one(
-                        &statement,
-                        &[&name, &collections, &keys, &bodies, &to_i64(last), &token],
-                    )
-                    .await
-                    .map_err(CallError::Postgres)?;
-                if row.get::<_, &str>(0) != "ok" {
-                    return Err(CallError::Refused(StoreError::CheckpointNotAfter {
-                        name: name.to_owned(),
-                        saved: row.get::<_, Option<i64>>(1).map_or(0, to_u64),
-                        attempted: last,
-                    }));
-                }
+                writes.push((name, gate.changes(changes)));
             }
         }
-        Ok(())
+        let statement = client
+            .prepare_cached(&self.inline_sql.commit_read_model)
+            .await
+            .map_err(CallError::Postgres)?;
+        let mut pending = writes.into_iter().peekable();
+        while let Some((name, changes)) = pending.next() {
+            let mut collections = Vec::with_capacity(changes.len());
+            let mut keys = Vec::with_capacity(changes.len());
+            let mut bodies: Vec<Option<String>> = Vec::with_capacity(changes.len());
+            for change in changes {
+                collections.push(change.collection);
+                keys.push(change.key);
+                // Documents are JSON text (`Documents` encodes them so).
+                bodies.push(change.body.map(|b| {
+                    String::from_utf8(b)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+                }));
+            }
+            let checkpoint = to_i64(last);
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                [&name, &collections, &keys, &bodies, &checkpoint];
+            let write = client.execute(&statement, &params);
+            if pending.peek().is_some() {
+                write.await.map_err(CallError::Postgres)?;
+            } else {
+                let (written, committed) = tokio::join!(write, client.batch_execute("COMMIT"));
+                written.map_err(CallError::Postgres)?;
+                committed.map_err(CallError::Postgres)?;
+                return Ok(Some(last));
+            }
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(CallError::Postgres)?;
+        Ok(Some(last))
+    }
+
+    /// The events of `filter` in `(from, last]`, read inside the append's
+    /// transaction (which holds the append lock: the range is settled).
+    async fn read_range(
+        &self,
+        client: &Client,
+        filter: &crate::store::LogFilter,
+        from: u64,
+        last: u64,
+    ) -> Result<Vec<Arc<crate::record::RecordedEvent>>, CallError> {
+        let events = (!filter.events.is_empty()).then_some(&filter.events);
+        let aggregates = (!filter.aggregates.is_empty()).then_some(&filter.aggregates);
+        let unknown_in = filter.unknown.as_ref().map(|u| &u.aggregates);
+        let known = filter.unknown.as_ref().map(|u| &u.known);
+        let statement = client
+            .prepare_cached(&self.inline_sql.read_range)
+            .await
+            .map_err(CallError::Postgres)?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &to_i64(from),
+                    &to_i64(last),
+                    &events,
+                    &aggregates,
+                    &unknown_in,
+                    &known,
+                ],
+            )
+            .await
+            .map_err(CallError::Postgres)?;
+        rows.iter()
+            .map(|row| event_row(row, 0).map(|row| Arc::new(row.to_record())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CallError::Refused)
     }
 
     /// Appends `group` in one call of `append_group` (or `append_one` for a
     /// single append): one round trip, one transaction.
     async fn call(&self, group: &[AppendJob]) -> Result<Vec<Outcome>, CallError> {
         let client = acquire(&self.pool).await.map_err(CallError::Connect)?;
+        self.call_on(&client, group).await
+    }
+
+    /// [`call`](Self::call) on `client` (also inside a transaction).
+    async fn call_on(
+        &self,
+        client: &Client,
+        group: &[AppendJob],
+    ) -> Result<Vec<Outcome>, CallError> {
         if let [job] = group {
             return self
-                .call_one(&client, job)
+                .call_one(client, job)
                 .await
                 .map(|outcome| vec![outcome]);
         }
         if group.iter().all(|job| job.events.len() == 1) {
-            return self.call_lone_group(&client, group).await;
+            return self.call_lone_group(client, group).await;
         }
         let statement = client
             .prepare_cached(&self.group_sql)
@@ -697,6 +675,48 @@ fn payload_text(event: &NewEvent) -> &str {
 
 fn metadata_text(event: &NewEvent) -> String {
     serde_json::to_string(&event.metadata).unwrap_or_else(|_| String::from("{}"))
+}
+
+/// The events `outcomes` appended, as records, in position order, when they
+/// are contiguous (one group's, under the append lock); `None` otherwise.
+fn appended_records(
+    group: &[AppendJob],
+    outcomes: &[Outcome],
+) -> Option<Vec<Arc<crate::record::RecordedEvent>>> {
+    let mut records = Vec::new();
+    let mut batches: Vec<(&AppendJob, &AppendOutcome)> = group
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(job, o)| o.as_ref().ok().map(|o| (job, o)))
+        .collect();
+    batches.sort_by_key(|(_, o)| o.first_position);
+    for (job, outcome) in batches {
+        let count = job.events.len() as u64;
+        if outcome.last_position + 1 - outcome.first_position != count
+            || records
+                .last()
+                .is_some_and(|r: &Arc<crate::record::RecordedEvent>| {
+                    r.position + 1 != outcome.first_position
+                })
+        {
+            return None;
+        }
+        let stream = Arc::new(job.stream.clone());
+        for (i, event) in (0..).zip(&job.events) {
+            records.push(Arc::new(crate::record::RecordedEvent {
+                event_id: event.event_id,
+                stream: Arc::clone(&stream),
+                version: outcome.version + 1 - count + i,
+                position: outcome.first_position + i,
+                event_name: event.event_name.clone(),
+                schema_version: event.schema_version,
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
+                timestamp: event.timestamp,
+            }));
+        }
+    }
+    Some(records)
 }
 
 /// The version an append expects, as the functions take it (-1: any).
