@@ -1057,3 +1057,62 @@ async fn an_alias_that_is_another_events_name_is_refused_when_the_engine_is_buil
         "{text}"
     );
 }
+
+/// Old versions and old names that reach a read side over NATS JetStream
+/// are upcast there as in the write process: the relay sends what is
+/// stored, the read side's registry reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_versions_are_upcast_on_a_read_side_over_jetstream() {
+    use cqrs_core::ReadSide;
+    use cqrs_core::nats::{JetStream, JetStreamOptions};
+    use cqrs_core::subscription::RelayOptions;
+
+    let Some(nats) = cqrs_tests::nats::TestNats::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    history(&*store, "w-1").await;
+    let js = JetStream::connect(&nats.url(), JetStreamOptions::new())
+        .await
+        .unwrap();
+    let app = Engine::builder()
+        .shared_store(Arc::clone(&store))
+        .registry(registry())
+        .relay("relay", js.sink(), RelayOptions::new())
+        .build()
+        .await
+        .unwrap();
+    let receipt = app
+        .execute(Deposit {
+            wallet: "w-1".into(),
+            cents: 9,
+        })
+        .await
+        .unwrap();
+    let reads = ReadSide::builder()
+        .source(js.source("wallets"))
+        .registry(registry())
+        .read_store(SqliteStore::open(dir.path().join("reads.db")).unwrap())
+        .build()
+        .await
+        .unwrap();
+    let remote = reads
+        .query(AllTotals)
+        .after(&receipt)
+        .timeout(PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(remote, totals(&[("w-1", 760)]));
+    let rebuilt = reads
+        .rebuild("wallet.totals")
+        .await
+        .unwrap()
+        .finished()
+        .await;
+    assert!(rebuilt.is_ok(), "{rebuilt:?}");
+    assert_eq!(
+        reads.query(AllTotals).await.unwrap(),
+        totals(&[("w-1", 760)])
+    );
+}
