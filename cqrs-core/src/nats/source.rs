@@ -92,11 +92,7 @@ impl JetStreamSource {
                     match newest {
                         Ok(Some(position)) => {
                             unavailable.send_if_modified(|u| u.take().is_some());
-                            head.send_if_modified(|h| {
-                                let moved = position > *h;
-                                *h = (*h).max(position);
-                                moved
-                            });
+                            raise(&head, position);
                         }
                         Ok(None) => {
                             unavailable.send_if_modified(|u| u.take().is_some());
@@ -142,6 +138,15 @@ async fn newest(js: &JetStream, seen: &mut Option<u64>) -> Result<Option<u64>, S
     };
     *seen = Some(last);
     Ok(Some(position))
+}
+
+/// Moves the head watched by subscriptions up to `position`, never down.
+fn raise(head: &watch::Sender<u64>, position: u64) {
+    head.send_if_modified(|h| {
+        let moved = position > *h;
+        *h = (*h).max(position);
+        moved
+    });
 }
 
 /// How many messages back from the last one the head is looked for.
@@ -250,11 +255,7 @@ impl Source for JetStreamSource {
             if let Some(seen) = seen {
                 self.sequence.fetch_max(seen, Ordering::Relaxed);
             }
-            self.head.send_if_modified(|h| {
-                let moved = position > *h;
-                *h = (*h).max(position);
-                moved
-            });
+            raise(&self.head, position);
             Ok(position)
         })
     }
@@ -413,11 +414,7 @@ impl JetStreamFeed {
         }
         self.skipping = false;
         self.position = position;
-        self.head.send_if_modified(|h| {
-            let moved = position > *h;
-            *h = (*h).max(position);
-            moved
-        });
+        raise(&self.head, position);
         if self.filter.matches(&carried.event) {
             events.push(carried.event);
         }
