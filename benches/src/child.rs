@@ -86,6 +86,7 @@ pub(crate) async fn run(args: &[String]) -> Result<Report, Failure> {
             let engine = crate::reads::placed_engine(text(1)?, text(2)?, text(6)?).await?;
             commands(&engine, number(3)?, number(4)?, number(5)?).await
         }
+        task if task.starts_with("nats-") => crate::nats::run(args.to_vec()).await,
         other => Err(Failure(format!("unknown task `{other}`"))),
     }
 }

@@ -1,8 +1,12 @@
 //! The figures: which samples each one takes, in which order, and how they
 //! become ratios.
 
+mod nats;
+
+use std::cell::Cell;
 use std::time::Instant;
 
+use cqrs_tests::nats::TestNats;
 use cqrs_tests::pg::{TestPostgres, unique_schema};
 
 use crate::report::{self, Better, Figure};
@@ -33,6 +37,10 @@ pub(crate) struct Sizes {
     pg_growth_clamp: (usize, usize),
     /// PostgreSQL growth: our side times at least this many commands.
     pg_growth_ours: usize,
+    /// Events the relay publishes and the read sides catch up with.
+    nats_events: usize,
+    /// Seconds of commands at 1,000 a second per lag sample.
+    nats_lag_seconds: usize,
 }
 
 impl Sizes {
@@ -47,6 +55,8 @@ impl Sizes {
             pg_growth: 100_000,
             pg_growth_clamp: (10, 50),
             pg_growth_ours: 200,
+            nats_events: 100_000,
+            nats_lag_seconds: 8,
         }
     }
 
@@ -61,6 +71,8 @@ impl Sizes {
             pg_growth: 20_000,
             pg_growth_clamp: (5, 20),
             pg_growth_ours: 100,
+            nats_events: 50_000,
+            nats_lag_seconds: 3,
         }
     }
 
@@ -90,8 +102,23 @@ struct Bench {
     runs: usize,
     sizes: Sizes,
     pg: Option<Pg>,
+    nats: Option<Nats>,
     tmp: tempfile::TempDir,
     figures: Vec<Figure>,
+    /// Numbers the JetStream streams of the samples.
+    streams: Cell<usize>,
+}
+
+/// The throwaway NATS servers: one node, and a cluster of three.
+struct Nats {
+    single: TestNats,
+    cluster: Option<TestNats>,
+}
+
+/// The client URL and the process ids (`1,2,3`) of `nats`'s servers.
+fn nats_args(nats: &TestNats) -> (String, String) {
+    let pids: Vec<String> = nats.pids().iter().map(u32::to_string).collect();
+    (nats.url(), pids.join(","))
 }
 
 /// The throwaway server and how each side connects to it.
@@ -133,9 +160,19 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
         || wants("catchup")
         || wants("reads")
         || wants("inline")
+        || wants("nats")
     {
         eprintln!("starting a throwaway durable PostgreSQL ...");
         TestPostgres::start_durable().map(|server| Pg { server })
+    } else {
+        None
+    };
+    let nats = if wants("nats") {
+        eprintln!("starting throwaway NATS servers (one node, and a cluster of three) ...");
+        TestNats::start().map(|single| Nats {
+            single,
+            cluster: TestNats::start_cluster(),
+        })
     } else {
         None
     };
@@ -144,8 +181,10 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
         runs: plan.runs.unwrap_or(plan.sizes.runs),
         sizes: plan.sizes.clone(),
         pg,
+        nats,
         tmp: tempfile::Builder::new().prefix("cqrs-bench-").tempdir()?,
         figures: Vec::new(),
+        streams: Cell::new(0),
     };
     for figure in &plan.figures {
         let at = Instant::now();
@@ -158,6 +197,7 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
             "reads" => bench.reads()?,
             "inline" => bench.inline()?,
             "sqlite" => bench.sqlite()?,
+            "nats" => bench.nats()?,
             _ => {}
         }
         eprintln!("figure `{figure}` took {:.1} s", at.elapsed().as_secs_f64());
@@ -180,6 +220,9 @@ pub(crate) fn run(plan: &Plan, mut runner: Runner) -> Result<bool, Failure> {
                 || wants("inline"))
         {
             println!("\nPostgreSQL figures skipped: no PostgreSQL server binaries found.");
+        }
+        if bench.nats.is_none() && wants("nats") {
+            println!("\nNATS figures skipped: no `nats-server` found.");
         }
     }
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());

@@ -13,8 +13,14 @@
 //! `reads` (catching up from PostgreSQL into a read model in SQLite, as
 //! documents and as SQL tables, against the same inside PostgreSQL),
 //! `inline` (PostgreSQL, 8 clients, the balances projection inline against
-//! async); all of them when none is named. PostgreSQL runs on a throwaway durable server
-//! (`fsync=on`) started here, as the tests do.
+//! async), `nats` (NATS JetStream: the relay from a store to a stream on one
+//! node and on a 3-node cluster against raw `async-nats` publishes, a remote
+//! read side catching up from a stream into SQLite and PostgreSQL against a
+//! raw pull consumer, and the lag from a command's commit to its visibility
+//! on a read side at 1,000 commands/s); all of them when none is named.
+//! PostgreSQL runs on a throwaway durable server (`fsync=on`) started here,
+//! as the tests do; NATS on throwaway `nats-server`s (skipped when there is
+//! none).
 //!
 //! Every sample is its own process; ours and theirs alternate, and each
 //! figure is the ratio of the medians, oriented so that above 1 means cqrs is
@@ -24,6 +30,7 @@
 mod child;
 mod figures;
 mod growth;
+mod nats;
 mod reads;
 mod report;
 mod runner;
@@ -34,8 +41,8 @@ use std::process::ExitCode;
 use crate::figures::{Plan, Sizes};
 use crate::runner::Runner;
 
-const FIGURES: [&str; 7] = [
-    "mem", "growth", "pg", "catchup", "sqlite", "reads", "inline",
+const FIGURES: [&str; 8] = [
+    "mem", "growth", "pg", "catchup", "sqlite", "reads", "inline", "nats",
 ];
 
 fn main() -> ExitCode {
@@ -92,7 +99,7 @@ fn usage(problem: &str) -> ExitCode {
         eprintln!("error: {problem}\n");
     }
     eprintln!(
-        "usage: cqrs-bench [mem|growth|pg|catchup|sqlite|reads|inline ..] [--quick] [--csv] [--runs N] [--check] [-v]"
+        "usage: cqrs-bench [mem|growth|pg|catchup|sqlite|reads|inline|nats ..] [--quick] [--csv] [--runs N] [--check] [-v]"
     );
     if problem.is_empty() {
         ExitCode::SUCCESS
