@@ -114,7 +114,7 @@ proptest! {
         let name = if alias { "fuzz.deposit" } else { "fuzz.deposited" };
         let payload = value.to_string();
         match read(name, version, payload.as_bytes()) {
-            Ok(event) => prop_assert!(version >= 1 && version <= 4, "{event:?}"),
+            Ok(event) => prop_assert!((1..=4).contains(&version), "{event:?}"),
             Err(e) => {
                 let ok = match &e.kind {
                     DecodeErrorKind::NewerVersion { found, .. } => *found > 4,

@@ -243,14 +243,17 @@ fn upcasts_read_one_version_each<'a>(
         step,
     } in upcasts
     {
-        if by_version.contains_key(&from) {
-            cx.error_spanned_by(
-                from_lit,
-                format!("a second upcaster from version {from}: give each version one"),
-            );
-            ok = false;
-        } else {
-            by_version.insert(from, (Upcaster { from, step }, from_lit));
+        match by_version.entry(from) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                cx.error_spanned_by(
+                    from_lit,
+                    format!("a second upcaster from version {from}: give each version one"),
+                );
+                ok = false;
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert((Upcaster { from, step }, from_lit));
+            }
         }
     }
     ok.then(|| by_version.into_values().collect())
