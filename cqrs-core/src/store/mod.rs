@@ -74,7 +74,48 @@ pub struct AppendOutcome {
     pub last_position: u64,
 }
 
+/// The append that recorded an idempotency key: what
+/// [`EventStore::find_key`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeptAppend {
+    /// Where that append's events went.
+    pub outcome: AppendOutcome,
+    /// How many events it appended.
+    pub events: u64,
+}
+
+/// The idempotency key all of `events` carry, if any: what a store records
+/// with the append. The engine gives every event of a command the same
+/// metadata; a batch whose events disagree is refused.
+pub(crate) fn append_key<'e>(
+    stream: &StreamId,
+    events: &'e [NewEvent],
+) -> Result<Option<&'e str>, StoreError> {
+    let key = events
+        .first()
+        .and_then(|e| e.metadata.idempotency_key.as_deref());
+    if events
+        .iter()
+        .any(|e| e.metadata.idempotency_key.as_deref() != key)
+    {
+        return Err(StoreError::InvalidAppend {
+            stream: stream.clone(),
+            reason: String::from("the events of one append carry different idempotency keys"),
+        });
+    }
+    Ok(key)
+}
+
 /// Appends to and reads single streams.
+///
+/// # Idempotency keys
+///
+/// When the events of an append carry an idempotency key in their
+/// metadata ([`Metadata::idempotency_key`](crate::Metadata::idempotency_key)),
+/// the store records the key with the append, in the same transaction, at
+/// most once per stream: a later append with the same key on the same
+/// stream writes nothing and fails with [`StoreError::DuplicateKey`].
+/// [`find_key`](Self::find_key) tells where the recorded append went.
 pub trait EventStore: Send + Sync + Debug + 'static {
     /// Appends `events` to `stream` if it is at `expected`, atomically.
     ///
@@ -158,6 +199,43 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         stream: &'a StreamId,
         from_version: u64,
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>>;
+
+    /// The append of `stream` that recorded idempotency key `key`, if any.
+    ///
+    /// The default reads the whole stream and looks for the events that
+    /// carry the key; the stores of this crate keep the keys in a table of
+    /// their own and look them up by index.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn find_key<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeptAppend>, StoreError>> {
+        Box::pin(async move {
+            let events = self.read_stream(stream, 1).await?;
+            let mut kept: Option<KeptAppend> = None;
+            for e in events
+                .iter()
+                .filter(|e| e.metadata.idempotency_key.as_deref() == Some(key))
+            {
+                let entry = kept.get_or_insert(KeptAppend {
+                    outcome: AppendOutcome {
+                        version: e.version,
+                        first_position: e.position,
+                        last_position: e.position,
+                    },
+                    events: 0,
+                });
+                entry.outcome.version = e.version;
+                entry.outcome.last_position = e.position;
+                entry.events += 1;
+            }
+            Ok(kept)
+        })
+    }
 }
 
 /// Which events of the global log a reader wants.
