@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cqrs_core::prelude::*;
 use cqrs_core::store::{ExpectedVersion, Store};
-use cqrs_core::{NewEvent, Registry, StoreError, StreamId};
+use cqrs_core::{NewEvent, Placement, Registry, StoreError, StreamId};
 use cqrs_tests::on_every_store;
 use cqrs_tests::stores::TestStore;
 
@@ -227,7 +227,50 @@ async fn the_store_refuses_a_recorded_key(store: TestStore) {
     );
 }
 
+/// With an inline read model (its changes in the append's transaction) and
+/// through dispatch by name, as an HTTP adapter sends a retried request: the
+/// repeat changes neither the stream nor the read model.
+async fn a_retried_request_by_name_deposits_once_with_inline_read_model(store: TestStore) {
+    use cqrs_examples::bank::{BalanceOf, BankServices, OpenAccount};
+    let app = Engine::builder()
+        .shared_store(Arc::clone(&store.store))
+        .services(BankServices::default())
+        .placement("balances", Placement::Inline)
+        .build()
+        .await
+        .unwrap();
+    app.execute(OpenAccount {
+        account: "acc-1".into(),
+        owner: "Ada".into(),
+    })
+    .await
+    .unwrap();
+    let body = br#"{"account":"acc-1","amount":40}"#;
+    let header = "3f0c2a5e-retry";
+    let first = app
+        .execute_json_bytes_with("Deposit", body, key(header))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let retry = app
+            .execute_json_bytes_with("Deposit", body, key(header))
+            .await
+            .unwrap();
+        assert_eq!(retry, first);
+    }
+    let balance = app
+        .query(BalanceOf {
+            account: "acc-1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(balance, Some(40));
+    let saved = store.store.load_read_model("balances").await.unwrap();
+    assert_eq!(saved.checkpoint, first.position);
+}
+
 on_every_store!(
+    a_retried_request_by_name_deposits_once_with_inline_read_model,
     a_repeated_key_gets_the_first_receipt,
     a_fresh_engine_knows_the_key,
     a_refused_command_records_no_key,
