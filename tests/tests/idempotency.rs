@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use cqrs_core::prelude::*;
-use cqrs_core::store::{ExpectedVersion, Store};
+use cqrs_core::store::{ExpectedVersion, PostgresOptions, PostgresStore, SqliteStore, Store};
 use cqrs_core::{NewEvent, Placement, Registry, StoreError, StreamId};
 use cqrs_tests::on_every_store;
+use cqrs_tests::pg::{TestPostgres, unique_schema};
 use cqrs_tests::stores::TestStore;
 
 /// Something was added.
@@ -267,6 +268,63 @@ async fn a_retried_request_by_name_deposits_once_with_inline_read_model(store: T
     assert_eq!(balance, Some(40));
     let saved = store.store.load_read_model("balances").await.unwrap();
     assert_eq!(saved.checkpoint, first.position);
+}
+
+/// Runs one keyed command on a store opened by `open`, then again on the
+/// same database opened afresh: the key was saved with the events.
+async fn survives_reopening<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Store>>,
+{
+    let first = {
+        let store = open().await;
+        let app = engine(&store).await;
+        let receipt = app
+            .execute_with(add("a", 7, 3), key("durable"))
+            .await
+            .unwrap();
+        app.stop().await;
+        receipt
+    };
+    let store = open().await;
+    let app = engine(&store).await;
+    let again = app
+        .execute_with(add("a", 7, 3), key("durable"))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(total(&app, "a").await, 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_survive_reopening_a_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    survives_reopening(|| {
+        let path = path.clone();
+        async move { Arc::new(SqliteStore::open(path).unwrap()) as Arc<dyn Store> }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_survive_reconnecting_to_postgres() {
+    let Some(server) = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let schema = unique_schema("keys_survive");
+    survives_reopening(|| {
+        let (url, schema) = (server.connection_string(), schema.clone());
+        async move {
+            let options = PostgresOptions::new().schema(schema).max_connections(2);
+            Arc::new(PostgresStore::connect(&url, options).await.unwrap()) as Arc<dyn Store>
+        }
+    })
+    .await;
 }
 
 on_every_store!(
