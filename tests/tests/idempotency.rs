@@ -147,6 +147,53 @@ async fn a_refused_command_records_no_key(store: TestStore) {
     assert_eq!(total(&app, "a").await, 4);
 }
 
+/// A key from outside (an HTTP header) is checked before any I/O: empty,
+/// over 256 bytes or with a control character, it is refused, nothing
+/// stored; at the limit it runs.
+async fn malformed_keys_are_refused(store: TestStore) {
+    let app = engine(&store.store).await;
+    for bad in [String::new(), "k".repeat(257), String::from("line\nbreak")] {
+        let refused = app.execute_with(add("a", 1, 1), key(&bad)).await;
+        match refused {
+            Err(CommandError::Engine(cqrs_core::Error::Store(StoreError::InvalidAppend {
+                reason,
+                ..
+            }))) => assert!(reason.contains("idempotency key"), "{reason}"),
+            other => panic!("expected InvalidAppend for {bad:?}, got {other:?}"),
+        }
+        // The store refuses it too, when appended to directly.
+        let event = NewEvent {
+            metadata: key(&bad),
+            ..NewEvent::new("tally.added", r#"{"n":1}"#)
+        };
+        let direct = store
+            .store
+            .append(
+                &StreamId::new("tally", "a"),
+                ExpectedVersion::Any,
+                vec![event],
+            )
+            .await;
+        assert!(
+            matches!(direct, Err(StoreError::InvalidAppend { .. })),
+            "{direct:?}"
+        );
+    }
+    assert_eq!(total(&app, "a").await, 0);
+    let longest = "k".repeat(cqrs_core::store::MAX_IDEMPOTENCY_KEY);
+    let ran = app
+        .execute_with(add("a", 1, 1), key(&longest))
+        .await
+        .unwrap();
+    assert_eq!(
+        app.execute_with(add("a", 1, 1), key(&longest))
+            .await
+            .unwrap(),
+        ran
+    );
+    assert_eq!(total(&app, "a").await, 1);
+}
+
 /// Two engines (two processes, as far as the store can tell) send the same
 /// command with the same key at once, many times over: each time exactly
 /// one appends, and both get its receipt.
@@ -328,6 +375,7 @@ async fn keys_survive_reconnecting_to_postgres() {
 }
 
 on_every_store!(
+    malformed_keys_are_refused,
     a_retried_request_by_name_deposits_once_with_inline_read_model,
     a_repeated_key_gets_the_first_receipt,
     a_fresh_engine_knows_the_key,

@@ -214,7 +214,10 @@ impl Engine {
     /// append's transaction, so this holds across restarts and between
     /// processes: of two commands with one key sent at once, one appends
     /// and both get its receipt. A command that appended nothing (refused,
-    /// or no events) records no key and runs again when repeated.
+    /// or no events) records no key and runs again when repeated. A key is
+    /// 1 to [`MAX_IDEMPOTENCY_KEY`](crate::store::MAX_IDEMPOTENCY_KEY)
+    /// bytes without control characters; another is refused before any
+    /// I/O ([`StoreError::InvalidAppend`]).
     ///
     /// This is what a client retrying over HTTP needs: it sends the same
     /// `Idempotency-Key` header on every retry of one request, the adapter
@@ -304,6 +307,9 @@ impl Engine {
             .check()
             .map_err(StoreError::from)
             .map_err(Error::from)?;
+        if let Some(key) = metadata.idempotency_key.as_deref() {
+            crate::store::check_key(&stream, key).map_err(Error::from)?;
+        }
         let services = self.services::<C::Aggregate>()?;
         let cache = self.cache::<C::Aggregate>();
         let slot = cache.slot(&stream.id);

@@ -84,9 +84,36 @@ pub struct KeptAppend {
     pub events: u64,
 }
 
+/// The longest idempotency key, in bytes: a key comes from outside (an
+/// HTTP header) and is stored with every event of its command.
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// Refuses an idempotency key that is empty, longer than
+/// [`MAX_IDEMPOTENCY_KEY`] bytes, or holds a control character: checked by
+/// the engine before any I/O and by every store before it writes.
+pub(crate) fn check_key(stream: &StreamId, key: &str) -> Result<(), StoreError> {
+    let reason = if key.is_empty() {
+        String::from("the idempotency key is empty")
+    } else if key.len() > MAX_IDEMPOTENCY_KEY {
+        format!(
+            "the idempotency key is {} bytes long, over the limit of {MAX_IDEMPOTENCY_KEY}",
+            key.len()
+        )
+    } else if key.chars().any(char::is_control) {
+        String::from("the idempotency key holds a control character")
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidAppend {
+        stream: stream.clone(),
+        reason,
+    })
+}
+
 /// The idempotency key all of `events` carry, if any: what a store records
 /// with the append. The engine gives every event of a command the same
-/// metadata; a batch whose events disagree is refused.
+/// metadata; a batch whose events disagree is refused, as is a key that
+/// breaks the rule of [`check_key`].
 pub(crate) fn append_key<'e>(
     stream: &StreamId,
     events: &'e [NewEvent],
@@ -102,6 +129,9 @@ pub(crate) fn append_key<'e>(
             stream: stream.clone(),
             reason: String::from("the events of one append carry different idempotency keys"),
         });
+    }
+    if let Some(key) = key {
+        check_key(stream, key)?;
     }
     Ok(key)
 }

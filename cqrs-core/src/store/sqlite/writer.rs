@@ -391,6 +391,7 @@ fn append_rows(
     events: &[NewEvent],
 ) -> Result<AppendOutcome, StoreError> {
     let fail = |e| backend(format!("cannot append to stream {stream}"), e);
+    let key = append_key(stream, events)?;
     let current: i64 = conn
         .prepare_cached(
             "SELECT COALESCE(MAX(version), 0) FROM events
@@ -458,7 +459,7 @@ fn append_rows(
         first_position,
         last_position,
     };
-    if let Some(key) = append_key(stream, events)? {
+    if let Some(key) = key {
         record_key(conn, stream, key, &outcome, events.len())?;
     }
     Ok(outcome)
