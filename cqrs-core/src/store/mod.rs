@@ -24,6 +24,10 @@
 //!   it only moves forward.
 //! - Payloads and metadata come back as the JSON values written (a store may
 //!   normalise whitespace and key order, as PostgreSQL's `jsonb` does).
+//! - An append whose events carry an idempotency key records it in the same
+//!   transaction, once per stream: a second append with that key on that
+//!   stream writes nothing ([`StoreError::DuplicateKey`]); see
+//!   [`EventStore`]'s *Idempotency keys*.
 //!
 //! The `tests` package runs one conformance suite against every store.
 
