@@ -197,6 +197,16 @@ pub enum StoreError {
     /// ([`StreamId::check`]): refused before any I/O.
     #[error(transparent)]
     InvalidStreamId(#[from] InvalidStreamId),
+    /// An append carried an idempotency key already recorded for its
+    /// stream: nothing was written. The engine answers such a command
+    /// with the receipt of the append that recorded the key.
+    #[error("idempotency key `{key}` is already recorded for stream {stream}")]
+    DuplicateKey {
+        /// The stream.
+        stream: StreamId,
+        /// The key.
+        key: String,
+    },
     /// The append was empty or otherwise malformed.
     #[error("invalid append to stream {stream}: {reason}")]
     InvalidAppend {

@@ -174,6 +174,11 @@ pub struct Metadata {
     /// Free key/values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
+    /// The command's idempotency key: a second command with the same key
+    /// on the same stream is not run again; the engine answers with the
+    /// first one's receipt (see [`Engine::execute_with`](crate::Engine::execute_with)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 impl Metadata {
@@ -200,6 +205,20 @@ impl Metadata {
     #[must_use]
     pub fn actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = Some(actor.into());
+        self
+    }
+
+    /// Sets the idempotency key: the engine runs a command with this key
+    /// at most once per stream, and answers a repeat with the first receipt.
+    ///
+    /// ```
+    /// use cqrs_core::Metadata;
+    /// let metadata = Metadata::new().idempotency_key("order-17/pay");
+    /// assert_eq!(metadata.idempotency_key.as_deref(), Some("order-17/pay"));
+    /// ```
+    #[must_use]
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
         self
     }
 

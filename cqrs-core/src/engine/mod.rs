@@ -204,6 +204,54 @@ impl Engine {
     /// Runs a command; every event it appends carries `metadata` (a
     /// correlation id is generated when it has none).
     ///
+    /// # Idempotency
+    ///
+    /// With an [idempotency key](Metadata::idempotency_key), the command
+    /// runs at most once per stream: when a command with the same key has
+    /// already appended to the same stream, the handler is not called and
+    /// the answer is that command's receipt (its version, position and
+    /// event count; `retries` 0). The store records the key in the
+    /// append's transaction, so this holds across restarts and between
+    /// processes: of two commands with one key sent at once, one appends
+    /// and both get its receipt. A command that appended nothing (refused,
+    /// or no events) records no key and runs again when repeated. A key is
+    /// 1 to [`MAX_IDEMPOTENCY_KEY`](crate::store::MAX_IDEMPOTENCY_KEY)
+    /// bytes without control characters; another is refused before any
+    /// I/O ([`StoreError::InvalidAppend`]).
+    ///
+    /// This is what a client retrying over HTTP needs: it sends the same
+    /// `Idempotency-Key` header on every retry of one request, the adapter
+    /// puts it in the metadata, and a retry after a lost response gets the
+    /// receipt of the request that went through instead of a second
+    /// deposit. Keys are per stream: make them unique per intended change
+    /// (a UUID made by the client, or the request id).
+    ///
+    /// ```standalone_crate
+    /// # use cqrs_core::prelude::*;
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// # pub struct Incremented { pub by: u64 }
+    /// # #[derive(Command, Deserialize)]
+    /// # #[command(aggregate = Counter)]
+    /// # pub struct Increment { #[id] pub counter: String, pub by: u64 }
+    /// # #[derive(Aggregate, Default)]
+    /// # #[aggregate(name = "counter", events(Incremented), commands(Increment), error = std::io::Error)]
+    /// # pub struct Counter { value: u64 }
+    /// # impl Apply<Incremented> for Counter { fn apply(&mut self, e: &Incremented) { self.value += e.by; } }
+    /// # impl Handle<Increment> for Counter {
+    /// #     fn handle(&self, c: &Increment) -> Result<Events<Self>, std::io::Error> { Ok(events![Incremented { by: c.by }]) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cqrs_core::Error> {
+    /// # let engine = Engine::builder().build().await?;
+    /// let key = || Metadata::new().idempotency_key("request-5f1c");
+    /// let first = engine.execute_with(Increment { counter: "c-1".into(), by: 5 }, key()).await?;
+    /// // The response was lost; the client sends the same request again.
+    /// let again = engine.execute_with(Increment { counter: "c-1".into(), by: 5 }, key()).await?;
+    /// assert_eq!(again, first);
+    /// assert_eq!(engine.events::<Counter>("c-1").await?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`execute`](Self::execute).
@@ -259,6 +307,9 @@ impl Engine {
             .check()
             .map_err(StoreError::from)
             .map_err(Error::from)?;
+        if let Some(key) = metadata.idempotency_key.as_deref() {
+            crate::store::check_key(&stream, key).map_err(Error::from)?;
+        }
         let services = self.services::<C::Aggregate>()?;
         let cache = self.cache::<C::Aggregate>();
         let slot = cache.slot(&stream.id);
@@ -269,6 +320,15 @@ impl Engine {
         };
         let mut attempt = 0;
         loop {
+            // Looked up under the stream's lock and on every attempt: a
+            // command with the same key that ran meanwhile (here, or in
+            // another process that made this one's append conflict) is
+            // answered with its receipt, not run again.
+            if let Some(key) = metadata.idempotency_key.as_deref()
+                && let Some(receipt) = self.kept_receipt::<C>(&stream, key).await?
+            {
+                return Ok(receipt);
+            }
             let loaded = match guard.take() {
                 Some(loaded) => loaded,
                 None if attempt == 0 => self.load::<C::Aggregate>(&stream).await?,
@@ -401,10 +461,38 @@ impl Engine {
                     }
                     .into());
                 }
+                // Another command with the key got in between the look-up
+                // and the append: its receipt is the answer.
+                Err(StoreError::DuplicateKey { stream: _, key }) => {
+                    return match self.kept_receipt::<C>(&stream, &key).await? {
+                        Some(receipt) => Ok(receipt),
+                        None => Err(Error::from(StoreError::DuplicateKey { stream, key }).into()),
+                    };
+                }
                 // The cached state is dropped: whether the append landed is unknown.
                 Err(e) => return Err(Error::from(e).into()),
             }
         }
+    }
+
+    /// The receipt of the command that recorded idempotency key `key` on
+    /// `stream`, if one did: its version, position and event count as
+    /// they were, with no retries.
+    async fn kept_receipt<C: Command>(
+        &self,
+        stream: &StreamId,
+        key: &str,
+    ) -> Result<Option<Receipt>, Error> {
+        let kept = self.shared.store.find_key(stream, key).await?;
+        Ok(kept.map(|kept| {
+            self.receipt::<C>(
+                stream.clone(),
+                kept.outcome.version,
+                Some(kept.outcome.last_position),
+                usize::try_from(kept.events).unwrap_or(usize::MAX),
+                0,
+            )
+        }))
     }
 
     fn receipt<C: Command>(

@@ -9,7 +9,8 @@ use tokio::sync::watch;
 use super::inline::{Gate, InlineSet, lock_gates};
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
-    LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore, check_forward,
+    KeptAppend, LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
+    append_key, check_forward,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -52,6 +53,23 @@ struct Inner {
     documents: HashMap<String, BTreeMap<(String, String), Vec<u8>>>,
     /// Per consumer name, its lease.
     leases: HashMap<String, Lease>,
+    /// Per stream and idempotency key, the append that recorded it.
+    keys: HashMap<(StreamId, String), KeptAppend>,
+}
+
+impl Inner {
+    /// Refuses an append whose idempotency key `stream` already recorded.
+    fn check_key(&self, stream: &StreamId, key: Option<&str>) -> Result<(), StoreError> {
+        match key {
+            Some(key) if self.keys.contains_key(&(stream.clone(), key.to_owned())) => {
+                Err(StoreError::DuplicateKey {
+                    stream: stream.clone(),
+                    key: key.to_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A lease on a consumer name (an empty holder: released).
@@ -104,6 +122,7 @@ impl MemoryStore {
                 reason: String::from("no events to append"),
             });
         }
+        let key = append_key(stream, events)?.map(str::to_owned);
         // The records are built outside the lock, which then only checks
         // and numbers them and gives them the stream's shared id (its first
         // event's): with many tasks appending, the critical section stays
@@ -134,7 +153,10 @@ impl MemoryStore {
         }
         drop(placeholder);
         let mut inner = self.lock();
-        let Inner { log, streams, .. } = &mut *inner;
+        inner.check_key(stream, key.as_deref())?;
+        let Inner {
+            log, streams, keys, ..
+        } = &mut *inner;
         // One hash lookup, and the stream id is cloned as a key only for a
         // new stream.
         let mut new_stream = None;
@@ -173,6 +195,15 @@ impl MemoryStore {
             streams.insert(stream.clone(), new_stream);
         }
         let last_position = log.len() as u64;
+        if let Some(key) = key {
+            let outcome = AppendOutcome {
+                version,
+                first_position,
+                last_position,
+            };
+            let events = count as u64;
+            keys.insert((stream.clone(), key), KeptAppend { outcome, events });
+        }
         // Published under the lock so the head never moves backwards. With
         // no receiver (a write-only engine) nobody is woken: the value is
         // still updated for `borrow`, and `watch_head` subscribes under the
@@ -253,6 +284,7 @@ impl MemoryStore {
                 reason: String::from("no events to append"),
             });
         }
+        let key = append_key(stream, &events)?.map(str::to_owned);
         let mut inner = self.lock();
         let current = inner
             .streams
@@ -267,6 +299,7 @@ impl MemoryStore {
                 actual: current,
             });
         }
+        inner.check_key(stream, key.as_deref())?;
         let id = inner
             .streams
             .get(stream)
@@ -329,6 +362,17 @@ impl MemoryStore {
             log.push(Arc::clone(record));
         }
         let version = current + records.len() as u64;
+        if let Some(key) = key {
+            let outcome = AppendOutcome {
+                version,
+                first_position,
+                last_position,
+            };
+            let events = records.len() as u64;
+            inner
+                .keys
+                .insert((stream.clone(), key), KeptAppend { outcome, events });
+        }
         let listened = self.head.receiver_count() > 0;
         self.head.send_if_modified(|head| {
             *head = last_position;
@@ -430,6 +474,19 @@ impl EventStore for MemoryStore {
                 .collect()
         });
         Box::pin(std::future::ready(Ok(events)))
+    }
+
+    fn find_key<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeptAppend>, StoreError>> {
+        let kept = self
+            .lock()
+            .keys
+            .get(&(stream.clone(), key.to_owned()))
+            .copied();
+        Box::pin(std::future::ready(Ok(kept)))
     }
 }
 

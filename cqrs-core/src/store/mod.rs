@@ -24,6 +24,10 @@
 //!   it only moves forward.
 //! - Payloads and metadata come back as the JSON values written (a store may
 //!   normalise whitespace and key order, as PostgreSQL's `jsonb` does).
+//! - An append whose events carry an idempotency key records it in the same
+//!   transaction, once per stream: a second append with that key on that
+//!   stream writes nothing ([`StoreError::DuplicateKey`]); see
+//!   [`EventStore`]'s *Idempotency keys*.
 //!
 //! The `tests` package runs one conformance suite against every store.
 
@@ -74,7 +78,78 @@ pub struct AppendOutcome {
     pub last_position: u64,
 }
 
+/// The append that recorded an idempotency key: what
+/// [`EventStore::find_key`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeptAppend {
+    /// Where that append's events went.
+    pub outcome: AppendOutcome,
+    /// How many events it appended.
+    pub events: u64,
+}
+
+/// The longest idempotency key, in bytes: a key comes from outside (an
+/// HTTP header) and is stored with every event of its command.
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// Refuses an idempotency key that is empty, longer than
+/// [`MAX_IDEMPOTENCY_KEY`] bytes, or holds a control character: checked by
+/// the engine before any I/O and by every store before it writes.
+pub(crate) fn check_key(stream: &StreamId, key: &str) -> Result<(), StoreError> {
+    let reason = if key.is_empty() {
+        String::from("the idempotency key is empty")
+    } else if key.len() > MAX_IDEMPOTENCY_KEY {
+        format!(
+            "the idempotency key is {} bytes long, over the limit of {MAX_IDEMPOTENCY_KEY}",
+            key.len()
+        )
+    } else if key.chars().any(char::is_control) {
+        String::from("the idempotency key holds a control character")
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::InvalidAppend {
+        stream: stream.clone(),
+        reason,
+    })
+}
+
+/// The idempotency key all of `events` carry, if any: what a store records
+/// with the append. The engine gives every event of a command the same
+/// metadata; a batch whose events disagree is refused, as is a key that
+/// breaks the rule of [`check_key`].
+pub(crate) fn append_key<'e>(
+    stream: &StreamId,
+    events: &'e [NewEvent],
+) -> Result<Option<&'e str>, StoreError> {
+    let key = events
+        .first()
+        .and_then(|e| e.metadata.idempotency_key.as_deref());
+    if events
+        .iter()
+        .any(|e| e.metadata.idempotency_key.as_deref() != key)
+    {
+        return Err(StoreError::InvalidAppend {
+            stream: stream.clone(),
+            reason: String::from("the events of one append carry different idempotency keys"),
+        });
+    }
+    if let Some(key) = key {
+        check_key(stream, key)?;
+    }
+    Ok(key)
+}
+
 /// Appends to and reads single streams.
+///
+/// # Idempotency keys
+///
+/// When the events of an append carry an idempotency key in their
+/// metadata ([`Metadata::idempotency_key`](crate::Metadata::idempotency_key)),
+/// the store records the key with the append, in the same transaction, at
+/// most once per stream: a later append with the same key on the same
+/// stream writes nothing and fails with [`StoreError::DuplicateKey`].
+/// [`find_key`](Self::find_key) tells where the recorded append went.
 pub trait EventStore: Send + Sync + Debug + 'static {
     /// Appends `events` to `stream` if it is at `expected`, atomically.
     ///
@@ -158,6 +233,43 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         stream: &'a StreamId,
         from_version: u64,
     ) -> BoxFuture<'a, Result<Vec<Arc<RecordedEvent>>, StoreError>>;
+
+    /// The append of `stream` that recorded idempotency key `key`, if any.
+    ///
+    /// The default reads the whole stream and looks for the events that
+    /// carry the key; the stores of this crate keep the keys in a table of
+    /// their own and look them up by index.
+    ///
+    /// # Errors
+    ///
+    /// A backend failure.
+    fn find_key<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeptAppend>, StoreError>> {
+        Box::pin(async move {
+            let events = self.read_stream(stream, 1).await?;
+            let mut kept: Option<KeptAppend> = None;
+            for e in events
+                .iter()
+                .filter(|e| e.metadata.idempotency_key.as_deref() == Some(key))
+            {
+                let entry = kept.get_or_insert(KeptAppend {
+                    outcome: AppendOutcome {
+                        version: e.version,
+                        first_position: e.position,
+                        last_position: e.position,
+                    },
+                    events: 0,
+                });
+                entry.outcome.version = e.version;
+                entry.outcome.last_position = e.position;
+                entry.events += 1;
+            }
+            Ok(kept)
+        })
+    }
 }
 
 /// Which events of the global log a reader wants.

@@ -27,7 +27,8 @@ use super::decode::{EventRow, corrupt_row, decode_metadata, schema_version, stre
 use super::inline::InlineSet;
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
-    LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
+    KeptAppend, LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
+    append_key,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -461,6 +462,7 @@ impl PostgresStore {
     ) -> Result<AppendOutcome, StoreError> {
         stream.check()?;
         validate(stream, &events)?;
+        append_key(stream, &events)?;
         let (reply, answer) = oneshot::channel();
         let job = AppendJob {
             stream: stream.clone(),
@@ -749,6 +751,34 @@ impl EventStore for PostgresStore {
             rows.iter()
                 .map(|row| event_row(row, 0).map(|row| Arc::new(row.to_record())))
                 .collect()
+        })
+    }
+
+    fn find_key<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeptAppend>, StoreError>> {
+        Box::pin(async move {
+            stream.check()?;
+            let fail = |e| pg_error(format!("cannot look up an idempotency key of {stream}"), e);
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.find_key)
+                .await
+                .map_err(fail)?;
+            let row = client
+                .query_opt(&statement, &[&stream.aggregate, &stream.id, &key])
+                .await
+                .map_err(fail)?;
+            Ok(row.map(|row| KeptAppend {
+                outcome: AppendOutcome {
+                    version: to_u64(row.get(0)),
+                    first_position: to_u64(row.get(1)),
+                    last_position: to_u64(row.get(2)),
+                },
+                events: to_u64(row.get(3)),
+            }))
         })
     }
 }

@@ -434,6 +434,44 @@ END
 $fn$;
 "#,
     ),
+    (
+        7,
+        r#"
+-- Idempotency keys: at most one append per stream and key. The key travels
+-- in the events' metadata; a statement trigger records it from the rows
+-- one INSERT wrote (every append function inserts a batch with one
+-- statement), in the append's transaction. A key the stream already has
+-- breaks the primary key and rolls the append back.
+CREATE TABLE {s}.idempotency_keys (
+    stream_aggregate text NOT NULL,
+    stream_id        text NOT NULL,
+    key              text NOT NULL,
+    version          bigint NOT NULL,
+    first_position   bigint NOT NULL,
+    last_position    bigint NOT NULL,
+    events           bigint NOT NULL,
+    CONSTRAINT idempotency_keys_stream_key PRIMARY KEY (stream_aggregate, stream_id, key)
+);
+
+CREATE FUNCTION {s}.record_idempotency_keys() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    INSERT INTO {s}.idempotency_keys (stream_aggregate, stream_id, key, version,
+        first_position, last_position, events)
+    SELECT n.stream_aggregate, n.stream_id, n.metadata->>'idempotency_key', max(n.version),
+        min(n.position), max(n.position), count(*)
+    FROM inserted n
+    WHERE n.metadata ? 'idempotency_key'
+    GROUP BY n.stream_aggregate, n.stream_id, n.metadata->>'idempotency_key';
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER events_idempotency_keys AFTER INSERT ON {s}.events
+REFERENCING NEW TABLE AS inserted
+FOR EACH STATEMENT EXECUTE FUNCTION {s}.record_idempotency_keys();
+"#,
+    ),
 ];
 
 /// Applies the missing migrations, in one transaction under an advisory lock
@@ -511,6 +549,7 @@ pub(super) struct Sql {
     pub(super) release_lease: String,
     pub(super) read_range: String,
     pub(super) commit_inline_read_model: String,
+    pub(super) find_key: String,
 }
 
 impl Sql {
@@ -631,6 +670,10 @@ impl Sql {
                  WHERE t.version < excluded.version"
             ),
             load_checkpoint: format!("SELECT position FROM {s}.checkpoints WHERE name = $1"),
+            find_key: format!(
+                "SELECT version, first_position, last_position, events FROM {s}.idempotency_keys
+                 WHERE stream_aggregate = $1 AND stream_id = $2 AND key = $3"
+            ),
             save_checkpoint: format!(
                 "INSERT INTO {s}.checkpoints (name, position) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE SET position = excluded.position"

@@ -798,6 +798,18 @@ fn append_error(job: &AppendJob, error: &CallError) -> StoreError {
                     };
                 }
                 if *code == SqlState::UNIQUE_VIOLATION
+                    && db.constraint() == Some("idempotency_keys_stream_key")
+                    && let Some(key) = job
+                        .events
+                        .first()
+                        .and_then(|e| e.metadata.idempotency_key.clone())
+                {
+                    return StoreError::DuplicateKey {
+                        stream: stream.clone(),
+                        key,
+                    };
+                }
+                if *code == SqlState::UNIQUE_VIOLATION
                     && db.constraint() == Some("events_event_id_key")
                 {
                     return StoreError::InvalidAppend {

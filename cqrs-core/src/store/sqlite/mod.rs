@@ -24,12 +24,12 @@ use self::log::Page;
 pub use self::options::{SqliteOptions, SqliteStats, Synchronous};
 use self::rows::{EVENT_COLUMNS, event_row};
 use self::schema::migrate;
-use self::writer::{Job, Work, Writer, check_utf8_bodies};
+use self::writer::{Job, Work, Writer, check_utf8_bodies, find_key_row};
 use super::decode::Spent;
 use super::inline::InlineSet;
 use super::{
     AppendOutcome, CheckpointStore, DocumentChange, EventStore, ExpectedVersion, Fence, GlobalLog,
-    LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
+    KeptAppend, LeaseGrant, LogFilter, LogSlice, SavedReadModel, Snapshot, SnapshotStore,
 };
 use crate::BoxFuture;
 use crate::error::StoreError;
@@ -515,6 +515,18 @@ impl EventStore for SqliteStore {
                 records.push(Arc::new(row.to_record()));
             }
             Ok(records)
+        }))
+    }
+
+    fn find_key<'a>(
+        &'a self,
+        stream: &'a StreamId,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeptAppend>, StoreError>> {
+        let (stream, key) = (stream.clone(), key.to_owned());
+        Box::pin(self.read(move |conn| {
+            stream.check()?;
+            find_key_row(conn, &stream, &key)
         }))
     }
 }

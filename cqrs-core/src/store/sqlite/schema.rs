@@ -66,6 +66,19 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (projection, version)
     ) WITHOUT ROWID;",
     ),
+    (
+        5,
+        "CREATE TABLE idempotency_keys (
+        stream_aggregate TEXT NOT NULL,
+        stream_id        TEXT NOT NULL,
+        key              TEXT NOT NULL,
+        version          INTEGER NOT NULL,
+        first_position   INTEGER NOT NULL,
+        last_position    INTEGER NOT NULL,
+        events           INTEGER NOT NULL,
+        PRIMARY KEY (stream_aggregate, stream_id, key)
+    ) WITHOUT ROWID;",
+    ),
 ];
 
 pub(super) fn migrate(conn: &mut Connection, database: &str) -> Result<(), StoreError> {
@@ -134,7 +147,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4]);
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
         let change = DocumentChange {
             collection: String::from("c"),
             key: String::from("k"),

@@ -19,7 +19,8 @@ use crate::store::decode::Spent;
 use crate::store::inline::{Gate, InlineSet, lock_gates_blocking};
 use crate::store::memory::refused;
 use crate::store::{
-    AppendOutcome, DocumentChange, ExpectedVersion, Fence, LeaseGrant, Snapshot, check_forward,
+    AppendOutcome, DocumentChange, ExpectedVersion, Fence, KeptAppend, LeaseGrant, Snapshot,
+    append_key, check_forward,
 };
 
 /// A write request for the writer thread.
@@ -390,6 +391,7 @@ fn append_rows(
     events: &[NewEvent],
 ) -> Result<AppendOutcome, StoreError> {
     let fail = |e| backend(format!("cannot append to stream {stream}"), e);
+    let key = append_key(stream, events)?;
     let current: i64 = conn
         .prepare_cached(
             "SELECT COALESCE(MAX(version), 0) FROM events
@@ -452,11 +454,76 @@ fn append_rows(
             first_position = last_position;
         }
     }
-    Ok(AppendOutcome {
+    let outcome = AppendOutcome {
         version,
         first_position,
         last_position,
+    };
+    if let Some(key) = key {
+        record_key(conn, stream, key, &outcome, events.len())?;
+    }
+    Ok(outcome)
+}
+
+/// Records idempotency key `key` with the append it came with, in the
+/// append's savepoint: a key `stream` already has fails the append.
+fn record_key(
+    conn: &Connection,
+    stream: &StreamId,
+    key: &str,
+    outcome: &AppendOutcome,
+    events: usize,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO idempotency_keys (stream_aggregate, stream_id, key, version,
+                                       first_position, last_position, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            stream.aggregate,
+            stream.id,
+            key,
+            to_i64(outcome.version),
+            to_i64(outcome.first_position),
+            to_i64(outcome.last_position),
+            to_i64(events as u64),
+        ])
     })
+    .map(drop)
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::DuplicateKey {
+            stream: stream.clone(),
+            key: key.to_owned(),
+        },
+        _ => backend(format!("cannot record an idempotency key of {stream}"), e),
+    })
+}
+
+/// The append of `stream` that recorded `key`, if any.
+pub(super) fn find_key_row(
+    conn: &Connection,
+    stream: &StreamId,
+    key: &str,
+) -> Result<Option<KeptAppend>, StoreError> {
+    conn.prepare_cached(
+        "SELECT version, first_position, last_position, events FROM idempotency_keys
+         WHERE stream_aggregate = ?1 AND stream_id = ?2 AND key = ?3",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![stream.aggregate, stream.id, key], |r| {
+            Ok(KeptAppend {
+                outcome: AppendOutcome {
+                    version: to_u64(r.get(0)?),
+                    first_position: to_u64(r.get(1)?),
+                    last_position: to_u64(r.get(2)?),
+                },
+                events: to_u64(r.get(3)?),
+            })
+        })
+        .optional()
+    })
+    .map_err(|e| backend(format!("cannot look up an idempotency key of {stream}"), e))
 }
 
 fn save_snapshot_row(
