@@ -149,10 +149,6 @@ fn raise(head: &watch::Sender<u64>, position: u64) {
     });
 }
 
-/// How long a read waits to fill its batch while the server has more
-/// messages pending for the consumer.
-const FILL_WAIT: Duration = Duration::from_millis(10);
-
 /// How many messages back from the last one the head is looked for.
 const NEWEST_SCAN: u64 = 64;
 
@@ -418,6 +414,7 @@ impl JetStreamFeed {
         }
         self.skipping = false;
         self.position = position;
+        raise(&self.head, position);
         if self.filter.matches(&carried.event) {
             events.push(carried.event);
         }
@@ -456,51 +453,18 @@ impl Feed for JetStreamFeed {
                     return Err(backend_message("the consumer's messages ended"));
                 }
             }
-            // And whatever else is already here, up to a batch; while the
-            // server says more are pending for this consumer (catching up),
-            // a short wait for them: one commit for many events instead of
-            // one per network read. Following live, nothing is pending and
-            // nothing waits.
+            // And whatever else is already here, up to a batch.
             let batch = self.batch;
-            let deadline = tokio::time::Instant::now() + FILL_WAIT;
-            loop {
-                let mut failed = false;
-                poll_fn(|cx| {
-                    while delivered.len() < batch {
-                        match Pin::new(&mut *messages).poll_next(cx) {
-                            Poll::Ready(Some(Ok(message))) => delivered.push(message),
-                            Poll::Ready(Some(Err(_)) | None) => {
-                                failed = true;
-                                break;
-                            }
-                            Poll::Pending => break,
-                        }
+            poll_fn(|cx| {
+                while delivered.len() < batch {
+                    match Pin::new(&mut *messages).poll_next(cx) {
+                        Poll::Ready(Some(Ok(message))) => delivered.push(message),
+                        _ => break,
                     }
-                    Poll::Ready(())
-                })
-                .await;
-                let pending = delivered
-                    .last()
-                    .and_then(|m| m.info().ok())
-                    .map_or(0, |info| info.pending);
-                if failed || delivered.len() >= batch || pending == 0 {
-                    if failed {
-                        // Reopened from the last position taken, on the
-                        // next read.
-                        self.messages = None;
-                    }
-                    break;
                 }
-                let next = poll_fn(|cx| Pin::new(&mut *messages).poll_next(cx));
-                match tokio::time::timeout_at(deadline, next).await {
-                    Ok(Some(Ok(message))) => delivered.push(message),
-                    Ok(Some(Err(_)) | None) => {
-                        self.messages = None;
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
+                Poll::Ready(())
+            })
+            .await;
             let mut events = Vec::with_capacity(delivered.len());
             let before = self.position;
             for message in delivered {
@@ -514,8 +478,6 @@ impl Feed for JetStreamFeed {
                     break;
                 }
             }
-            // Once per batch: every raise wakes whoever watches the head.
-            raise(&self.head, self.position);
             Ok(LogSlice {
                 events,
                 through: self.position,
