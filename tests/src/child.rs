@@ -69,3 +69,81 @@ fn usage(program: &str) -> ! {
     );
     std::process::exit(2);
 }
+
+/// Prints one line for the parent test, at once: it reads them as they
+/// come ([`crate::process::Child::wait_for`]).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The value of environment variable `name`, or `default` when it is not
+/// set or does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What a child says about a subscription it watches, as it changes:
+/// `state <role> <state>` when its role changes (`active`, `standby`,
+/// `starting`, `retrying`, `failed`), `refused <error>` the first time a
+/// commit of it is refused; [`observe`](Self::observe) gives the position
+/// when it grew, for the child's own line.
+#[derive(Debug)]
+pub struct Narrator {
+    role: &'static str,
+    refused: bool,
+    last: u64,
+    only_active: bool,
+}
+
+impl Narrator {
+    /// Growth counts only while active (a standby projection folds
+    /// without saving) when `only_active`.
+    pub fn new(only_active: bool) -> Self {
+        Self {
+            role: "",
+            refused: false,
+            last: 0,
+            only_active,
+        }
+    }
+
+    /// Says what changed; `Some(position)` when the position grew.
+    pub fn observe(
+        &mut self,
+        state: &cqrs_core::RunState,
+        last_error: Option<&str>,
+        position: u64,
+    ) -> Option<u64> {
+        use cqrs_core::RunState;
+        let role = match state {
+            RunState::Live | RunState::CatchingUp => "active",
+            RunState::Standby(_) => "standby",
+            RunState::Starting => "starting",
+            RunState::Retrying(_) => "retrying",
+            RunState::Failed(_) => "failed",
+            _ => "other",
+        };
+        if role != self.role {
+            self.role = role;
+            say(&format!("state {role} {state}"));
+        }
+        if let Some(error) = last_error
+            && !self.refused
+            && (error.contains("refused") || error.contains("fence"))
+        {
+            self.refused = true;
+            say(&format!("refused {error}"));
+        }
+        let counts = !self.only_active || self.role == "active";
+        (counts && position > self.last).then(|| {
+            self.last = position;
+            position
+        })
+    }
+}

@@ -416,9 +416,7 @@ async fn paused_relay_loses_its_lease_and_is_fenced() {
     wait_for_file(&marker(&file));
     holder.signal("STOP");
     let stopped = Instant::now();
-    standby.wait_until("state ", PATIENCE, |s| {
-        s.starts_with("live") || s.starts_with("catching up")
-    });
+    standby.wait_for("state active", PATIENCE);
     let took = stopped.elapsed();
     assert!(
         took < TAKEOVER_BOUND,

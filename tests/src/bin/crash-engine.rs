@@ -32,7 +32,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use cqrs_core::subscription::LeaseOptions;
-use cqrs_core::{CommandError, Engine, Projection, Receipt, RunState};
+use cqrs_core::{CommandError, Engine, Projection, Receipt};
+use cqrs_tests::child::{Narrator, env_or, say};
 
 use self::crash_bank::{
     CrashDeposit, CrashError, CrashLedger, CrashOpen, CrashReceive, CrashSend, CrashWithdraw,
@@ -61,7 +62,7 @@ async fn main() {
         .registry(crash_bank::registry())
         .projection_batch_size(PROJECTION_BATCH)
         // The killed engine's lease runs out soon after the kill.
-        .lease(LeaseOptions::new().ttl(Duration::from_millis(env_ms("CQRS_TEST_LEASE_MS", 600))))
+        .lease(LeaseOptions::new().ttl(Duration::from_millis(env_or("CQRS_TEST_LEASE_MS", 600))))
         .build()
         .await
         .expect("the crash bank registers cleanly");
@@ -76,9 +77,9 @@ async fn main() {
     }
     tokio::spawn(watch_ledger(engine.clone()));
     let started = Instant::now();
-    let writing = Duration::from_millis(env_ms("CQRS_TEST_WRITE_MS", 30_000)).min(LIFETIME);
+    let writing = Duration::from_millis(env_or("CQRS_TEST_WRITE_MS", 30_000)).min(LIFETIME);
     let mut tasks = tokio::task::JoinSet::new();
-    for task in 0..env_ms("CQRS_TEST_TASKS", TASKS) {
+    for task in 0..env_or("CQRS_TEST_TASKS", TASKS) {
         let engine = engine.clone();
         tasks.spawn(async move { work(&engine, task, started + writing).await });
     }
@@ -87,19 +88,6 @@ async fn main() {
     // Goes on projecting (and holding or waiting for its lease) until
     // killed, or its life is over.
     tokio::time::sleep(LIFETIME.saturating_sub(started.elapsed())).await;
-}
-
-fn env_ms(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 fn account(n: u64) -> String {
@@ -168,42 +156,17 @@ async fn watch_ledger(engine: Engine) {
     // While a test may pause the ledger mid-batch, its state is not read
     // (a query would wait for the paused batch).
     let pausable = std::env::var_os("CQRS_TEST_PAUSE_FILE").is_some();
-    let mut last = 0;
-    let mut role = String::new();
-    let mut refused = false;
+    let mut narrator = Narrator::new(true);
     loop {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let Some(status) = engine.projection_status(CrashLedger::NAME) else {
             return;
         };
-        let now = match &status.state {
-            RunState::Live | RunState::CatchingUp => "active",
-            RunState::Standby(_) => "standby",
-            RunState::Starting => "starting",
-            RunState::Retrying(_) => "retrying",
-            RunState::Failed(_) => "failed",
-            _ => "other",
-        };
-        if now != role {
-            role = now.to_owned();
-            say(&format!("state {role} {}", status.state));
-        }
-        if !refused
-            && status
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("refused"))
-        {
-            refused = true;
-            say(&format!(
-                "refused {}",
-                status.last_error.unwrap_or_default()
-            ));
-        }
         // A standby (the killed engine's lease not yet run out) folds
         // without saving: only an active ledger's position is saved.
-        if role == "active" && status.position > last {
-            last = status.position;
+        if let Some(last) =
+            narrator.observe(&status.state, status.last_error.as_deref(), status.position)
+        {
             let projected = if pausable {
                 0
             } else {

@@ -15,12 +15,12 @@
 #[path = "../crash_bank.rs"]
 mod crash_bank;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use cqrs_core::nats::{JetStream, JetStreamOptions};
 use cqrs_core::subscription::LeaseOptions;
-use cqrs_core::{Projection, ReadSide, RunState};
+use cqrs_core::{Projection, ReadSide};
+use cqrs_tests::child::{Narrator, say};
 
 use self::crash_bank::CrashLedger;
 
@@ -56,46 +56,17 @@ async fn main() {
         .await
         .expect("the crash bank registers cleanly");
     let started = Instant::now();
-    let (mut last, mut role, mut refused) = (0, String::new(), false);
+    let mut narrator = Narrator::new(true);
     while started.elapsed() < LIFETIME {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let Some(status) = reads.projection_status(CrashLedger::NAME) else {
             return;
         };
-        let now = match &status.state {
-            RunState::Live | RunState::CatchingUp => "active",
-            RunState::Standby(_) => "standby",
-            RunState::Starting => "starting",
-            RunState::Retrying(_) => "retrying",
-            RunState::Failed(_) => "failed",
-            _ => "other",
-        };
-        if now != role {
-            role = now.to_owned();
-            say(&format!("state {role} {}", status.state));
-        }
-        if !refused
-            && status
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("refused") || e.contains("fence"))
+        if let Some(projected) =
+            narrator.observe(&status.state, status.last_error.as_deref(), status.position)
         {
-            refused = true;
-            say(&format!(
-                "refused {}",
-                status.last_error.unwrap_or_default()
-            ));
-        }
-        if role == "active" && status.position > last {
-            last = status.position;
-            say(&format!("projected {last}"));
+            say(&format!("projected {projected}"));
         }
     }
     reads.stop().await;
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }

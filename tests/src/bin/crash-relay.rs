@@ -17,7 +17,6 @@
 //! `<that file>.paused` to say so: the place where a kill leaves the stream
 //! ahead of the checkpoint.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use std::time::{Duration, Instant};
 use cqrs_core::nats::{JetStream, JetStreamOptions, JetStreamSink};
 use cqrs_core::subscription::{LeaseOptions, Relay, RelayOptions, Sink};
 use cqrs_core::{BoxFuture, RecordedEvent, StoreError};
+use cqrs_tests::child::{Narrator, env_or, say};
 
 const LIFETIME: Duration = Duration::from_secs(60);
 
@@ -39,7 +39,7 @@ async fn main() {
     let (store, _) = cqrs_tests::child::stores_from("crash-relay", &store).await;
     let js = JetStream::connect(
         url,
-        JetStreamOptions::new().replicas(env("CQRS_TEST_NATS_REPLICAS", 1)),
+        JetStreamOptions::new().replicas(env_or("CQRS_TEST_NATS_REPLICAS", 1)),
     )
     .await
     .expect("cannot reach NATS");
@@ -52,50 +52,23 @@ async fn main() {
             pause: std::env::var_os("CQRS_TEST_PAUSE_FILE").map(PathBuf::from),
         }),
         RelayOptions::new()
-            .batch(env("CQRS_TEST_RELAY_BATCH", 64))
-            .lease(LeaseOptions::new().ttl(Duration::from_millis(env("CQRS_TEST_LEASE_MS", 1000)))),
+            .batch(env_or("CQRS_TEST_RELAY_BATCH", 64))
+            .lease(
+                LeaseOptions::new().ttl(Duration::from_millis(env_or("CQRS_TEST_LEASE_MS", 1000))),
+            ),
         stop,
     );
     let started = Instant::now();
-    let (mut last, mut state, mut refused) = (0, String::new(), false);
+    let mut narrator = Narrator::new(false);
     while started.elapsed() < LIFETIME {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let status = relay.status();
-        let now = status.state.to_string();
-        if now != state {
-            say(&format!("state {now}"));
-            state = now;
-        }
-        if !refused
-            && status
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("refused") || e.contains("fence"))
+        if let Some(relayed) =
+            narrator.observe(&status.state, status.last_error.as_deref(), status.position)
         {
-            refused = true;
-            say(&format!(
-                "refused {}",
-                status.last_error.unwrap_or_default()
-            ));
-        }
-        if status.position > last {
-            last = status.position;
-            say(&format!("relayed {last}"));
+            say(&format!("relayed {relayed}"));
         }
     }
-}
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// The JetStream sink, stopping after each publish while the pause file
