@@ -453,18 +453,29 @@ impl Feed for JetStreamFeed {
                     return Err(backend_message("the consumer's messages ended"));
                 }
             }
-            // And whatever else is already here, up to a batch.
+            // And whatever else is already here, up to a batch. An error
+            // met here (a missed heartbeat, a leader change) is not dropped
+            // with the consumer left as it is: the next read reopens it
+            // after the last message taken.
             let batch = self.batch;
+            let mut failed = false;
             poll_fn(|cx| {
                 while delivered.len() < batch {
                     match Pin::new(&mut *messages).poll_next(cx) {
                         Poll::Ready(Some(Ok(message))) => delivered.push(message),
-                        _ => break,
+                        Poll::Ready(Some(Err(_)) | None) => {
+                            failed = true;
+                            break;
+                        }
+                        Poll::Pending => break,
                     }
                 }
                 Poll::Ready(())
             })
             .await;
+            if failed {
+                self.messages = None;
+            }
             let mut events = Vec::with_capacity(delivered.len());
             let before = self.position;
             for message in delivered {
