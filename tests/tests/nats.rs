@@ -615,3 +615,55 @@ async fn a_read_side_needs_a_source() {
         .await;
     assert!(matches!(refused, Err(Error::NoSource)), "{refused:?}");
 }
+
+/// The runner drops a read when the head moves or its lease changes hands,
+/// and reads again: a read dropped while it gathered messages loses none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_dropped_while_it_gathers_loses_no_message() {
+    use cqrs_core::subscription::Source;
+
+    let Some(nats) = TestNats::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = write_side(dir.path(), &nats).await;
+    let accounts: Vec<String> = (0..8).map(|a| format!("gather-{a}")).collect();
+    let mut writers = tokio::task::JoinSet::new();
+    for account in accounts {
+        let engine = engine.clone();
+        writers.spawn(async move {
+            let account: &str = &account;
+            deposits(&engine, &[account], 300).await;
+        });
+    }
+    writers.join_all().await;
+    let head = relayed(&engine).await;
+    assert_eq!(head, 8 * 301);
+
+    let source = std::sync::Arc::new(jetstream(&nats).await.source("gathering"));
+    let mut feed = source
+        .open("all", 0, LogFilter::all(), 4_096)
+        .await
+        .unwrap();
+    let (mut position, mut dropped, mut reads) = (0, 0, 0);
+    let deadline = Instant::now() + PATIENCE;
+    while position < head {
+        assert!(Instant::now() < deadline, "stuck at {position} of {head}");
+        // Short enough to drop reads in the middle of their gathering.
+        match tokio::time::timeout(Duration::from_micros(300), feed.next()).await {
+            Err(_) => dropped += 1,
+            Ok(slice) => {
+                let slice = slice.unwrap_or_else(|e| panic!("after position {position}: {e}"));
+                for event in &slice.events {
+                    assert_eq!(event.position, position + 1, "a message was lost");
+                    position = event.position;
+                }
+                assert_eq!(slice.through, position);
+                feed.committed(position).await.unwrap();
+                reads += 1;
+            }
+        }
+    }
+    assert!(dropped > 0, "no read was dropped");
+    eprintln!("{head} events in {reads} reads, {dropped} reads dropped");
+}

@@ -149,6 +149,10 @@ fn raise(head: &watch::Sender<u64>, position: u64) {
     });
 }
 
+/// How long a read waits to fill its batch while the server has more
+/// messages pending for the consumer.
+const FILL_WAIT: Duration = Duration::from_millis(10);
+
 /// How many messages back from the last one the head is looked for.
 const NEWEST_SCAN: u64 = 64;
 
@@ -238,6 +242,8 @@ impl Source for JetStreamSource {
                 batch: batch.max(1),
                 position: after,
                 messages: None,
+                gathered: Vec::new(),
+                fill_until: None,
                 to_ack: None,
                 head: Arc::clone(&self.head),
                 broken: None,
@@ -285,6 +291,11 @@ struct JetStreamFeed {
     position: u64,
     /// The consumer's messages; `None` after a failure, until reopened.
     messages: Option<pull::Stream>,
+    /// Messages delivered and not yet handed out: kept here, not in a
+    /// read's future, so a read cancelled while it fills loses none.
+    gathered: Vec<async_nats::jetstream::Message>,
+    /// When the read filling `gathered` stops waiting for more.
+    fill_until: Option<tokio::time::Instant>,
     /// The newest message delivered and not yet acknowledged.
     to_ack: Option<(u64, async_nats::jetstream::Message)>,
     head: Arc<watch::Sender<u64>>,
@@ -358,6 +369,9 @@ impl JetStreamFeed {
                 )
             })?;
         self.messages = Some(messages);
+        // The new consumer delivers them again, after the position.
+        self.gathered.clear();
+        self.fill_until = None;
         self.to_ack = None;
         Ok(())
     }
@@ -437,45 +451,78 @@ impl Feed for JetStreamFeed {
             let Some(messages) = self.messages.as_mut() else {
                 return Err(backend_message("no consumer"));
             };
-            let first = poll_fn(|cx| Pin::new(&mut *messages).poll_next(cx)).await;
-            let mut delivered = Vec::new();
-            match first {
-                Some(Ok(message)) => delivered.push(message),
-                Some(Err(e)) => {
-                    self.messages = None;
-                    return Err(backend(
-                        format!("the consumer `{}` failed", self.consumer),
-                        e,
-                    ));
-                }
-                None => {
-                    self.messages = None;
-                    return Err(backend_message("the consumer's messages ended"));
-                }
-            }
-            // And whatever else is already here, up to a batch. An error
-            // met here (a missed heartbeat, a leader change) is not dropped
-            // with the consumer left as it is: the next read reopens it
-            // after the last message taken.
-            let batch = self.batch;
-            let mut failed = false;
-            poll_fn(|cx| {
-                while delivered.len() < batch {
-                    match Pin::new(&mut *messages).poll_next(cx) {
-                        Poll::Ready(Some(Ok(message))) => delivered.push(message),
-                        Poll::Ready(Some(Err(_)) | None) => {
-                            failed = true;
-                            break;
-                        }
-                        Poll::Pending => break,
+            // The caller may drop this future at any await (the runner
+            // selects between it and the head, its lease, a shutdown):
+            // what was gathered stays in `self.gathered` for the next call,
+            // since the server counts it delivered and a later
+            // acknowledgement covers it.
+            if self.gathered.is_empty() {
+                let first = poll_fn(|cx| Pin::new(&mut *messages).poll_next(cx)).await;
+                match first {
+                    Some(Ok(message)) => self.gathered.push(message),
+                    Some(Err(e)) => {
+                        self.messages = None;
+                        return Err(backend(
+                            format!("the consumer `{}` failed", self.consumer),
+                            e,
+                        ));
+                    }
+                    None => {
+                        self.messages = None;
+                        return Err(backend_message("the consumer's messages ended"));
                     }
                 }
-                Poll::Ready(())
-            })
-            .await;
+            }
+            // And whatever else is already here, up to a batch; while the
+            // server says more are pending for this consumer (catching up),
+            // a short wait for them: one commit for many events instead of
+            // one per network read. Following live, nothing is pending and
+            // nothing waits. An error met here (a missed heartbeat, a leader
+            // change) is not dropped with the consumer left as it is: the
+            // next read reopens it after the last message taken.
+            let batch = self.batch;
+            let deadline = *self
+                .fill_until
+                .get_or_insert_with(|| tokio::time::Instant::now() + FILL_WAIT);
+            let gathered = &mut self.gathered;
+            let mut failed = false;
+            loop {
+                poll_fn(|cx| {
+                    while gathered.len() < batch {
+                        match Pin::new(&mut *messages).poll_next(cx) {
+                            Poll::Ready(Some(Ok(message))) => gathered.push(message),
+                            Poll::Ready(Some(Err(_)) | None) => {
+                                failed = true;
+                                break;
+                            }
+                            Poll::Pending => break,
+                        }
+                    }
+                    Poll::Ready(())
+                })
+                .await;
+                let pending = gathered
+                    .last()
+                    .and_then(|m| m.info().ok())
+                    .map_or(0, |info| info.pending);
+                if failed || gathered.len() >= batch || pending == 0 {
+                    break;
+                }
+                let next = poll_fn(|cx| Pin::new(&mut *messages).poll_next(cx));
+                match tokio::time::timeout_at(deadline, next).await {
+                    Ok(Some(Ok(message))) => gathered.push(message),
+                    Ok(Some(Err(_)) | None) => {
+                        failed = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
             if failed {
                 self.messages = None;
             }
+            self.fill_until = None;
+            let delivered = std::mem::take(&mut self.gathered);
             let mut events = Vec::with_capacity(delivered.len());
             let before = self.position;
             for message in delivered {

@@ -66,6 +66,11 @@ pub trait Feed: Send + Debug {
     /// `through` is after the one before, even when none of its events
     /// matched.
     ///
+    /// The future must be cancel-safe: the runner drops it when something
+    /// else needs attention first (the head moved, the lease changed hands,
+    /// a shutdown), and calls `next` again. Whatever it had taken from the
+    /// source by then must come back from that next call.
+    ///
     /// # Errors
     ///
     /// What the source reports; a transient failure may be retried with
