@@ -135,9 +135,11 @@ impl<A: Aggregate> AggregateTest<A> {
         self
     }
 
-    /// Several more events in the aggregate's history.
-    pub fn given_all<I: IntoIterator<Item = A::Event>>(mut self, events: I) -> Self {
-        for event in events {
+    /// Several more events in the aggregate's history: an [`Events`] (as
+    /// `events![..]` builds it), or a `Vec` or an array of the aggregate's
+    /// event enum.
+    pub fn given_all(mut self, events: impl EventList<A>) -> Self {
+        for event in events.into_event_vec() {
             self.state.apply_event(&event);
         }
         self
@@ -190,6 +192,31 @@ impl<A: Aggregate> Default for AggregateTest<A> {
     }
 }
 
+/// Events of aggregate `A` as the kit takes them: an [`Events`], or any
+/// `Vec` or array of `A`'s event enum.
+pub trait EventList<A: Aggregate> {
+    /// The events, in order.
+    fn into_event_vec(self) -> Vec<A::Event>;
+}
+
+impl<A: Aggregate> EventList<A> for Events<A> {
+    fn into_event_vec(self) -> Vec<A::Event> {
+        self.into_vec()
+    }
+}
+
+impl<A: Aggregate> EventList<A> for Vec<A::Event> {
+    fn into_event_vec(self) -> Vec<A::Event> {
+        self
+    }
+}
+
+impl<A: Aggregate, const N: usize> EventList<A> for [A::Event; N] {
+    fn into_event_vec(self) -> Vec<A::Event> {
+        self.into()
+    }
+}
+
 /// What a handler decided, to assert on.
 #[derive(Debug)]
 pub struct Outcome<A: Aggregate> {
@@ -198,12 +225,15 @@ pub struct Outcome<A: Aggregate> {
 }
 
 impl<A: Aggregate> Outcome<A> {
-    /// Asserts the handler emitted exactly these events, in order.
+    /// Asserts the handler emitted exactly these events, in order: an
+    /// [`Events`] (as `events![..]` builds it), or a `Vec` or an array of
+    /// the aggregate's event enum, as [`given_all`](AggregateTest::given_all) takes.
     ///
     /// # Panics
     ///
     /// When it emitted others or refused the command.
-    pub fn then_expect_events(self, expected: Events<A>) -> A {
+    pub fn then_expect_events(self, expected: impl EventList<A>) -> A {
+        let expected = expected.into_event_vec();
         match &self.result {
             Ok(events) => assert_eq!(
                 events.as_slice(),

@@ -543,3 +543,58 @@ fn test_kit_for_projections() {
             None,
         );
 }
+
+/// `given_all` and `then_expect_events` take an `events![..]` list and a
+/// `Vec` of the event enum alike; and a wrong expectation fails the test.
+#[tokio::test]
+async fn test_kit_takes_both_event_forms_and_fails_on_a_wrong_expectation() {
+    type Event = <Account as Aggregate>::Event;
+    let history = vec![
+        Event::from(AccountOpened { owner: "A".into() }),
+        Event::from(MoneyDeposited { amount: 10 }),
+    ];
+    let withdraw = || Withdraw {
+        account: "a".into(),
+        amount: 4,
+    };
+    for given in [
+        AggregateTest::<Account>::new().given_all(history.clone()),
+        AggregateTest::<Account>::new().given_all(events![
+            AccountOpened { owner: "A".into() },
+            MoneyDeposited { amount: 10 }
+        ]),
+    ] {
+        let state = given
+            .with_services(BankServices::default())
+            .when(withdraw())
+            .await
+            .then_expect_events(vec![Event::from(MoneyWithdrawn { amount: 4 })]);
+        assert_eq!(state.balance(), 6);
+    }
+
+    let outcome = AggregateTest::<Account>::new()
+        .with_services(BankServices::default())
+        .given_all(history)
+        .when(withdraw())
+        .await;
+    let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        outcome.then_expect_events(events![MoneyWithdrawn { amount: 5 }])
+    }));
+    let message = *wrong
+        .expect_err("a wrong expectation passed")
+        .downcast::<String>()
+        .unwrap();
+    assert!(message.contains("other events than expected"), "{message}");
+
+    let refused = AggregateTest::<Account>::new()
+        .with_services(BankServices::default())
+        .when(withdraw())
+        .await;
+    let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        refused.then_expect_events(events![MoneyWithdrawn { amount: 4 }])
+    }));
+    assert!(
+        wrong.is_err(),
+        "events expected from a refused command passed"
+    );
+}
