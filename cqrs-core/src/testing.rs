@@ -158,12 +158,61 @@ impl<A: Aggregate> AggregateTest<A> {
     ///
     /// When the aggregate needs services and none were given.
     pub async fn when<C: Command<Aggregate = A>>(self, command: C) -> Outcome<A> {
-        let Self {
-            mut state,
-            services,
-        } = self;
-        let services: &A::Services = match (
-            &services,
+        let services = self.services();
+        let result = C::dispatch(&self.state, &command, services).await;
+        self.outcome(result)
+    }
+
+    /// Runs the handler of `command` against the history, without an async
+    /// runtime: for a handler that does not wait (a [`Handle`](crate::Handle),
+    /// not a [`HandleAsync`](crate::HandleAsync)), in a plain `#[test]`.
+    ///
+    /// ```
+    /// # use cqrs_core::prelude::*;
+    /// # use cqrs_core::testing::AggregateTest;
+    /// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// # pub struct Incremented { pub by: u64 }
+    /// # #[derive(Command, Deserialize)]
+    /// # #[command(aggregate = Counter)]
+    /// # pub struct Increment { #[id] pub counter: String, pub by: u64 }
+    /// # #[derive(Aggregate, Default)]
+    /// # #[aggregate(events(Incremented), commands(Increment), error = std::io::Error)]
+    /// # pub struct Counter { value: u64 }
+    /// # impl Apply<Incremented> for Counter { fn apply(&mut self, e: &Incremented) { self.value += e.by; } }
+    /// # impl Handle<Increment> for Counter {
+    /// #     fn handle(&self, c: &Increment) -> Result<Events<Self>, std::io::Error> { Ok(events![Incremented { by: c.by }]) }
+    /// # }
+    /// let counter = AggregateTest::<Counter>::new()
+    ///     .given(Incremented { by: 1 })
+    ///     .when_now(Increment { counter: "c".into(), by: 2 })
+    ///     .then_expect_events(events![Incremented { by: 2 }]);
+    /// assert_eq!(counter.value, 3);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the aggregate needs services and none were given, or when the
+    /// handler waits for something (then use `.when(..).await`).
+    pub fn when_now<C: Command<Aggregate = A>>(self, command: C) -> Outcome<A> {
+        let polled = {
+            let handled = std::pin::pin!(C::dispatch(&self.state, &command, self.services()));
+            let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+            handled.poll(&mut context)
+        };
+        let std::task::Poll::Ready(result) = polled else {
+            panic!(
+                "the handler of `{}` on `{}` waits (a `HandleAsync`): use `.when(..).await` in an async test",
+                std::any::type_name::<C>(),
+                A::NAME
+            );
+        };
+        self.outcome(result)
+    }
+
+    /// The services given, or `()` when the aggregate needs none.
+    fn services(&self) -> &A::Services {
+        match (
+            &self.services,
             crate::aggregate::unit_services::<A::Services>(),
         ) {
             (Some(services), _) => services,
@@ -173,10 +222,13 @@ impl<A: Aggregate> AggregateTest<A> {
                 A::NAME,
                 std::any::type_name::<A::Services>()
             ),
-        };
-        let result = C::dispatch(&state, &command, services)
-            .await
-            .map(Events::into_vec);
+        }
+    }
+
+    /// The handler's result, with its events applied to the state.
+    fn outcome(self, result: Result<Events<A>, A::Error>) -> Outcome<A> {
+        let mut state = self.state;
+        let result = result.map(Events::into_vec);
         if let Ok(events) = &result {
             for event in events {
                 state.apply_event(event);

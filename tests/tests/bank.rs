@@ -598,3 +598,29 @@ async fn test_kit_takes_both_event_forms_and_fails_on_a_wrong_expectation() {
         "events expected from a refused command passed"
     );
 }
+
+/// A handler that does not wait runs in a plain `#[test]`, without an
+/// async runtime.
+#[test]
+fn test_kit_runs_a_sync_handler_without_a_runtime() {
+    let state = AggregateTest::<Account>::new()
+        .with_services(BankServices::default())
+        .given(AccountOpened { owner: "A".into() })
+        .when_now(Deposit {
+            account: "a".into(),
+            amount: 7,
+        })
+        .then_expect_events(events![MoneyDeposited { amount: 7 }]);
+    assert_eq!(state.balance(), 7);
+    let refused = std::panic::catch_unwind(|| {
+        AggregateTest::<Account>::new()
+            .with_services(BankServices::default())
+            .given(AccountOpened { owner: "A".into() })
+            .when_now(Deposit {
+                account: "a".into(),
+                amount: 7,
+            })
+            .then_expect_events(events![MoneyDeposited { amount: 8 }])
+    });
+    assert!(refused.is_err(), "a wrong expectation passed");
+}

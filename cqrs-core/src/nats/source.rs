@@ -243,6 +243,7 @@ impl Source for JetStreamSource {
                 position: after,
                 messages: None,
                 gathered: Vec::new(),
+                gap_reread: false,
                 fill_until: None,
                 to_ack: None,
                 head: Arc::clone(&self.head),
@@ -294,6 +295,9 @@ struct JetStreamFeed {
     /// Messages delivered and not yet handed out: kept here, not in a
     /// read's future, so a read cancelled while it fills loses none.
     gathered: Vec<async_nats::jetstream::Message>,
+    /// A gap was met and the consumer reopened to read it again: met again
+    /// before any message is taken, it is the stream's.
+    gap_reread: bool,
     /// When the read filling `gathered` stops waiting for more.
     fill_until: Option<tokio::time::Instant>,
     /// The newest message delivered and not yet acknowledged.
@@ -403,6 +407,25 @@ impl JetStreamFeed {
                 source: None,
             });
         }
+        if carried.previous > self.position && !self.gap_reread {
+            // Delivered to this consumer and lost on the way (a server
+            // failed over while the messages were in flight): the server
+            // counts them delivered, and acknowledging a later one would
+            // cover them. Read again from the position, once; a gap still
+            // there is one of the stream.
+            self.gap_reread = true;
+            self.messages = None;
+            return Err(StoreError::Backend {
+                message: format!(
+                    "the consumer `{}` delivered position {position} after position {}: \
+                     reading again from position {}",
+                    self.consumer,
+                    self.position,
+                    self.position + 1
+                ),
+                source: None,
+            });
+        }
         if carried.previous != self.position {
             return Err(StoreError::Refused {
                 message: if carried.previous > self.position {
@@ -427,6 +450,7 @@ impl JetStreamFeed {
             });
         }
         self.skipping = false;
+        self.gap_reread = false;
         self.position = position;
         raise(&self.head, position);
         if self.filter.matches(&carried.event) {
