@@ -471,6 +471,12 @@ impl<E> CommandError<E> {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// No process manager of this name runs in this engine.
+    #[error("no process manager named `{name}` runs in this engine")]
+    UnknownProcess {
+        /// The name asked for.
+        name: String,
+    },
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -136,6 +136,7 @@ mod error;
 mod event;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod process;
 pub mod projection;
 mod query;
 mod read_side;
@@ -162,6 +163,7 @@ pub use error::{
     PanicSite, RegistryError, RowLocation, StoreError, StreamIdPart, StreamIdRule,
 };
 pub use event::{Event, EventOf, EventSet, Events, decode_event};
+pub use process::ProcessManager;
 pub use projection::{
     Documents, Envelope, Placement, Project, Projection, ProjectionStatus, Rebuild,
     RebuildProgress, RunState, UnknownEvents, replay, replay_with,
@@ -174,7 +176,7 @@ pub use store::MemoryStore;
 pub use upcast::{Upcast, UpcastError, UpcastOutput, Upcaster};
 
 #[cfg(feature = "derive")]
-pub use cqrs_macros::{Aggregate, Command, Event, Projection, Query};
+pub use cqrs_macros::{Aggregate, Command, Event, ProcessManager, Projection, Query};
 
 /// The SQLite driver the store and table projections use, for the
 /// handlers of projections kept in SQLite tables (feature `sqlite`).
@@ -194,6 +196,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Also brings serde's `Serialize` and `Deserialize` (trait and derive), which
 /// events, commands and queries derive.
 pub mod prelude {
+    pub use crate::ProcessManager;
+    pub use crate::process::{
+        Correlate, Correlation, Deadline, React, Reaction, Recover, Refused, Timeout,
+    };
     pub use crate::{
         Aggregate, Answer, Apply, Command, CommandError, Documents, Engine, Envelope, Event,
         EventSet, Events, Handle, HandleAsync, MemoryStore, Metadata, Project, Projection, Query,

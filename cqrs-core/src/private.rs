@@ -255,3 +255,19 @@ pub const fn event_name<E: Event>() -> &'static str {
 pub const fn event_version<E: Event>() -> u32 {
     E::VERSION
 }
+
+/// The check of a type listed in `commands(..)` of a process manager.
+pub const fn is_command<C: crate::Command>() -> bool {
+    true
+}
+
+/// Starts a process manager's runner (`ProcessDescriptor::start`).
+pub fn start_process<P: crate::process::ProcessManager>(
+    host: &crate::process::runner::ProcessHost,
+) -> crate::process::RunningProcess {
+    crate::process::runner::start::<P>(host)
+}
+
+pub use crate::process::{
+    NoRecover, NoTimeout, Probe, RecoverProbe, ViaRecover, ViaTimeout, route,
+};

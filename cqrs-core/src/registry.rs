@@ -115,6 +115,26 @@ pub struct ProjectionDescriptor {
     pub start_inline: Option<StartInlineFn>,
 }
 
+/// A process manager: its name, the events it reacts to, the commands it
+/// sends, and its runner.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessDescriptor {
+    /// The manager's name.
+    pub name: &'static str,
+    /// The Rust path of the type.
+    pub rust_type: &'static str,
+    /// The names of the events it reacts to.
+    pub events: &'static [&'static str],
+    /// The names of the commands it sends.
+    pub commands: &'static [&'static str],
+    /// Starts the runner.
+    pub start: StartProcessFn,
+}
+
+/// Starts a process manager's runner.
+pub type StartProcessFn =
+    fn(&crate::process::runner::ProcessHost) -> crate::process::RunningProcess;
+
 /// A query: its name, projection and JSON entry point.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryDescriptor {
@@ -144,6 +164,8 @@ pub enum Registration {
     Projection(&'static ProjectionDescriptor),
     /// From `#[derive(Query)]`.
     Query(&'static QueryDescriptor),
+    /// From `#[derive(ProcessManager)]`.
+    Process(&'static ProcessDescriptor),
 }
 
 inventory::collect!(Registration);
@@ -186,6 +208,7 @@ pub struct Registry {
     commands: Vec<&'static CommandDescriptor>,
     projections: Vec<&'static ProjectionDescriptor>,
     queries: Vec<&'static QueryDescriptor>,
+    processes: Vec<&'static ProcessDescriptor>,
 }
 
 impl Registry {
@@ -223,6 +246,7 @@ impl Registry {
             Registration::Command(d) => push(&mut self.commands, d),
             Registration::Projection(d) => push(&mut self.projections, d),
             Registration::Query(d) => push(&mut self.queries, d),
+            Registration::Process(d) => push(&mut self.processes, d),
         }
     }
 
@@ -232,6 +256,7 @@ impl Registry {
             && self.commands.is_empty()
             && self.projections.is_empty()
             && self.queries.is_empty()
+            && self.processes.is_empty()
     }
 
     /// Checks what the compiler cannot see across crates: unique names, and
@@ -258,6 +283,10 @@ impl Registry {
             self.projections.iter().map(|p| (p.name, p.rust_type)),
         )?;
         unique("query", self.queries.iter().map(|q| (q.name, q.rust_type)))?;
+        unique(
+            "process manager",
+            self.processes.iter().map(|p| (p.name, p.rust_type)),
+        )?;
         // An event belongs to one aggregate: the same name twice is ambiguous
         // for every projection that routes on it.
         let owned = self
@@ -364,6 +393,11 @@ impl Registry {
         &self.queries
     }
 
+    /// The registered process managers.
+    pub fn processes(&self) -> &[&'static ProcessDescriptor] {
+        &self.processes
+    }
+
     /// The command of this name.
     pub fn command(&self, name: &str) -> Option<&'static CommandDescriptor> {
         self.commands.iter().copied().find(|c| c.name == name)
@@ -435,6 +469,15 @@ impl Registry {
                 q.rust_type,
             ));
         }
+        for p in &self.processes {
+            entries.push(CatalogEntry::new(
+                Kind::Process,
+                p.name,
+                None,
+                None,
+                p.rust_type,
+            ));
+        }
         entries.sort_by(|a, b| (a.kind, a.name).cmp(&(b.kind, b.name)));
         Catalog { entries }
     }
@@ -472,11 +515,14 @@ pub enum Kind {
     Projection,
     /// A query.
     Query,
+    /// A process manager.
+    Process,
 }
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Kind::Process => "process",
             Kind::Aggregate => "aggregate",
             Kind::Event => "event",
             Kind::Command => "command",

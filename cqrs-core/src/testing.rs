@@ -50,6 +50,8 @@
 //! # }
 //! ```
 
+pub use crate::process::ProcessTest;
+
 use std::fmt::Debug;
 use std::sync::Arc;
 

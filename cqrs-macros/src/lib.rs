@@ -1,5 +1,5 @@
 //! Derive macros for [`cqrs-core`](https://docs.rs/cqrs-core): `Event`,
-//! `Aggregate`, `Command`, `Projection` and `Query`.
+//! `Aggregate`, `Command`, `Projection`, `Query` and `ProcessManager`.
 //!
 //! Depend on `cqrs-core` alone; it re-exports these derives (feature
 //! `derive`, on by default), and the generated code names it by absolute path.
@@ -16,6 +16,7 @@ mod check;
 mod command;
 mod diag;
 mod event;
+mod process;
 mod projection;
 mod query;
 mod runtime;
@@ -378,6 +379,31 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 )]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     run(input, projection::derive)
+}
+
+/// A workflow across aggregates: implements
+/// `cqrs_core::process::ProcessManager` on the state of one instance,
+/// routing each listed event to its `impl Correlate<E>` and
+/// `impl React<E>`, and registers it so the engine runs it.
+///
+/// # Attribute
+///
+/// `#[process(..)]` is required; its keys are:
+///
+/// | key | value | default |
+/// |---|---|---|
+/// | `name = ".."` | the manager's name: letters, digits, `.`, `-`, `_`, `/` | the type's name |
+/// | `events(E, ..)` | the events it reacts to, each with `impl Correlate<E>` and `impl React<E>` | required |
+/// | `commands(C, ..)` | the commands its reactions may send (`Reaction::send`) | none |
+///
+/// The type also derives `Default`, `Serialize` and `Deserialize`: each
+/// instance starts from `Default` and is saved as JSON with the manager's
+/// checkpoint. A refused command reaches `impl Recover<C>` when there is
+/// one; a deadline set with `Reaction::deadline` reaches `impl Timeout`.
+/// See `cqrs_core::process`.
+#[proc_macro_derive(ProcessManager, attributes(process))]
+pub fn derive_process_manager(input: TokenStream) -> TokenStream {
+    run(input, process::derive)
 }
 
 /// A question a projection answers: implements `cqrs_core::Query`, answered

@@ -1,11 +1,16 @@
 //! A bank: accounts you open, deposit into, withdraw from and transfer
 //! between, and a balance read model.
 //!
-//! A transfer is two commands on two aggregates: `SendTransfer` debits the
-//! source (and may be refused), then `ReceiveTransfer` credits the
-//! destination. Each aggregate stays its own consistency boundary.
+//! A transfer spans two aggregates, each its own consistency boundary. The
+//! caller sends one command, `SendTransfer`, which debits the source; the
+//! [`Transfer`] process manager then credits the destination
+//! (`ReceiveTransfer`), or gives the money back (`RefundTransfer`) when the
+//! destination refuses it (a closed account). A transfer over
+//! [`REVIEW_ABOVE`] waits for `ApproveTransfer`, and is refunded if no
+//! approval comes within [`REVIEW_WINDOW`].
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use cqrs_core::prelude::*;
 
@@ -59,6 +64,31 @@ pub struct TransferReceived {
     pub amount: u64,
 }
 
+/// A transfer that could not be credited went back to its sender.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.transfer_refunded")]
+pub struct TransferRefunded {
+    /// Identifies the transfer.
+    pub transfer: String,
+    /// In cents.
+    pub amount: u64,
+    /// Why it was refunded.
+    pub reason: String,
+}
+
+/// A transfer held for review was approved by its sender's bank.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.transfer_approved")]
+pub struct TransferApproved {
+    /// Identifies the transfer.
+    pub transfer: String,
+}
+
+/// The account was closed: it takes no more money.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.closed")]
+pub struct AccountClosed;
+
 // ---- errors and services -----------------------------------------------------
 
 /// Why the bank refuses a command.
@@ -92,6 +122,15 @@ pub enum AccountError {
     /// Sending money to the same account.
     #[error("cannot transfer to the same account")]
     SameAccount,
+    /// Paying into an account that was closed.
+    #[error("account is closed")]
+    Closed,
+    /// Closing an account that still holds money.
+    #[error("account still holds {}: empty it before closing it", money(*.balance))]
+    NotEmpty {
+        /// What the account holds.
+        balance: u64,
+    },
 }
 
 /// What the bank's handlers consult besides the account itself.
@@ -159,8 +198,9 @@ pub struct SendTransfer {
     pub amount: u64,
 }
 
-/// Second half of a transfer: credit the receiving account.
-#[derive(Command, Deserialize, Debug)]
+/// Second half of a transfer: credit the receiving account (sent by the
+/// [`Transfer`] process manager).
+#[derive(Command, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[command(aggregate = Account)]
 pub struct ReceiveTransfer {
     /// The receiving account.
@@ -174,20 +214,76 @@ pub struct ReceiveTransfer {
     pub amount: u64,
 }
 
+/// Give a transfer that could not be credited back to its sender (sent by
+/// the [`Transfer`] process manager).
+#[derive(Command, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(aggregate = Account)]
+pub struct RefundTransfer {
+    /// The sending account, paid back.
+    #[id]
+    pub from: String,
+    /// Identifies the transfer.
+    pub transfer: String,
+    /// In cents.
+    pub amount: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// Approve a transfer held for review.
+#[derive(Command, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(aggregate = Account)]
+pub struct ApproveTransfer {
+    /// The sending account.
+    #[id]
+    pub from: String,
+    /// Identifies the transfer.
+    pub transfer: String,
+}
+
+/// Close an empty account.
+#[derive(Command, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[command(aggregate = Account)]
+pub struct CloseAccount {
+    /// The account.
+    #[id]
+    pub account: String,
+}
+
 // ---- the aggregate -----------------------------------------------------------
 
 /// One bank account: the write model.
 #[derive(Aggregate, Default, Debug, Serialize, Deserialize)]
 #[aggregate(
     name = "account",
-    events(AccountOpened, MoneyDeposited, MoneyWithdrawn, TransferSent, TransferReceived),
-    commands(OpenAccount, Deposit, Withdraw, SendTransfer, ReceiveTransfer),
+    events(
+        AccountOpened,
+        MoneyDeposited,
+        MoneyWithdrawn,
+        TransferSent,
+        TransferReceived,
+        TransferRefunded,
+        TransferApproved,
+        AccountClosed,
+    ),
+    commands(
+        OpenAccount,
+        Deposit,
+        Withdraw,
+        SendTransfer,
+        ReceiveTransfer,
+        RefundTransfer,
+        ApproveTransfer,
+        CloseAccount,
+    ),
     error = AccountError,
     services = BankServices,
     snapshot_every = 100,
 )]
 pub struct Account {
     open: bool,
+    #[serde(default)]
+    closed: bool,
     balance: u64,
 }
 
@@ -198,6 +294,9 @@ impl Account {
     }
 
     fn check_debit(&self, amount: u64, services: &BankServices) -> Result<(), AccountError> {
+        if self.closed {
+            return Err(AccountError::Closed);
+        }
         if !self.open {
             return Err(AccountError::NotOpen);
         }
@@ -220,6 +319,9 @@ impl Account {
     }
 
     fn check_credit(&self, amount: u64) -> Result<(), AccountError> {
+        if self.closed {
+            return Err(AccountError::Closed);
+        }
         if !self.open {
             return Err(AccountError::NotOpen);
         }
@@ -260,9 +362,65 @@ impl Apply<TransferReceived> for Account {
     }
 }
 
+impl Apply<TransferRefunded> for Account {
+    fn apply(&mut self, e: &TransferRefunded) {
+        self.balance += e.amount;
+    }
+}
+
+impl Apply<TransferApproved> for Account {
+    fn apply(&mut self, _: &TransferApproved) {}
+}
+
+impl Apply<AccountClosed> for Account {
+    fn apply(&mut self, _: &AccountClosed) {
+        self.closed = true;
+    }
+}
+
+impl Handle<RefundTransfer> for Account {
+    fn handle(&self, c: &RefundTransfer) -> Result<Events<Self>, AccountError> {
+        // A refund returns money this account sent: it lands even on an
+        // account closed since.
+        if c.amount == 0 {
+            return Err(AccountError::ZeroAmount);
+        }
+        Ok(events![TransferRefunded {
+            transfer: c.transfer.clone(),
+            amount: c.amount,
+            reason: c.reason.clone(),
+        }])
+    }
+}
+
+impl Handle<ApproveTransfer> for Account {
+    fn handle(&self, c: &ApproveTransfer) -> Result<Events<Self>, AccountError> {
+        if !self.open {
+            return Err(AccountError::NotOpen);
+        }
+        Ok(events![TransferApproved {
+            transfer: c.transfer.clone()
+        }])
+    }
+}
+
+impl Handle<CloseAccount> for Account {
+    fn handle(&self, _: &CloseAccount) -> Result<Events<Self>, AccountError> {
+        if self.closed || !self.open {
+            return Err(AccountError::NotOpen);
+        }
+        if self.balance > 0 {
+            return Err(AccountError::NotEmpty {
+                balance: self.balance,
+            });
+        }
+        Ok(events![AccountClosed])
+    }
+}
+
 impl Handle<OpenAccount> for Account {
     fn handle(&self, c: &OpenAccount) -> Result<Events<Self>, AccountError> {
-        if self.open {
+        if self.open || self.closed {
             return Err(AccountError::AlreadyOpen);
         }
         Ok(events![AccountOpened {
@@ -343,7 +501,8 @@ pub struct AccountSummary {
         MoneyDeposited,
         MoneyWithdrawn,
         TransferSent,
-        TransferReceived
+        TransferReceived,
+        TransferRefunded
     )
 )]
 pub struct Balances {
@@ -401,6 +560,14 @@ impl Project<TransferReceived> for Balances {
     }
 }
 
+impl Project<TransferRefunded> for Balances {
+    fn project(&mut self, e: &Envelope<TransferRefunded>) {
+        let account = self.account(e.aggregate_id());
+        account.balance += e.amount;
+        account.movements += 1;
+    }
+}
+
 /// The balance of one account, `None` if the read side has not seen it.
 #[derive(Query, Deserialize, Debug)]
 #[query(projection = Balances, output = Option<u64>)]
@@ -426,6 +593,132 @@ impl Answer<AllAccounts> for Balances {
             .iter()
             .map(|(id, account)| (id.clone(), account.clone()))
             .collect()
+    }
+}
+
+// ---- the transfer workflow ---------------------------------------------------
+
+/// Transfers above this many cents wait for an `ApproveTransfer`.
+pub const REVIEW_ABOVE: u64 = 20_000;
+
+/// How long a transfer held for review waits for its approval before it is
+/// refunded.
+pub const REVIEW_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// One transfer, from the debit to the credit or the refund: a process
+/// manager, one instance per transfer id.
+#[derive(ProcessManager, Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[process(
+    name = "transfer",
+    events(TransferSent, TransferApproved, TransferReceived, TransferRefunded),
+    commands(ReceiveTransfer, RefundTransfer)
+)]
+pub struct Transfer {
+    /// The transfer's id (the instance's key).
+    pub transfer: String,
+    /// The sending account.
+    pub from: String,
+    /// The receiving account.
+    pub to: String,
+    /// In cents.
+    pub amount: u64,
+    /// Whether it waits for an approval.
+    pub held: bool,
+}
+
+impl Transfer {
+    fn credit(&self) -> ReceiveTransfer {
+        ReceiveTransfer {
+            to: self.to.clone(),
+            from: self.from.clone(),
+            transfer: self.transfer.clone(),
+            amount: self.amount,
+        }
+    }
+
+    fn refund(&self, reason: &str) -> RefundTransfer {
+        RefundTransfer {
+            from: self.from.clone(),
+            transfer: self.transfer.clone(),
+            amount: self.amount,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+impl Correlate<TransferSent> for Transfer {
+    fn correlate(e: &Envelope<TransferSent>) -> Correlation {
+        Correlation::start(&e.transfer)
+    }
+}
+
+impl Correlate<TransferApproved> for Transfer {
+    fn correlate(e: &Envelope<TransferApproved>) -> Correlation {
+        Correlation::join(&e.transfer)
+    }
+}
+
+impl Correlate<TransferReceived> for Transfer {
+    fn correlate(e: &Envelope<TransferReceived>) -> Correlation {
+        Correlation::join(&e.transfer)
+    }
+}
+
+impl Correlate<TransferRefunded> for Transfer {
+    fn correlate(e: &Envelope<TransferRefunded>) -> Correlation {
+        Correlation::join(&e.transfer)
+    }
+}
+
+impl React<TransferSent> for Transfer {
+    fn react(&mut self, e: &Envelope<TransferSent>) -> Reaction<Self> {
+        self.transfer = e.transfer.clone();
+        self.from = e.aggregate_id().to_owned();
+        self.to = e.to.clone();
+        self.amount = e.amount;
+        if e.amount > REVIEW_ABOVE {
+            self.held = true;
+            return Reaction::new().deadline("review", REVIEW_WINDOW);
+        }
+        Reaction::new().send(self.credit())
+    }
+}
+
+impl React<TransferApproved> for Transfer {
+    fn react(&mut self, _: &Envelope<TransferApproved>) -> Reaction<Self> {
+        if !self.held {
+            return Reaction::new();
+        }
+        self.held = false;
+        Reaction::new()
+            .cancel_deadline("review")
+            .send(self.credit())
+    }
+}
+
+impl React<TransferReceived> for Transfer {
+    fn react(&mut self, _: &Envelope<TransferReceived>) -> Reaction<Self> {
+        Reaction::new().complete()
+    }
+}
+
+impl React<TransferRefunded> for Transfer {
+    fn react(&mut self, _: &Envelope<TransferRefunded>) -> Reaction<Self> {
+        Reaction::new().complete()
+    }
+}
+
+impl Recover<ReceiveTransfer> for Transfer {
+    fn recover(&mut self, refused: &Refused<ReceiveTransfer>) -> Reaction<Self> {
+        let reason = format!("the receiving account refused it: {}", refused.error);
+        Reaction::new().send(self.refund(&reason))
+    }
+}
+
+impl Timeout for Transfer {
+    fn timeout(&mut self, _: &Deadline) -> Reaction<Self> {
+        self.held = false;
+        Reaction::new().send(self.refund("not approved within the review window"))
     }
 }
 

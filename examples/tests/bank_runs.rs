@@ -31,11 +31,16 @@ fn runs_in_memory_and_tells_the_story() {
     for expected in [
         "Store: in memory",
         "open ada   -> account/ada now at version 1",
-        "refused by the account itself: insufficient funds: the balance is 25.00, 525.00 was requested",
-        "balance of ada: 45.00",
-        "balance of bob: 25.00",
-        "balances: at position 7 of 7, lag 0, live",
-        "account.transfer_received",
+        "account.transfer_sent      -> ReceiveTransfer to account/bob",
+        "ReceiveTransfer to account/carol (refused: account is closed), then RefundTransfer to account/ada",
+        "deadline:review            -> RefundTransfer to account/ada",
+        "transfer t-3-c: completed",
+        "transfer manager: 0 running, 4 completed, 0 failed",
+        "refused by the account itself: insufficient funds: the balance is 275.00, 375.00 was requested",
+        "balance of ada: 695.00",
+        "balance of bob: 275.00",
+        "balances: at position 17 of 17, lag 0, live",
+        "account.transfer_refunded",
         "Done.",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
@@ -47,14 +52,17 @@ fn a_second_run_on_sqlite_continues_from_the_first() {
     let db = temp_file("continue");
     let store = format!("sqlite:{}", db.display());
     let first = run(&["--store", &store]);
-    assert!(first.contains("balance of ada: 45.00"), "{first}");
+    assert!(first.contains("balance of ada: 695.00"), "{first}");
     let second = run(&["--store", &store]);
     for expected in [
-        "It already holds 7 events from earlier runs",
+        "It already holds 17 events from earlier runs",
         "open ada   -> refused: already open (from an earlier run)",
-        "deposit    -> account/ada now at version 5, global position 8",
-        "balance of ada: 90.00",
-        "balance of bob: 55.00",
+        "close carol -> refused: already closed (from an earlier run)",
+        "deposit    -> account/ada now at version 11, global position 18",
+        "transfer t-12-d: completed",
+        "transfer manager: 0 running, 8 completed, 0 failed",
+        "balance of ada: 1390.00",
+        "balance of bob: 555.00",
     ] {
         assert!(
             second.contains(expected),
@@ -167,11 +175,11 @@ fn the_read_side_runs_in_its_own_process_over_nats() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("relay: published through position 7 of 7, lag 0"),
+        stdout.contains("relay: published through position 17 of 17, lag 0"),
         "{stdout}"
     );
     let receipt = std::fs::read_to_string(&receipt_file).unwrap();
-    assert!(receipt.contains("\"position\":7"), "{receipt}");
+    assert!(receipt.contains("\"position\":17"), "{receipt}");
 
     let reads = format!("sqlite:{}", nats.dir.join("reads.db").display());
     let balances = |extra: &[&str]| {
@@ -190,17 +198,17 @@ fn the_read_side_runs_in_its_own_process_over_nats() {
     };
     let out = balances(&["--after", &receipt]);
     for expected in [
-        "Waiting until the read model has seen account/bob version 3",
-        "ada  Ada Lovelace      45.00  (4 events)",
-        "bob  Bob Babbage       30.00  (3 events)",
-        "balances: at position 7 of 7, lag 0, stream sequence 7, live",
+        "Waiting until the read model has seen account/bob version 4",
+        "ada  Ada Lovelace     695.00  (9 events)",
+        "bob  Bob Babbage      280.00  (4 events)",
+        "balances: at position 17 of 17, lag 0, stream sequence 17, live",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
     // A second run resumes from the read model it saved.
     let again = balances(&[]);
     assert!(
-        again.contains("bob  Bob Babbage       30.00  (3 events)"),
+        again.contains("bob  Bob Babbage      280.00  (4 events)"),
         "{again}"
     );
 

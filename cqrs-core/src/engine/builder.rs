@@ -9,6 +9,8 @@ use tokio::sync::watch;
 
 use super::{Config, Engine, Shared, TypeMap};
 use crate::error::{Error, RegistryError};
+use crate::process::runner::ProcessHost;
+use crate::process::{Clock, SystemClock};
 use crate::projection::{Placement, ProjectionHost};
 use crate::registry::Registry;
 use crate::store::{CheckpointStore, MemoryStore, Store};
@@ -64,6 +66,7 @@ pub struct EngineBuilder {
     pub(crate) source: Option<Arc<dyn Source>>,
     /// Which projections run (default: all that are not remote).
     pub(crate) only: Option<Vec<String>>,
+    clock: Option<Arc<dyn Clock>>,
     config: Config,
 }
 
@@ -80,6 +83,7 @@ impl Default for EngineBuilder {
             relays: Vec::new(),
             source: None,
             only: None,
+            clock: None,
             config: Config {
                 max_retries: 16,
                 conflict_backoff: DEFAULT_CONFLICT_BACKOFF,
@@ -89,6 +93,7 @@ impl Default for EngineBuilder {
                 projection_batch: 512,
                 run_projections: true,
                 lease_ttl: LeaseOptions::new().ttl_value(),
+                run_processes: true,
             },
         }
     }
@@ -252,6 +257,33 @@ impl EngineBuilder {
         self
     }
 
+    /// The clock process managers set and fire their deadlines by
+    /// (default: [`SystemClock`]); a [`ManualClock`](crate::process::ManualClock)
+    /// lets a test move time.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cqrs_core::Error> {
+    /// use cqrs_core::process::ManualClock;
+    /// let clock = ManualClock::new();
+    /// let engine = cqrs_core::Engine::builder().clock(clock.clone()).build().await?;
+    /// # drop(engine);
+    /// # Ok(()) }
+    /// ```
+    pub fn clock<C: Clock>(mut self, clock: C) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Runs no process managers in this engine: for a process that only
+    /// serves commands and queries while another runs the workflows (the
+    /// lease already keeps one runner per manager across processes; this
+    /// keeps the others from standing by).
+    pub fn without_process_managers(mut self) -> Self {
+        self.config.run_processes = false;
+        self
+    }
+
     /// Checks the registry and starts the projections.
     ///
     /// Must be called inside a Tokio runtime: projections run on its tasks.
@@ -272,6 +304,7 @@ impl EngineBuilder {
             relays,
             source,
             only,
+            clock,
             config,
         } = self;
         let registry = registry.unwrap_or_else(Registry::from_inventory);
@@ -378,20 +411,40 @@ impl EngineBuilder {
             .iter()
             .map(|a| (a.name, OnceLock::new()))
             .collect();
-        Ok(Engine {
-            shared: Arc::new(Shared {
-                store,
-                source,
-                registry,
-                services,
-                registered_caches,
-                caches: RwLock::new(TypeMap::default()),
-                projections,
-                inline: inline.into(),
-                relays,
-                config,
-                shutdown,
-            }),
-        })
+        let run_processes = config.run_processes && commands;
+        let shared = Arc::new(Shared {
+            store,
+            source,
+            registry,
+            services,
+            registered_caches,
+            caches: RwLock::new(TypeMap::default()),
+            projections,
+            inline: inline.into(),
+            relays,
+            processes: OnceLock::new(),
+            config,
+            shutdown,
+        });
+        // Started once the engine exists: they send their commands through
+        // it, holding it weakly so that dropping the engine stops them.
+        let mut processes = HashMap::new();
+        if run_processes {
+            let host = ProcessHost {
+                source: Arc::clone(&shared.source),
+                store: Arc::clone(&shared.store),
+                engine: Arc::downgrade(&shared),
+                clock: clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                shutdown: shutdown_rx.clone(),
+                batch_size: shared.config.projection_batch,
+                lease,
+                backoff: Backoff::default(),
+            };
+            for descriptor in shared.registry.processes() {
+                processes.insert(descriptor.name, (descriptor.start)(&host));
+            }
+        }
+        let _ = shared.processes.set(processes);
+        Ok(Engine { shared })
     }
 }

@@ -25,6 +25,7 @@ use crate::aggregate::Aggregate;
 use crate::command::{Command, Receipt};
 use crate::error::{CommandError, Error, EventLocation, PanicSite, StoreError};
 use crate::event::EventSet;
+use crate::process::{ProcessInstance, ProcessStatus, RunningProcess};
 use crate::projection::{ProjectionStatus, Rebuild, RebuildProgress, RunningProjection};
 use crate::query::Query;
 use crate::record::{Metadata, NewEvent, Shown, StreamId, Timestamp};
@@ -92,7 +93,7 @@ pub struct Engine {
 }
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     store: Arc<dyn Store>,
     /// Where the projections read: the store's log, or a message log.
     source: Arc<dyn Source>,
@@ -107,6 +108,9 @@ struct Shared {
     /// The inline projections every append commits (empty: none).
     inline: InlineSet,
     relays: Vec<Relay>,
+    /// The process managers this engine runs, started once the engine
+    /// exists (they send their commands through it).
+    processes: OnceLock<HashMap<&'static str, RunningProcess>>,
     config: Config,
     shutdown: watch::Sender<bool>,
 }
@@ -168,6 +172,7 @@ struct Config {
     run_projections: bool,
     /// The lease term, bounding how long `stop` waits for a runner.
     lease_ttl: Duration,
+    run_processes: bool,
 }
 
 impl Drop for Shared {
@@ -258,6 +263,15 @@ impl Engine {
     pub async fn execute_with<C: Command>(
         &self,
         command: C,
+        metadata: Metadata,
+    ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
+        self.execute_ref(&command, metadata).await
+    }
+
+    /// [`execute_with`](Self::execute_with) on a borrowed command.
+    pub(crate) async fn execute_ref<C: Command>(
+        &self,
+        command: &C,
         mut metadata: Metadata,
     ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
         let stream = StreamId::of(<C::Aggregate as Aggregate>::NAME, command.aggregate_id());
@@ -275,9 +289,9 @@ impl Engine {
         // Not wrapped when no subscriber wants the span: the wrapper would
         // move the whole command future (about a kilobyte) once more.
         let result = if span.is_disabled() {
-            self.run_command(&command, stream, metadata).await
+            self.run_command(command, stream, metadata).await
         } else {
-            self.run_command(&command, stream, metadata)
+            self.run_command(command, stream, metadata)
                 .instrument(span.clone())
                 .await
         };
@@ -830,6 +844,56 @@ impl Engine {
         &self.shared.store
     }
 
+    /// The engine that `shared` belongs to.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn process(&self, name: &str) -> Option<&RunningProcess> {
+        self.shared.processes.get().and_then(|p| p.get(name))
+    }
+
+    /// The status of process manager `name` (`None`: this engine does not
+    /// run it): where it is in the log, what its runner does, and how many
+    /// of its instances are running, completed and failed.
+    pub fn process_status(&self, name: &str) -> Option<ProcessStatus> {
+        self.process(name).map(RunningProcess::status)
+    }
+
+    /// The status of every process manager this engine runs, by name.
+    pub fn processes(&self) -> Vec<ProcessStatus> {
+        let mut all: Vec<_> = self
+            .shared
+            .processes
+            .get()
+            .map(|p| p.values().map(RunningProcess::status).collect())
+            .unwrap_or_default();
+        all.sort_by_key(|p| p.name);
+        all
+    }
+
+    /// Instance `key` of process manager `name`: its status, state,
+    /// deadlines and history (which input caused which command), as last
+    /// committed. `Ok(None)` when there is no such instance.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownProcess`] when this engine does not run `name`; a
+    /// store failure when the instance is read from the store (another
+    /// process holds the manager's lease).
+    pub async fn process_instance(
+        &self,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<ProcessInstance>, Error> {
+        let Some(process) = self.process(name) else {
+            return Err(Error::UnknownProcess {
+                name: name.to_owned(),
+            });
+        };
+        process.instance(&*self.shared.store, key).await
+    }
+
     /// Stops the projection runners. Commands still work; queries answer from
     /// the state the projections had. The runners finish on their own
     /// (giving up their leases); [`stop`](Self::stop) also waits for that.
@@ -844,6 +908,22 @@ impl Engine {
     pub async fn stop(&self) {
         self.shutdown();
         for running in self.shared.projections.values() {
+            let task = running
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(task) = task {
+                let _ = tokio::time::timeout(self.shared.config.lease_ttl, task).await;
+            }
+        }
+        for running in self
+            .shared
+            .processes
+            .get()
+            .into_iter()
+            .flat_map(|p| p.values())
+        {
             let task = running
                 .task
                 .lock()

@@ -552,9 +552,19 @@ impl<H: Handler> Runner<H> {
                             reason,
                         }
                     }
-                    Failure::Transient(reason)
-                    | Failure::Fenced(reason)
-                    | Failure::Landed(reason) => Exit::Failed {
+                    // A step that may pass (a process manager's command
+                    // met a lost connection): after a pause, everything
+                    // since the last commit is read again from what is
+                    // saved.
+                    Failure::Transient(reason) => {
+                        self.handler.discard();
+                        let mut attempt = 1;
+                        if self.pause(&reason, &mut attempt, shutdown).await.is_err() {
+                            return Exit::Shutdown;
+                        }
+                        Exit::Again(None)
+                    }
+                    Failure::Fenced(reason) | Failure::Landed(reason) => Exit::Failed {
                         position: from,
                         reason,
                     },

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use cqrs_core::nats::{JetStream, JetStreamOptions};
 use cqrs_core::prelude::*;
+use cqrs_core::process::{InstanceStatus, ManualClock};
 use cqrs_core::store::{LogFilter, PostgresOptions, PostgresStore, SqliteStore};
 use cqrs_core::subscription::RelayOptions;
 use cqrs_examples::bank::{
-    AccountError, AllAccounts, BalanceOf, BankServices, Deposit, OpenAccount, ReceiveTransfer,
-    SendTransfer, Withdraw, money,
+    AccountError, AllAccounts, ApproveTransfer, BalanceOf, BankServices, CloseAccount, Deposit,
+    OpenAccount, REVIEW_ABOVE, REVIEW_WINDOW, SendTransfer, Withdraw, money,
 };
 
 const USAGE: &str =
@@ -41,7 +42,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("The bank example: every change is an event in an append-only log;");
     println!("balances are read from a projection that follows the log.\n");
 
+    // Deadlines run on this clock, which the demo moves by hand so that a
+    // five-minute review window passes at once; an application leaves the
+    // engine on the system clock.
+    let clock = ManualClock::new();
     let builder = Engine::builder()
+        .clock(clock.clone())
         .services(BankServices {
             withdrawal_limit: 1_000_00,
         })
@@ -79,8 +85,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    step("Ada and Bob open accounts");
-    for (id, owner) in [("ada", "Ada Lovelace"), ("bob", "Bob Babbage")] {
+    step("Ada, Bob and Carol open accounts; Carol closes hers");
+    for (id, owner) in [
+        ("ada", "Ada Lovelace"),
+        ("bob", "Bob Babbage"),
+        ("carol", "Carol Shaw"),
+    ] {
         match app
             .execute(OpenAccount {
                 account: id.into(),
@@ -95,12 +105,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => return Err(e.into()),
         }
     }
+    match app
+        .execute(CloseAccount {
+            account: "carol".into(),
+        })
+        .await
+    {
+        Ok(r) => receipt("close carol", &r),
+        Err(CommandError::Domain(AccountError::NotOpen)) => {
+            println!("  close carol -> refused: already closed (from an earlier run)");
+        }
+        Err(e) => return Err(e.into()),
+    }
 
-    step("Ada deposits 100.00, then withdraws 30.00");
+    step("Ada deposits 1,000.00, then withdraws 30.00");
     let r = app
         .execute(Deposit {
             account: "ada".into(),
-            amount: 100_00,
+            amount: 1_000_00,
         })
         .await?;
     receipt("deposit", &r);
@@ -112,26 +134,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     receipt("withdraw", &r);
 
-    step("Ada sends 25.00 to Bob: two commands, one per account");
-    let transfer = format!("t-{}", r.version);
-    let sent = app
-        .execute(SendTransfer {
-            from: "ada".into(),
-            to: "bob".into(),
-            transfer: transfer.clone(),
-            amount: 25_00,
-        })
-        .await?;
-    receipt("debit ada", &sent);
-    let received = app
-        .execute(ReceiveTransfer {
-            to: "bob".into(),
-            from: "ada".into(),
-            transfer,
-            amount: 25_00,
-        })
-        .await?;
-    receipt("credit bob", &received);
+    // Transfer ids are new on every run, so a SQLite file can be run again.
+    let run = r.version;
+    step("Ada sends 25.00 to Bob: one command; the `transfer` process manager credits Bob");
+    let (sent, received) = transfer(&app, "ada", "bob", &format!("t-{run}-a"), 25_00).await?;
+
+    step("Ada sends 10.00 to Carol, whose account is closed: the manager refunds Ada");
+    transfer(&app, "ada", "carol", &format!("t-{run}-b"), 10_00).await?;
+
+    step(&format!(
+        "Transfers over {} wait for an approval, for {} minutes at most",
+        money(REVIEW_ABOVE),
+        REVIEW_WINDOW.as_secs() / 60
+    ));
+    let approved = format!("t-{run}-c");
+    app.execute(SendTransfer {
+        from: "ada".into(),
+        to: "bob".into(),
+        transfer: approved.clone(),
+        amount: 250_00,
+    })
+    .await?;
+    println!("  sent 250.00 to bob as {approved}; the manager holds it for review");
+    show(&app, &approved, false).await?;
+    app.execute(ApproveTransfer {
+        from: "ada".into(),
+        transfer: approved.clone(),
+    })
+    .await?;
+    println!("  approved:");
+    show(&app, &approved, true).await?;
+    let expired = format!("t-{run}-d");
+    app.execute(SendTransfer {
+        from: "ada".into(),
+        to: "bob".into(),
+        transfer: expired.clone(),
+        amount: 300_00,
+    })
+    .await?;
+    println!("  sent 300.00 to bob as {expired}, and nobody approves it");
+    show(&app, &expired, false).await?;
+    clock.advance(REVIEW_WINDOW);
+    println!(
+        "  {} minutes later (on the demo's clock):",
+        REVIEW_WINDOW.as_secs() / 60
+    );
+    show(&app, &expired, true).await?;
+    if let Some(status) = app.process_status("transfer") {
+        println!(
+            "  transfer manager: {} running, {} completed, {} failed; at position {} of {}, {}",
+            status.running,
+            status.completed,
+            status.failed,
+            status.position,
+            status.head,
+            status.state
+        );
+    }
 
     let bob = app
         .query(BalanceOf {
@@ -140,7 +199,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .after(&received)
         .await?
         .unwrap_or(0);
-    let too_much = bob + 500_00;
+    let too_much = bob + 100_00;
     step(&format!(
         "Bob tries to withdraw {} (he has {})",
         money(too_much),
@@ -153,7 +212,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await
     {
-        Err(CommandError::Domain(error @ AccountError::InsufficientFunds { .. })) => {
+        Err(CommandError::Domain(
+            error @ (AccountError::InsufficientFunds { .. } | AccountError::OverLimit { .. }),
+        )) => {
             println!("  refused by the account itself: {error}");
             println!("  nothing was written; Bob's account is unchanged");
         }
@@ -246,6 +307,85 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("\nDone.");
     Ok(())
+}
+
+/// Sends a transfer and waits until its process manager instance ended;
+/// prints its history. Answers the debit's receipt and the receipt of the
+/// instance's last command, for reading one's writes.
+async fn transfer(
+    app: &Engine,
+    from: &str,
+    to: &str,
+    id: &str,
+    amount: u64,
+) -> Result<(Receipt, Receipt), Box<dyn std::error::Error>> {
+    let sent = app
+        .execute(SendTransfer {
+            from: from.into(),
+            to: to.into(),
+            transfer: id.into(),
+            amount,
+        })
+        .await?;
+    receipt(&format!("debit {from}"), &sent);
+    let last = show(app, id, true).await?;
+    let last = Receipt {
+        position: last.or(sent.position),
+        ..sent.clone()
+    };
+    Ok((sent, last))
+}
+
+/// Prints what transfer `id`'s instance did, once it ended (`until_ended`)
+/// or once it took its first event; answers the position of its last
+/// command's events.
+async fn show(
+    app: &Engine,
+    id: &str,
+    until_ended: bool,
+) -> Result<Option<u64>, Box<dyn std::error::Error>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let instance = loop {
+        let instance = app.process_instance("transfer", id).await?;
+        let ready = instance
+            .as_ref()
+            .is_some_and(|i| !until_ended || i.status != InstanceStatus::Running);
+        if ready || std::time::Instant::now() > deadline {
+            break instance.ok_or_else(|| format!("transfer {id} has no instance after 10 s"))?;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let mut last = None;
+    for step in &instance.history {
+        let commands: Vec<String> = step
+            .commands
+            .iter()
+            .map(|c| match &c.refused {
+                None => format!("{} to {}", c.issued.command, c.issued.stream),
+                Some(why) => format!(
+                    "{} to {} (refused: {why})",
+                    c.issued.command, c.issued.stream
+                ),
+            })
+            .collect();
+        last = step.commands.iter().rev().find_map(|c| c.position).or(last);
+        let sent = if commands.is_empty() {
+            String::from("nothing sent")
+        } else {
+            commands.join(", then ")
+        };
+        println!("    {:<26} -> {sent}", step.input);
+    }
+    for d in &instance.deadlines {
+        println!("    deadline `{}` set", d.name);
+    }
+    let status = match &instance.status {
+        InstanceStatus::Running => String::from("running"),
+        InstanceStatus::Completed => String::from("completed"),
+        InstanceStatus::Failed(why) => format!("failed: {why}"),
+    };
+    println!("    transfer {id}: {status}");
+    Ok(last)
 }
 
 /// Waits (a bounded time) until the relay has published everything, then
