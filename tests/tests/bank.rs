@@ -130,25 +130,27 @@ async fn transfer_moves_money_between_two_aggregates() {
     let app = bank().await;
     open_with(&app, "a", 50_00).await;
     open_with(&app, "b", 0).await;
-    let sent = app
-        .execute(SendTransfer {
-            from: "a".into(),
-            to: "b".into(),
-            transfer: "t".into(),
-            amount: 20_00,
-        })
-        .await
-        .unwrap();
-    let received = app
-        .execute(ReceiveTransfer {
-            to: "b".into(),
-            from: "a".into(),
-            transfer: "t".into(),
-            amount: 20_00,
-        })
-        .await
-        .unwrap();
-    let position = sent.position.max(received.position).unwrap();
+    app.execute(SendTransfer {
+        from: "a".into(),
+        to: "b".into(),
+        transfer: "t".into(),
+        amount: 20_00,
+    })
+    .await
+    .unwrap();
+    // The `transfer` process manager sends the credit.
+    let mut credited = None;
+    for _ in 0..1000 {
+        let instance = app.process_instance("transfer", "t").await.unwrap();
+        if let Some(i) =
+            instance.filter(|i| i.status != cqrs_core::process::InstanceStatus::Running)
+        {
+            credited = i.history[0].commands[0].position;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let position = credited.expect("the transfer completes, credited");
     let all = app.query(AllAccounts).at_least(position).await.unwrap();
     assert_eq!(all["a"].balance, 30_00);
     assert_eq!(all["b"].balance, 20_00);
