@@ -505,3 +505,49 @@ fn wrong_expectations_fail_the_kit() {
         given().then_expect_commands([credit("t", 10_00)]);
     }));
 }
+
+#[tokio::test]
+async fn a_manager_stops_on_an_event_it_cannot_read_and_says_where() {
+    use cqrs_core::store::{EventStore, ExpectedVersion};
+    use cqrs_core::{NewEvent, RunState, StreamId};
+    let clock = ManualClock::new();
+    let app = bank_on(Arc::new(cqrs_core::MemoryStore::new()), &clock).await;
+    open(&app, "ada", 100_00).await;
+    let bad = app
+        .store()
+        .append(
+            &StreamId::new("account", "ada"),
+            ExpectedVersion::Any,
+            vec![NewEvent::new(
+                "account.transfer_sent",
+                br#"{"amount":"lots"}"#.to_vec(),
+            )],
+        )
+        .await
+        .unwrap();
+    let mut status = app.process_status("transfer").unwrap();
+    for _ in 0..2000 {
+        if matches!(status.state, RunState::Failed(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        status = app.process_status("transfer").unwrap();
+    }
+    let RunState::Failed(reason) = &status.state else {
+        panic!("the manager did not stop: {status:?}");
+    };
+    assert!(
+        reason.contains("account.transfer_sent") && reason.contains(&bad.last_position.to_string()),
+        "{reason}"
+    );
+    assert!(status.position < bad.last_position, "{status:?}");
+    // Restarted, it reads the same event, and stops on it again.
+    app.restart_process("transfer").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let again = app.process_status("transfer").unwrap();
+    assert!(matches!(again.state, RunState::Failed(_)), "{again:?}");
+    assert!(matches!(
+        app.restart_process("nope").await,
+        Err(Error::UnknownProcess { .. })
+    ));
+}

@@ -872,6 +872,30 @@ impl Engine {
         all
     }
 
+    /// Restarts process manager `name` from its saved state, after it
+    /// stopped on something retrying cannot fix (an event that does not
+    /// decode, a reaction that panicked) and the cause was fixed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownProcess`]; [`Error::Standby`] when another process
+    /// holds its lease (restart it there); [`Error::Shutdown`] when the
+    /// engine stopped.
+    pub async fn restart_process(&self, name: &str) -> Result<(), Error> {
+        let Some(process) = self.process(name) else {
+            return Err(Error::UnknownProcess {
+                name: name.to_owned(),
+            });
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        process
+            .control
+            .send(Control::Restart { reply })
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        answer.await.map_err(|_| Error::Shutdown)?
+    }
+
     /// Instance `key` of process manager `name`: its status, state,
     /// deadlines and history (which input caused which command), as last
     /// committed. `Ok(None)` when there is no such instance.

@@ -97,7 +97,6 @@ pub struct RunningProcess {
     pub(crate) consumer: String,
     pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) view: View,
-    #[allow(dead_code)]
     pub(crate) control: mpsc::Sender<Control>,
     pub(crate) task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
