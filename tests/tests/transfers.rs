@@ -508,7 +508,7 @@ fn wrong_expectations_fail_the_kit() {
 
 #[tokio::test]
 async fn a_manager_stops_on_an_event_it_cannot_read_and_says_where() {
-    use cqrs_core::store::{EventStore, ExpectedVersion};
+    use cqrs_core::store::ExpectedVersion;
     use cqrs_core::{NewEvent, RunState, StreamId};
     let clock = ManualClock::new();
     let app = bank_on(Arc::new(cqrs_core::MemoryStore::new()), &clock).await;

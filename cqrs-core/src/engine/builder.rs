@@ -262,13 +262,14 @@ impl EngineBuilder {
     /// lets a test move time.
     ///
     /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cqrs_core::Error> {
     /// use cqrs_core::process::ManualClock;
+    /// use std::time::Duration;
+    ///
     /// let clock = ManualClock::new();
-    /// let engine = cqrs_core::Engine::builder().clock(clock.clone()).build().await?;
-    /// # drop(engine);
-    /// # Ok(()) }
+    /// let builder = cqrs_core::Engine::builder().clock(clock.clone());
+    /// // Later, in the test: the deadlines due within five minutes fire.
+    /// clock.advance(Duration::from_secs(300));
+    /// # drop(builder);
     /// ```
     pub fn clock<C: Clock>(mut self, clock: C) -> Self {
         self.clock = Some(Arc::new(clock));

@@ -382,7 +382,7 @@ impl<P: Send + 'static> Dispatch<P> for Kit {
 
 fn done<P>(issued: &Issued) -> Outcome<P> {
     Outcome::Done(Receipt {
-        aggregate: issued.stream.aggregate.clone().into(),
+        aggregate: issued.stream.aggregate.clone(),
         id: issued.stream.id.clone(),
         version: 0,
         position: None,
