@@ -388,12 +388,19 @@ impl Issued {
     }
 }
 
+/// A boxed reaction of `P`, to run on its instance.
+pub type ReactFn<P> = Box<dyn FnOnce(&mut P) -> Reaction<P> + Send>;
+
+/// A `Recover` impl, as a function.
+#[doc(hidden)]
+pub type RecoverFn<P, C> = fn(&mut P, &Refused<C>) -> Reaction<P>;
+
 /// A reaction to run on an instance, once it is found.
 pub struct Routed<P> {
     /// Which instance.
     pub correlation: Correlation,
     /// The reaction.
-    pub react: Box<dyn FnOnce(&mut P) -> Reaction<P> + Send>,
+    pub react: ReactFn<P>,
 }
 
 impl<P> Debug for Routed<P> {
@@ -545,22 +552,22 @@ pub struct RecoverProbe<P, C>(pub std::marker::PhantomData<(P, C)>);
 
 #[doc(hidden)]
 pub trait ViaRecover<P, C: Command> {
-    fn recover_fn(&self) -> Option<fn(&mut P, &Refused<C>) -> Reaction<P>>;
+    fn recover_fn(&self) -> Option<RecoverFn<P, C>>;
 }
 
 impl<P: Recover<C>, C: Command> ViaRecover<P, C> for RecoverProbe<P, C> {
-    fn recover_fn(&self) -> Option<fn(&mut P, &Refused<C>) -> Reaction<P>> {
+    fn recover_fn(&self) -> Option<RecoverFn<P, C>> {
         Some(<P as Recover<C>>::recover)
     }
 }
 
 #[doc(hidden)]
 pub trait NoRecover<P, C: Command> {
-    fn recover_fn(&self) -> Option<fn(&mut P, &Refused<C>) -> Reaction<P>>;
+    fn recover_fn(&self) -> Option<RecoverFn<P, C>>;
 }
 
 impl<P, C: Command> NoRecover<P, C> for &RecoverProbe<P, C> {
-    fn recover_fn(&self) -> Option<fn(&mut P, &Refused<C>) -> Reaction<P>> {
+    fn recover_fn(&self) -> Option<RecoverFn<P, C>> {
         None
     }
 }
