@@ -372,18 +372,16 @@ pub struct Issued {
 }
 
 impl Issued {
-    /// `command`, as a process manager would issue it.
-    ///
-    /// # Panics
-    ///
-    /// When the command does not serialize to JSON (a map with non-string
-    /// keys): a bug in the test that calls it.
+    /// `command`, as a process manager would issue it. A command that does
+    /// not serialize to JSON (a map with keys that are not strings) shows
+    /// the error as its body, a JSON string.
     pub fn of<C: Command + Serialize>(command: &C) -> Self {
         Self {
             command: C::NAME.to_owned(),
             stream: StreamId::of(<C::Aggregate as Aggregate>::NAME, command.aggregate_id()),
-            body: serde_json::to_value(command)
-                .unwrap_or_else(|e| panic!("command `{}` does not serialize: {e}", C::NAME)),
+            body: serde_json::to_value(command).unwrap_or_else(|e| {
+                serde_json::Value::String(format!("(does not serialize to JSON: {e})"))
+            }),
         }
     }
 }
