@@ -372,8 +372,42 @@ impl<A: Aggregate> Outcome<A> {
 #[derive(Debug)]
 pub struct ProjectionTest<P: Projection> {
     state: P,
+    log: TestLog,
+}
+
+/// The log a test kit makes up: positions and stream versions counted as
+/// a store would.
+#[derive(Debug, Default)]
+pub(crate) struct TestLog {
     position: u64,
     versions: std::collections::HashMap<StreamId, u64>,
+}
+
+impl TestLog {
+    /// The next event of the log, appended to `stream` at `timestamp`.
+    pub(crate) fn record(
+        &mut self,
+        stream: StreamId,
+        name: &str,
+        version: u32,
+        payload: Vec<u8>,
+        timestamp: Timestamp,
+    ) -> Arc<RecordedEvent> {
+        self.position += 1;
+        let stream_version = self.versions.entry(stream.clone()).or_default();
+        *stream_version += 1;
+        Arc::new(RecordedEvent {
+            event_id: timestamp.event_id(),
+            stream: Arc::new(stream),
+            version: *stream_version,
+            position: self.position,
+            event_name: name.to_owned().into(),
+            schema_version: version,
+            payload,
+            metadata: Metadata::new(),
+            timestamp,
+        })
+    }
 }
 
 impl<P: Projection> ProjectionTest<P> {
@@ -381,8 +415,7 @@ impl<P: Projection> ProjectionTest<P> {
     pub fn new() -> Self {
         Self {
             state: P::default(),
-            position: 0,
-            versions: Default::default(),
+            log: TestLog::default(),
         }
     }
 
@@ -439,21 +472,9 @@ impl<P: Projection> ProjectionTest<P> {
         version: u32,
         payload: Vec<u8>,
     ) -> Result<(), DecodeError> {
-        self.position += 1;
-        let stream_version = self.versions.entry(stream.clone()).or_default();
-        *stream_version += 1;
-        let timestamp = Timestamp::now();
-        let record = Arc::new(RecordedEvent {
-            event_id: timestamp.event_id(),
-            stream: Arc::new(stream),
-            version: *stream_version,
-            position: self.position,
-            event_name: name.to_owned().into(),
-            schema_version: version,
-            payload,
-            metadata: Metadata::new(),
-            timestamp,
-        });
+        let record = self
+            .log
+            .record(stream, name, version, payload, Timestamp::now());
         self.state.project_recorded(&record)
     }
 

@@ -931,28 +931,20 @@ impl Engine {
     /// process exits. Waits at most `LeaseOptions::ttl` for each.
     pub async fn stop(&self) {
         self.shutdown();
-        for running in self.shared.projections.values() {
-            let task = running
-                .task
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(task) = task {
-                let _ = tokio::time::timeout(self.shared.config.lease_ttl, task).await;
-            }
-        }
-        for running in self
+        let processes = self
             .shared
             .processes
             .get()
             .into_iter()
-            .flat_map(|p| p.values())
-        {
-            let task = running
-                .task
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
+            .flat_map(|p| p.values());
+        let tasks = self
+            .shared
+            .projections
+            .values()
+            .map(|p| &p.task)
+            .chain(processes.map(|p| &p.task));
+        for task in tasks {
+            let task = task.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(task) = task {
                 let _ = tokio::time::timeout(self.shared.config.lease_ttl, task).await;
             }

@@ -2,7 +2,7 @@
 //! deadlines; move the clock, expect what the deadlines send.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::pin::pin;
 use std::sync::Arc;
@@ -71,8 +71,7 @@ use crate::record::{Metadata, RecordedEvent, StreamId, Timestamp};
 pub struct ProcessTest<P: ProcessManager> {
     instances: BTreeMap<String, Instance<P>>,
     now: Timestamp,
-    position: u64,
-    versions: HashMap<StreamId, u64>,
+    log: crate::testing::TestLog,
     /// The commands sent since the last expectation of commands.
     sent: Vec<Issued>,
     refusals: Vec<(Issued, Box<dyn Any + Send>)>,
@@ -102,8 +101,7 @@ impl<P: ProcessManager> ProcessTest<P> {
         Self {
             instances: BTreeMap::new(),
             now: Timestamp::now(),
-            position: 0,
-            versions: HashMap::new(),
+            log: crate::testing::TestLog::default(),
             sent: Vec::new(),
             refusals: Vec::new(),
             last: None,
@@ -284,20 +282,7 @@ impl<P: ProcessManager> ProcessTest<P> {
         version: u32,
         payload: Vec<u8>,
     ) -> Arc<RecordedEvent> {
-        self.position += 1;
-        let stream_version = self.versions.entry(stream.clone()).or_default();
-        *stream_version += 1;
-        Arc::new(RecordedEvent {
-            event_id: self.now.event_id(),
-            stream: Arc::new(stream),
-            version: *stream_version,
-            position: self.position,
-            event_name: name.to_owned().into(),
-            schema_version: version,
-            payload,
-            metadata: Metadata::new(),
-            timestamp: self.now,
-        })
+        self.log.record(stream, name, version, payload, self.now)
     }
 
     #[track_caller]

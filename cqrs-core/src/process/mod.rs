@@ -144,10 +144,7 @@ pub trait ProcessManager: Default + Serialize + DeserializeOwned + Send + Sync +
     /// Whether a stored event of this name is one it reacts to.
     #[doc(hidden)]
     fn consumes(name: &str) -> bool {
-        Self::EVENTS.contains(&name)
-            || Self::EVENT_DESCRIPTORS
-                .iter()
-                .any(|e| e.aliases.contains(&name))
+        crate::projection::consumes(Self::EVENTS, Self::EVENT_DESCRIPTORS, name)
     }
 
     /// Decodes a recorded event it reacts to and finds its instance

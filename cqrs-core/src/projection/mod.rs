@@ -91,10 +91,7 @@ pub trait Projection: Default + Send + Sync + 'static {
     /// an alias of one of its events.
     #[doc(hidden)]
     fn consumes(name: &str) -> bool {
-        Self::EVENTS.contains(&name)
-            || Self::EVENT_DESCRIPTORS
-                .iter()
-                .any(|e| e.aliases.contains(&name))
+        consumes(Self::EVENTS, Self::EVENT_DESCRIPTORS, name)
     }
 
     /// Decodes one recorded event and folds it in, if it is one the projection
@@ -113,6 +110,16 @@ pub trait Projection: Default + Send + Sync + 'static {
     fn document_collections(&mut self) -> Vec<(&'static str, &mut dyn DocumentCollection)> {
         Vec::new()
     }
+}
+
+/// Whether a stored event named `name` is one of `events`, by its name or
+/// an alias: what a projection or a process manager reads.
+pub(crate) fn consumes(
+    events: &[&str],
+    descriptors: &[crate::registry::EventDescriptor],
+    name: &str,
+) -> bool {
+    events.contains(&name) || descriptors.iter().any(|e| e.aliases.contains(&name))
 }
 
 /// What a projection does with a stored event this build does not know: a
