@@ -134,6 +134,8 @@ mod dispatch;
 mod engine;
 mod error;
 mod event;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod process;

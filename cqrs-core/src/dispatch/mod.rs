@@ -51,9 +51,13 @@ pub enum JsonBody<'a> {
 /// Runs a command given as JSON.
 pub type ExecuteJsonFn =
     for<'a> fn(&'a Engine, JsonBody<'a>, Metadata) -> BoxFuture<'a, Result<Receipt, Error>>;
-/// Answers a query given as JSON, as JSON.
-pub type QueryJsonFn =
-    for<'a> fn(&'a Engine, JsonBody<'a>) -> BoxFuture<'a, Result<serde_json::Value, Error>>;
+/// Answers a query given as JSON, as JSON; once its projection includes
+/// the position given, if one is.
+pub type QueryJsonFn = for<'a> fn(
+    &'a Engine,
+    JsonBody<'a>,
+    Option<u64>,
+) -> BoxFuture<'a, Result<serde_json::Value, Error>>;
 
 impl Engine {
     /// Runs the command named `name` with a JSON body (for HTTP or a CLI);
@@ -173,7 +177,7 @@ impl Engine {
     ) -> Result<serde_json::Value, Error> {
         let query = self.query_named(name)?;
         let body = self.within_limit("query", query.name, JsonBody::Value(body))?;
-        (query.query_json)(self, body).await
+        (query.query_json)(self, body, None).await
     }
 
     /// Answers the query named `name` with a body of JSON text, as JSON: its
@@ -187,9 +191,27 @@ impl Engine {
         name: &str,
         body: &[u8],
     ) -> Result<serde_json::Value, Error> {
+        self.query_json_bytes_at_least(name, body, None).await
+    }
+
+    /// [`query_json_bytes`](Self::query_json_bytes), answered once the
+    /// query's projection includes global position `position` (when
+    /// given): read-your-writes by name, with a position from a
+    /// [`Receipt`].
+    ///
+    /// # Errors
+    ///
+    /// As [`query_json`](Self::query_json); [`Error::Timeout`] when the
+    /// projection does not get there within the query timeout.
+    pub async fn query_json_bytes_at_least(
+        &self,
+        name: &str,
+        body: &[u8],
+        position: Option<u64>,
+    ) -> Result<serde_json::Value, Error> {
         let query = self.query_named(name)?;
         let body = self.within_limit("query", query.name, JsonBody::Text(body))?;
-        (query.query_json)(self, body).await
+        (query.query_json)(self, body, position).await
     }
 
     fn command_named(&self, name: &str) -> Result<&'static CommandDescriptor, Error> {
@@ -271,12 +293,13 @@ fn execute_decoded<'a, C: Command + DeserializeOwned>(
 pub fn query_json<'a, Q>(
     engine: &'a Engine,
     body: JsonBody<'a>,
+    at_least: Option<u64>,
 ) -> BoxFuture<'a, Result<serde_json::Value, Error>>
 where
     Q: Query + DeserializeOwned,
     Q::Output: Serialize,
 {
-    query_decoded::<Q>(engine, body, Fields::Known)
+    query_decoded::<Q>(engine, body, Fields::Known, at_least)
 }
 
 /// The JSON entry point of query `Q` marked
@@ -284,18 +307,20 @@ where
 pub fn query_json_lenient<'a, Q>(
     engine: &'a Engine,
     body: JsonBody<'a>,
+    at_least: Option<u64>,
 ) -> BoxFuture<'a, Result<serde_json::Value, Error>>
 where
     Q: Query + DeserializeOwned,
     Q::Output: Serialize,
 {
-    query_decoded::<Q>(engine, body, Fields::AnyExtra)
+    query_decoded::<Q>(engine, body, Fields::AnyExtra, at_least)
 }
 
 fn query_decoded<'a, Q>(
     engine: &'a Engine,
     body: JsonBody<'a>,
     fields: Fields,
+    at_least: Option<u64>,
 ) -> BoxFuture<'a, Result<serde_json::Value, Error>>
 where
     Q: Query + DeserializeOwned,
@@ -303,7 +328,11 @@ where
 {
     Box::pin(async move {
         let query: Q = decode("query", Q::NAME, body, fields)?;
-        let answer = engine.query(query).await?;
+        let mut request = engine.query(query);
+        if let Some(position) = at_least {
+            request = request.at_least(position);
+        }
+        let answer = request.await?;
         serde_json::to_value(answer).map_err(|source| Error::Encode {
             name: Q::NAME,
             source,
