@@ -223,3 +223,71 @@ fn the_read_side_runs_in_its_own_process_over_nats() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// `bank --serve`: the bank over HTTP, driven with `curl` as the README
+/// shows (a command, a query after it, an overdraft as problem+json).
+#[test]
+fn serves_the_bank_over_http() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args(["--serve", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        .expect("the server says where it listens");
+    let curl = |args: &[&str]| -> String {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-H",
+                "content-type: application/json",
+            ])
+            .args(args)
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let opened = curl(&[
+        "-d",
+        r#"{"account":"ada","owner":"Ada"}"#,
+        &format!("{url}/commands/OpenAccount"),
+    ]);
+    assert!(opened.contains(r#""version":1"#), "{opened}");
+    let deposited = curl(&[
+        "-d",
+        r#"{"account":"ada","amount":500}"#,
+        &format!("{url}/commands/Deposit"),
+    ]);
+    let receipt: serde_json::Value = serde_json::from_str(&deposited).unwrap();
+    let position = receipt["position"].as_u64().unwrap();
+    let balance = curl(&[
+        "-d",
+        r#"{"account":"ada"}"#,
+        &format!("{url}/queries/BalanceOf?after={position}"),
+    ]);
+    assert_eq!(balance, "500");
+    let refused = curl(&[
+        "-d",
+        r#"{"account":"ada","amount":90000}"#,
+        &format!("{url}/commands/Withdraw"),
+    ]);
+    let problem: serde_json::Value = serde_json::from_str(&refused).unwrap();
+    assert_eq!(problem["status"], 422, "{refused}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("insufficient funds"),
+        "{refused}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

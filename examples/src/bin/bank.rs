@@ -5,7 +5,11 @@
 //! cargo run --bin bank -- --store sqlite:bank.db    # a SQLite file; run it twice
 //! cargo run --bin bank -- --store postgres:'host=/tmp user=postgres'
 //! cargo run --bin bank -- --store sqlite:bank.db --relay nats://127.0.0.1:4222
+//! cargo run --bin bank -- --serve 127.0.0.1:8080    # the bank over HTTP
 //! ```
+//!
+//! With `--serve`, it runs no demo: it serves the bank's commands, queries,
+//! event feed and status over HTTP (`cqrs_core::http`) until Ctrl-C.
 //!
 //! With `--relay`, a relay publishes every event to NATS JetStream, where
 //! the `balances` binary (the read side in a process and database of its
@@ -28,26 +32,35 @@ use cqrs_examples::bank::{
 
 const USAGE: &str =
     "usage: bank [--store memory | --store sqlite:<file> | --store postgres:<connection string>]
-            [--relay nats://<host>:<port>[,nats://..]]";
+            [--relay nats://<host>:<port>[,nats://..]] [--serve <address:port>]";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let Args { store, relay } = match parse_args(std::env::args().skip(1)) {
+    let Args {
+        store,
+        relay,
+        serve,
+    } = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(problem) => {
             eprintln!("error: {problem}\n{USAGE}");
             std::process::exit(2);
         }
     };
-    println!("The bank example: every change is an event in an append-only log;");
-    println!("balances are read from a projection that follows the log.\n");
+    if serve.is_none() {
+        println!("The bank example: every change is an event in an append-only log;");
+        println!("balances are read from a projection that follows the log.\n");
+    }
 
     // Deadlines run on this clock, which the demo moves by hand so that a
     // five-minute review window passes at once; an application leaves the
     // engine on the system clock.
     let clock = ManualClock::new();
-    let builder = Engine::builder()
-        .clock(clock.clone())
+    let mut builder = Engine::builder();
+    if serve.is_none() {
+        builder = builder.clock(clock.clone());
+    }
+    let builder = builder
         .services(BankServices {
             withdrawal_limit: 1_000_00,
         })
@@ -74,6 +87,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => builder,
     };
     let app = builder.build().await?;
+    if let Some(address) = serve {
+        return serve_http(app, &address, &described).await;
+    }
     let stored = app.store().head().await?;
     println!("Store: {described}.");
     if let Some(url) = &relay {
@@ -309,6 +325,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Serves the bank over HTTP at `address` until Ctrl-C.
+async fn serve_http(
+    app: Engine,
+    address: &str,
+    described: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("The bank over HTTP, on {described}.");
+    println!("listening on {url}");
+    println!("  POST {url}/commands/OpenAccount  {{\"account\":\"ada\",\"owner\":\"Ada\"}}");
+    println!("  POST {url}/queries/BalanceOf?after=<position>  {{\"account\":\"ada\"}}");
+    println!(
+        "  GET  {url}/events  (Server-Sent Events)   GET {url}/projections   GET {url}/catalog"
+    );
+    let router = cqrs_core::http::router(app.clone(), cqrs_core::http::HttpOptions::new());
+    cqrs_core::http::axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    app.stop().await;
+    Ok(())
+}
+
 /// Sends a transfer and waits until its process manager instance ended;
 /// prints its history. Answers the debit's receipt and the receipt of the
 /// instance's last command, for reading one's writes.
@@ -434,12 +475,14 @@ enum StoreArg {
 struct Args {
     store: StoreArg,
     relay: Option<String>,
+    serve: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         store: StoreArg::Memory,
         relay: None,
+        serve: None,
     };
     while let Some(arg) = args.next() {
         let (flag, value) = match arg.split_once('=') {
@@ -473,6 +516,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
                 parsed.relay = Some(url);
             }
+            "--serve" => parsed.serve = Some(value("--serve")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
