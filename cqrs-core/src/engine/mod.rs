@@ -275,17 +275,28 @@ impl Engine {
         mut metadata: Metadata,
     ) -> Result<Receipt, CommandError<<C::Aggregate as Aggregate>::Error>> {
         let stream = StreamId::of(<C::Aggregate as Aggregate>::NAME, command.aggregate_id());
+        let correlation = *metadata
+            .correlation_id
+            .get_or_insert_with(uuid::Uuid::new_v4);
         let span = tracing::info_span!(
             "command",
             aggregate = <C::Aggregate as Aggregate>::NAME,
             id = %Shown(&stream.id),
             command = C::NAME,
+            correlation_id = %correlation,
+            causation_id = tracing::field::Empty,
+            actor = tracing::field::Empty,
             version = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        metadata
-            .correlation_id
-            .get_or_insert_with(uuid::Uuid::new_v4);
+        if !span.is_disabled() {
+            if let Some(causation) = metadata.causation_id {
+                span.record("causation_id", tracing::field::display(causation));
+            }
+            if let Some(actor) = metadata.actor.as_deref() {
+                span.record("actor", tracing::field::display(Shown(actor)));
+            }
+        }
         // Not wrapped when no subscriber wants the span: the wrapper would
         // move the whole command future (about a kilobyte) once more.
         let result = if span.is_disabled() {

@@ -387,3 +387,81 @@ async fn an_aggregate_the_registry_does_not_list_still_runs_commands() {
         .unwrap();
     assert_eq!(stored.len(), 3);
 }
+
+/// Every field of every span, as a subscriber saw them.
+#[derive(Default)]
+struct SpanFields(std::sync::Mutex<Vec<(String, String)>>);
+
+struct Visit<'a>(&'a mut Vec<(String, String)>);
+
+impl tracing::field::Visit for Visit<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+}
+
+struct Recorder(std::sync::Arc<SpanFields>, std::sync::atomic::AtomicU64);
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut fields = self.0.0.lock().unwrap();
+        fields.push((String::from("span"), span.metadata().name().to_owned()));
+        span.record(&mut Visit(&mut fields));
+        let id = self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(id + 1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        values.record(&mut Visit(&mut self.0.0.lock().unwrap()));
+    }
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, _: &tracing::Event<'_>) {}
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The `command` span carries the correlation id, the causation id and the
+/// actor, so a trace ties a command to what caused it.
+#[tokio::test(flavor = "current_thread")]
+async fn the_command_span_carries_correlation_causation_and_actor() {
+    let fields = std::sync::Arc::new(SpanFields::default());
+    let recorder = Recorder(
+        std::sync::Arc::clone(&fields),
+        std::sync::atomic::AtomicU64::new(0),
+    );
+    let _guard = tracing::subscriber::set_default(recorder);
+    let store = MemoryStore::new();
+    let app = engine(&store).await;
+    let correlation = uuid::Uuid::new_v4();
+    let causation = uuid::Uuid::new_v4();
+    app.execute_with(
+        Add {
+            id: "s".into(),
+            n: 1,
+        },
+        Metadata::new()
+            .correlation_id(correlation)
+            .causation_id(causation)
+            .actor("teller-7"),
+    )
+    .await
+    .unwrap();
+    let fields = fields.0.lock().unwrap().clone();
+    let has = |name: &str, value: &str| fields.iter().any(|(n, v)| n == name && v == value);
+    assert!(has("span", "command"), "{fields:?}");
+    assert!(
+        has("correlation_id", &correlation.to_string()),
+        "{fields:?}"
+    );
+    assert!(has("causation_id", &causation.to_string()), "{fields:?}");
+    assert!(has("actor", "teller-7"), "{fields:?}");
+    assert!(has("outcome", "\"ok\""), "{fields:?}");
+}
