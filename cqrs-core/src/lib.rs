@@ -127,6 +127,8 @@
 #[cfg(all(test, feature = "derive"))]
 extern crate self as cqrs_core;
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod aggregate;
 mod codec;
 mod command;

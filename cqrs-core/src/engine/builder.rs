@@ -285,6 +285,30 @@ impl EngineBuilder {
         self
     }
 
+    /// This builder for an admin tool: no projection, process manager or
+    /// relay runs in it; answers where each one's checkpoint lives.
+    #[cfg(feature = "admin")]
+    pub(crate) fn for_admin(mut self) -> (Self, crate::admin::Stores) {
+        let stores = crate::admin::Stores {
+            read: self.read_store.clone(),
+            projections: self.projection_stores.clone(),
+            relays: self.relays.drain(..).map(|(name, _, _)| name).collect(),
+        };
+        self.config.run_projections = false;
+        self.config.run_processes = false;
+        (self, stores)
+    }
+
+    /// This builder running only projection `name` (for a rebuild).
+    #[cfg(feature = "admin")]
+    pub(crate) fn only_projection(mut self, name: &str) -> Self {
+        self.only = Some(vec![name.to_owned()]);
+        self.config.run_projections = true;
+        self.config.run_processes = false;
+        self.relays.clear();
+        self
+    }
+
     /// Checks the registry and starts the projections.
     ///
     /// Must be called inside a Tokio runtime: projections run on its tasks.
