@@ -96,6 +96,9 @@ pub struct CommandDescriptor {
     pub aggregate: &'static str,
     /// Decodes a JSON body and executes it.
     pub execute_json: ExecuteJsonFn,
+    /// The JSON Schema of its body, as JSON text (from the types as
+    /// written; see the HTTP adapter's `/openapi.json`).
+    pub body_schema: &'static str,
 }
 
 /// A projection: its name, consumed events and runner.
@@ -148,6 +151,10 @@ pub struct QueryDescriptor {
     pub output_type: &'static str,
     /// Decodes a JSON body, answers it, encodes the answer.
     pub query_json: QueryJsonFn,
+    /// The JSON Schema of its body, as JSON text.
+    pub body_schema: &'static str,
+    /// The JSON Schema of its answer, as JSON text.
+    pub output_schema: &'static str,
 }
 
 /// One registered definition.
@@ -679,18 +686,21 @@ mod tests {
         rust_type: "bank::Open",
         aggregate: "account",
         execute_json: execute_stub,
+        body_schema: "{}",
     };
     static OPEN_ELSEWHERE: CommandDescriptor = CommandDescriptor {
         name: "Open",
         rust_type: "other::Open",
         aggregate: "account",
         execute_json: execute_stub,
+        body_schema: "{}",
     };
     static ORPHAN: CommandDescriptor = CommandDescriptor {
         name: "Close",
         rust_type: "bank::Close",
         aggregate: "vault",
         execute_json: execute_stub,
+        body_schema: "{}",
     };
 
     fn registry(items: &[Registration]) -> Registry {

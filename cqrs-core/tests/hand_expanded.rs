@@ -327,6 +327,7 @@ const _: () = {
             rust_type: concat!(module_path!(), "::", "Open"),
             aggregate: <Account as ::cqrs_core::Aggregate>::NAME,
             execute_json: __private::execute_json::<Open>,
+            body_schema: "{}",
         });
     }
     __private::inventory::submit! { <Open as Registered>::REGISTRATION }
@@ -361,6 +362,7 @@ const _: () = {
             rust_type: concat!(module_path!(), "::", "Deposit"),
             aggregate: <Account as ::cqrs_core::Aggregate>::NAME,
             execute_json: __private::execute_json::<Deposit>,
+            body_schema: "{}",
         });
     }
     __private::inventory::submit! { <Deposit as Registered>::REGISTRATION }
@@ -414,6 +416,8 @@ const _: () = {
             projection: <Totals as ::cqrs_core::Projection>::NAME,
             output_type: "u64",
             query_json: __private::query_json::<TotalOf>,
+            body_schema: "{}",
+            output_schema: "{}",
         });
     }
     __private::inventory::submit! { <TotalOf as Registered>::REGISTRATION }
@@ -495,6 +499,8 @@ const _: () = {
             projection: "ledger",
             output_type: "Option<u64>",
             query_json: __private::query_json::<LedgerOf>,
+            body_schema: "{}",
+            output_schema: "{}",
         });
     }
     __private::inventory::submit! { <LedgerOf as Registered>::REGISTRATION }

@@ -16,6 +16,7 @@ mod check;
 mod command;
 mod diag;
 mod event;
+mod json_schema;
 mod process;
 mod projection;
 mod query;

@@ -548,3 +548,29 @@ async fn concurrent_clients_each_get_their_receipt() {
     .await;
     assert_eq!(balance.json(), serde_json::json!((1..=16).sum::<u64>()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_command_and_query() {
+    let (addr, _engine) = serve().await;
+    let doc = curl(addr, "GET", "/openapi.json", &[]).await;
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let deposit = &doc["paths"]["/commands/Deposit"]["post"];
+    let body = &deposit["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["properties"]["account"]["type"], "string");
+    assert_eq!(body["properties"]["amount"]["type"], "integer");
+    assert_eq!(body["required"], serde_json::json!(["account", "amount"]));
+    assert_eq!(body["additionalProperties"], false);
+    assert!(deposit["responses"]["422"].is_object());
+    let balance = &doc["paths"]["/queries/BalanceOf"]["post"];
+    let answer = &balance["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        answer["anyOf"],
+        serde_json::json!([{ "type": "integer", "minimum": 0 }, { "type": "null" }])
+    );
+    let all = &doc["paths"]["/queries/AllAccounts"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(all["type"], "null");
+    assert!(doc["paths"]["/events"]["get"].is_object());
+}

@@ -10,6 +10,7 @@
 //! | `GET /projections` | every projection's status: position, head, lag, state |
 //! | `GET /processes` | every process manager's status |
 //! | `GET /catalog` | everything registered |
+//! | `GET /openapi.json` | an OpenAPI 3.1 document of these routes, each command's and query's body (and each answer) as JSON Schema |
 //!
 //! A command takes its metadata from the request: `Idempotency-Key` (a
 //! retry with the same key gets the first receipt, see
@@ -31,6 +32,7 @@
 //! limits). [`HttpOptions::authorize`] decides per command.
 
 mod events;
+mod openapi;
 mod problem;
 
 use std::collections::HashMap;
@@ -75,6 +77,7 @@ pub struct HttpOptions {
     body_limit: Option<usize>,
     timeout: Duration,
     authorize: Option<Authorize>,
+    title: String,
 }
 
 impl fmt::Debug for HttpOptions {
@@ -83,6 +86,7 @@ impl fmt::Debug for HttpOptions {
             .field("body_limit", &self.body_limit)
             .field("timeout", &self.timeout)
             .field("authorize", &self.authorize.is_some())
+            .field("title", &self.title)
             .finish()
     }
 }
@@ -101,7 +105,14 @@ impl HttpOptions {
             body_limit: None,
             timeout: Duration::from_secs(30),
             authorize: None,
+            title: String::from("cqrs application"),
         }
+    }
+
+    /// The title of the OpenAPI document (default `cqrs application`).
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
     }
 
     /// The largest body read, in bytes (default: the engine's
@@ -160,6 +171,7 @@ pub fn router(engine: Engine, options: HttpOptions) -> Router {
         .route("/projections", get(projections))
         .route("/processes", get(processes))
         .route("/catalog", get(catalog))
+        .route("/openapi.json", get(openapi_json))
         .with_state(shared)
 }
 
@@ -270,6 +282,10 @@ async fn projections(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn processes(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.engine.processes()).into_response()
+}
+
+async fn openapi_json(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(openapi::document(&shared.engine, &shared.options.title)).into_response()
 }
 
 async fn catalog(State(shared): State<Arc<Shared>>) -> Response {

@@ -20,6 +20,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
         is_async,
         allow_unknown_fields,
         id,
+        schema,
     } = command;
     let rust_name = ident_string(ident);
     // `X`, once checked to be an aggregate: on `X` when it is not, and then
@@ -109,6 +110,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
                         rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
                         aggregate: <#alias as #krate::Aggregate>::NAME,
                         execute_json: #execute_json,
+                        body_schema: #schema,
                     });
             }
 

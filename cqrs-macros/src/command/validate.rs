@@ -20,6 +20,8 @@ pub(crate) struct Command<'a> {
     pub(crate) allow_unknown_fields: bool,
     /// The `#[id]` field.
     pub(crate) id: &'a IdField<'a>,
+    /// The JSON Schema of its body.
+    pub(crate) schema: String,
 }
 
 /// Checks every rule, reporting each broken one to `cx`.
@@ -41,6 +43,7 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Command<'a
         is_async: input.is_async.as_ref(),
         allow_unknown_fields: input.allow_unknown_fields.is_some(),
         id: id?,
+        schema: crate::json_schema::of(input.original),
     })
 }
 

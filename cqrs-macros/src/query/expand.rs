@@ -19,7 +19,9 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
         projection,
         output,
         allow_unknown_fields,
+        schema,
     } = query;
+    let output_schema = crate::json_schema::of_type(output);
     let rust_name = ident_string(ident);
     let output_name = tokens_to_string(output);
     // `P`, once checked to be a projection: one error on `P` when it is
@@ -61,6 +63,8 @@ pub(crate) fn expand(query: &Query<'_>) -> TokenStream {
                         projection: <#alias as #krate::Projection>::NAME,
                         output_type: #output_name,
                         query_json: #query_json,
+                        body_schema: #schema,
+                        output_schema: #output_schema,
                     });
             }
 

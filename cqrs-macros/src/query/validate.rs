@@ -18,6 +18,8 @@ pub(crate) struct Query<'a> {
     pub(crate) output: &'a Type,
     /// Whether dispatch by name ignores unknown fields.
     pub(crate) allow_unknown_fields: bool,
+    /// The JSON Schema of its body.
+    pub(crate) schema: String,
 }
 
 /// Checks every rule, reporting each broken one to `cx`.
@@ -43,6 +45,7 @@ pub(crate) fn validate<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Option<Query<'a>>
         projection: projection?,
         output: output?,
         allow_unknown_fields: input.allow_unknown_fields.is_some(),
+        schema: crate::json_schema::of(input.original),
     })
 }
 
