@@ -10,6 +10,7 @@
 //! | `GET /projections` | every projection's status: position, head, lag, state |
 //! | `GET /processes` | every process manager's status |
 //! | `GET /catalog` | everything registered |
+//! | `GET /dashboard` | a live page: projections and their lag, process managers, the event feed, the catalog, a form that sends a command |
 //! | `GET /openapi.json` | an OpenAPI 3.1 document of these routes, each command's and query's body (and each answer) as JSON Schema |
 //!
 //! A command takes its metadata from the request: `Idempotency-Key` (a
@@ -172,6 +173,7 @@ pub fn router(engine: Engine, options: HttpOptions) -> Router {
         .route("/processes", get(processes))
         .route("/catalog", get(catalog))
         .route("/openapi.json", get(openapi_json))
+        .route("/dashboard", get(dashboard))
         .with_state(shared)
 }
 
@@ -282,6 +284,12 @@ async fn projections(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn processes(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.engine.processes()).into_response()
+}
+
+/// The live page: plain HTML and JavaScript shipped in the crate, talking
+/// to the routes next to it.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("dashboard.html"))
 }
 
 async fn openapi_json(State(shared): State<Arc<Shared>>) -> Response {

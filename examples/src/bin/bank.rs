@@ -335,6 +335,7 @@ async fn serve_http(
     let url = format!("http://{}", listener.local_addr()?);
     println!("The bank over HTTP, on {described}.");
     println!("listening on {url}");
+    println!("  open {url}/dashboard in a browser: projections, lag and events, live");
     println!("  POST {url}/commands/OpenAccount  {{\"account\":\"ada\",\"owner\":\"Ada\"}}");
     println!("  POST {url}/queries/BalanceOf?after=<position>  {{\"account\":\"ada\"}}");
     println!(
