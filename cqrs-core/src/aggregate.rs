@@ -42,6 +42,14 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
     /// state (its fingerprint differs) or one that does not decode.
     #[doc(hidden)]
     fn decode_snapshot(bytes: &[u8]) -> Option<Result<Self, crate::error::DecodeError>>;
+
+    /// The domain error as JSON, when its type is `Serialize` (generated):
+    /// what the HTTP adapter puts in a refused command's problem.
+    #[doc(hidden)]
+    fn error_json(error: &Self::Error) -> Option<serde_json::Value> {
+        let _ = error;
+        None
+    }
 }
 
 /// The services of an aggregate that declares none (`()`), which need no

@@ -271,3 +271,40 @@ pub fn start_process<P: crate::process::ProcessManager>(
 pub use crate::process::{
     NoRecover, NoTimeout, Probe, RecoverProbe, ViaRecover, ViaTimeout, route,
 };
+
+/// Finds `Serialize` on a domain error type, in the derive's expansion
+/// (method resolution on a concrete type): `Some(json)` when it is.
+#[derive(Debug)]
+pub struct ErrorProbe<E>(pub std::marker::PhantomData<E>);
+
+/// The probe's answer when the error is `Serialize`.
+pub trait ViaErrorJson<E> {
+    /// The error as JSON.
+    fn error_json(&self, error: &E) -> Option<serde_json::Value>;
+}
+
+impl<E: Serialize> ViaErrorJson<E> for ErrorProbe<E> {
+    fn error_json(&self, error: &E) -> Option<serde_json::Value> {
+        serde_json::to_value(error).ok()
+    }
+}
+
+/// The probe's answer otherwise.
+pub trait NoErrorJson<E> {
+    /// `None`.
+    fn error_json(&self, error: &E) -> Option<serde_json::Value>;
+}
+
+impl<E> NoErrorJson<E> for &ErrorProbe<E> {
+    fn error_json(&self, _: &E) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A boxed domain error of aggregate `A` as JSON, if it is one and is
+/// `Serialize` (`CommandDescriptor::error_json`).
+pub fn error_json<A: Aggregate>(
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+) -> Option<serde_json::Value> {
+    error.downcast_ref::<A::Error>().and_then(A::error_json)
+}

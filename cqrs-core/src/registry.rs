@@ -99,7 +99,14 @@ pub struct CommandDescriptor {
     /// The JSON Schema of its body, as JSON text (from the types as
     /// written; see the HTTP adapter's `/openapi.json`).
     pub body_schema: &'static str,
+    /// Its aggregate's domain error, boxed, as JSON when the error type is
+    /// `Serialize`.
+    pub error_json: ErrorJsonFn,
 }
+
+/// A boxed domain error as JSON, if it is `Serialize`.
+pub type ErrorJsonFn =
+    fn(&(dyn std::error::Error + Send + Sync + 'static)) -> Option<serde_json::Value>;
 
 /// A projection: its name, consumed events and runner.
 #[derive(Debug, Clone, Copy)]
@@ -687,6 +694,7 @@ mod tests {
         aggregate: "account",
         execute_json: execute_stub,
         body_schema: "{}",
+        error_json: |_| None,
     };
     static OPEN_ELSEWHERE: CommandDescriptor = CommandDescriptor {
         name: "Open",
@@ -694,6 +702,7 @@ mod tests {
         aggregate: "account",
         execute_json: execute_stub,
         body_schema: "{}",
+        error_json: |_| None,
     };
     static ORPHAN: CommandDescriptor = CommandDescriptor {
         name: "Close",
@@ -701,6 +710,7 @@ mod tests {
         aggregate: "vault",
         execute_json: execute_stub,
         body_schema: "{}",
+        error_json: |_| None,
     };
 
     fn registry(items: &[Registration]) -> Registry {

@@ -328,6 +328,7 @@ const _: () = {
             aggregate: <Account as ::cqrs_core::Aggregate>::NAME,
             execute_json: __private::execute_json::<Open>,
             body_schema: "{}",
+            error_json: |_| None,
         });
     }
     __private::inventory::submit! { <Open as Registered>::REGISTRATION }
@@ -363,6 +364,7 @@ const _: () = {
             aggregate: <Account as ::cqrs_core::Aggregate>::NAME,
             execute_json: __private::execute_json::<Deposit>,
             body_schema: "{}",
+            error_json: |_| None,
         });
     }
     __private::inventory::submit! { <Deposit as Registered>::REGISTRATION }

@@ -91,8 +91,10 @@ pub struct AccountClosed;
 
 // ---- errors and services -----------------------------------------------------
 
-/// Why the bank refuses a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the bank refuses a command (as JSON in an HTTP problem:
+/// `{"code": "insufficient_funds", "balance": .., "requested": ..}`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
 pub enum AccountError {
     /// Opening an account twice.
     #[error("account is already open")]

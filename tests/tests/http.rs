@@ -268,6 +268,11 @@ async fn every_error_is_a_problem_with_its_status() {
     .await;
     let problem = refused.problem(422);
     assert_eq!(problem["title"], "command refused");
+    // The bank's error is `Serialize`: the problem carries it.
+    assert_eq!(
+        problem["error"],
+        serde_json::json!({ "code": "insufficient_funds", "balance": 0, "requested": 500 })
+    );
     assert!(
         problem["detail"]
             .as_str()

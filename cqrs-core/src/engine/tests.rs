@@ -465,3 +465,35 @@ async fn the_command_span_carries_correlation_causation_and_actor() {
     assert!(has("actor", "teller-7"), "{fields:?}");
     assert!(has("outcome", "\"ok\""), "{fields:?}");
 }
+
+/// The derive finds out whether the domain error is `Serialize`.
+#[test]
+fn a_domain_error_is_json_only_when_it_is_serialize() {
+    #[derive(Debug, thiserror::Error, Serialize)]
+    #[error("closed")]
+    struct Closed {
+        since: u64,
+    }
+    #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[event(name = "door.shut")]
+    struct Shut;
+    #[derive(Aggregate, Default)]
+    #[aggregate(name = "door", events(Shut), error = Closed)]
+    struct Door;
+    impl Apply<Shut> for Door {
+        fn apply(&mut self, _: &Shut) {}
+    }
+    assert_eq!(
+        <Door as crate::Aggregate>::error_json(&Closed { since: 3 }),
+        Some(serde_json::json!({ "since": 3 }))
+    );
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Closed { since: 4 });
+    assert_eq!(
+        crate::__private::error_json::<Door>(&*boxed),
+        Some(serde_json::json!({ "since": 4 }))
+    );
+    let other: Box<dyn std::error::Error + Send + Sync> = Box::new(std::io::Error::other("x"));
+    assert_eq!(crate::__private::error_json::<Door>(&*other), None);
+    // `Never` is not `Serialize`.
+    assert_eq!(<Tally as crate::Aggregate>::error_json(&Never), None);
+}

@@ -237,7 +237,15 @@ async fn command(
             }
             response
         }
-        Ok(Err(error)) => Problem::from_error(&error).into_response(),
+        Ok(Err(error)) => {
+            let mut problem = Problem::from_error(&error);
+            if let crate::Error::Domain(refusal) = &error
+                && let Some(command) = shared.engine.registry().command(&name)
+            {
+                problem.error = (command.error_json)(&**refusal);
+            }
+            problem.into_response()
+        }
         Err(_) => timed_out(&shared).into_response(),
     }
 }

@@ -28,6 +28,10 @@ pub struct Problem {
     pub title: String,
     /// What went wrong this time.
     pub detail: String,
+    /// A refused command's domain error as JSON, when its type is
+    /// `Serialize`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -38,6 +42,7 @@ impl Problem {
             status: status.as_u16(),
             title: title.into(),
             detail: detail.into(),
+            error: None,
         }
     }
 

@@ -298,6 +298,14 @@ fn aggregate_impl(aggregate: &Aggregate<'_>) -> TokenStream {
             {
                 #decode
             }
+
+            fn error_json(
+                error: &#error,
+            ) -> ::core::option::Option<#private::serde_json::Value> {
+                #[allow(unused_imports)]
+                use #private::{NoErrorJson as _, ViaErrorJson as _};
+                (&#private::ErrorProbe::<#error>(::core::marker::PhantomData)).error_json(error)
+            }
         }
     }
 }

@@ -111,6 +111,7 @@ pub(crate) fn expand(command: &Command<'_>) -> TokenStream {
                         aggregate: <#alias as #krate::Aggregate>::NAME,
                         execute_json: #execute_json,
                         body_schema: #schema,
+                        error_json: #private::error_json::<#alias>,
                     });
             }
 
