@@ -511,6 +511,36 @@ pub(crate) fn idempotency_key(manager: &str, instance: &str, event_id: Uuid, n: 
     format!("{manager}/{instance}/{event_id}/{n}")
 }
 
+/// What the state of a process manager needs: `Default` to start an
+/// instance, `Serialize` and `Deserialize` to save it with the checkpoint.
+/// The derive checks it once, on the type's name, and refers to its
+/// [`ProcessManager`] impl only through the check, so a missing derive is
+/// one error rather than one per supertrait and item.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "process manager `{Self}` needs `Default`, `Serialize` and `Deserialize`",
+    label = "its instances start from `Default` and are saved as JSON",
+    note = "derive them: `#[derive(ProcessManager, Default, Serialize, Deserialize)]`"
+)]
+pub trait ProcessState: Default + Serialize + DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<P: Default + Serialize + DeserializeOwned> ProcessState for P {}
+
+/// The derive's check of [`ProcessState`].
+#[doc(hidden)]
+pub const fn is_process_state<P: ProcessState>() -> bool {
+    true
+}
+
+/// The derive's check that `P` has its `Correlate` impl for a listed
+/// event `E`, made before the `React` one is needed: an event without
+/// either impl is one error.
+#[doc(hidden)]
+pub const fn is_correlated<E, P: Correlate<E>>() -> bool {
+    true
+}
+
 /// Runs `P`'s `Timeout` when it has one: `Timeout` is found through
 /// method resolution on a concrete type (the derive's expansion), so a
 /// manager without deadlines needs no empty impl.

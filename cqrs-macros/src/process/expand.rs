@@ -6,8 +6,8 @@ use syn::Ident;
 
 use super::validate::Process;
 use crate::check::ident_string;
-use crate::diag::spanned_over;
-use crate::runtime::{self, checked_alias};
+use crate::diag::{edge_spans, set_spans, spanned_over};
+use crate::runtime::{self, checked_alias, checked_alias_with};
 
 /// `ProcessManager`, `Issues` and `Registered` impls and the inventory
 /// submission.
@@ -41,21 +41,57 @@ pub(crate) fn expand(process: &Process<'_>) -> TokenStream {
         .iter()
         .map(|alias| quote!(#private::event_name::<#alias>()))
         .collect();
+    // The type is checked once to be `Default`, `Serialize` and
+    // `Deserialize`, on its name; the impl assumes it (a bound under a
+    // binder is not checked where it is written), and what needs the impl
+    // goes through the checked type: a missing derive is one error, not
+    // one per supertrait and item.
+    let state = format_ident!("__CqrsSelf");
+    let checked_state = checked_alias(&state, *ident, quote!(#krate::process::is_process_state));
+    let assumed_state = quote! {
+        where
+            for<'__cqrs> #ident: ::core::default::Default
+                + #private::serde::Serialize
+                + #private::serde::de::DeserializeOwned
+    };
     let command_names: Vec<_> = command_aliases
         .iter()
         .map(|alias| quote!(<#alias as #krate::Command>::NAME))
         .collect();
-    // The `route` call for each event is the check that `impl Correlate<E>`
-    // and `impl React<E>` exist: spanned on `E` inside `events(..)`.
-    let branches = events.iter().zip(&event_aliases).map(|(path, alias)| {
-        let route = spanned_over(quote!(#private::route::<Self, #alias>), *path);
-        quote! {
-            if #private::is_stored_name::<#alias>(&record.event_name) {
-                let envelope = #krate::Envelope::<#alias>::decode(record)?;
-                return ::core::result::Result::Ok(::core::option::Option::Some(#route(envelope)));
+    // Each event is checked to have its `impl Correlate<E>`, then the
+    // `route` call checks `impl React<E>`: both spanned on `E` inside
+    // `events(..)`, and an event without either impl is one error (the
+    // route of an event without `Correlate` takes the error type).
+    let routed_aliases: Vec<Ident> = (0..events.len())
+        .map(|index| format_ident!("__CqrsRouted{index}"))
+        .collect();
+    let checked_routed: TokenStream = events
+        .iter()
+        .zip(&event_aliases)
+        .zip(&routed_aliases)
+        .map(|((path, alias), routed)| {
+            let event = set_spans(quote!(#alias), edge_spans(*path).1);
+            checked_alias_with(
+                routed,
+                &event,
+                quote!(#krate::process::is_correlated),
+                quote!(, #ident),
+            )
+        })
+        .collect();
+    let branches = events
+        .iter()
+        .zip(&event_aliases)
+        .zip(&routed_aliases)
+        .map(|((path, alias), routed)| {
+            let route = spanned_over(quote!(#private::route::<Self, #routed>), *path);
+            quote! {
+                if #private::is_stored_name::<#alias>(&record.event_name) {
+                    let envelope = #krate::Envelope::<#alias>::decode(record)?;
+                    return ::core::result::Result::Ok(::core::option::Option::Some(#route(envelope)));
+                }
             }
-        }
-    });
+        });
     let descriptors = events.iter().zip(&event_aliases).map(|(path, alias)| {
         let rust_type = crate::diag::tokens_to_string(*path);
         quote! {
@@ -82,11 +118,13 @@ pub(crate) fn expand(process: &Process<'_>) -> TokenStream {
     });
     quote! {
         const _: () = {
+            #checked_state
             #checked_events
+            #checked_routed
             #checked_commands
 
             #[automatically_derived]
-            impl #krate::process::ProcessManager for #ident {
+            impl #krate::process::ProcessManager for #ident #assumed_state {
                 const NAME: &'static ::core::primitive::str = #name;
                 const EVENTS: &'static [&'static ::core::primitive::str] = &[#(#event_names),*];
                 const COMMANDS: &'static [&'static ::core::primitive::str] = &[#(#command_names),*];
@@ -122,9 +160,9 @@ pub(crate) fn expand(process: &Process<'_>) -> TokenStream {
                         &#krate::registry::ProcessDescriptor {
                             name: #name,
                             rust_type: ::core::concat!(::core::module_path!(), "::", #rust_name),
-                            events: <#ident as #krate::process::ProcessManager>::EVENTS,
-                            commands: <#ident as #krate::process::ProcessManager>::COMMANDS,
-                            start: #private::start_process::<#ident>,
+                            events: <#state as #krate::process::ProcessManager>::EVENTS,
+                            commands: <#state as #krate::process::ProcessManager>::COMMANDS,
+                            start: #private::start_process::<#state>,
                         },
                     );
             }

@@ -38,3 +38,6 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let model = validate::validate(&cx, &parsed);
     diag::finish(cx, model, expand::expand, |_| fallback::expand(&parsed))
 }
+
+#[cfg(test)]
+mod tests;
