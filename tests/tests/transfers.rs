@@ -432,6 +432,26 @@ fn the_kit_expects_commands_deadlines_and_what_the_clock_brings() {
 }
 
 #[test]
+fn completing_an_instance_cancels_its_deadlines() {
+    ProcessTest::<Transfer>::new()
+        .given(("account", "ada"), sent("bob", "big", 500_00))
+        .then_expect_deadline("review", REVIEW_WINDOW)
+        // Refunded by hand, say: the instance completes.
+        .given(
+            ("account", "ada"),
+            TransferRefunded {
+                transfer: "big".into(),
+                amount: 500_00,
+                reason: "by hand".into(),
+            },
+        )
+        .then_expect_status(InstanceStatus::Completed)
+        .then_expect_no_deadline("review")
+        .advance(REVIEW_WINDOW * 2)
+        .then_expect_no_commands();
+}
+
+#[test]
 fn the_kit_delivers_a_refusal_to_recover_and_fails_an_instance_without_one() {
     let reason = "the receiving account refused it: account is closed";
     let closed = ReceiveTransfer {

@@ -109,8 +109,18 @@ async fn follow(
                 return;
             }
         }
-        let caught_up = slice.through == after || slice.events.len() < PAGE;
+        let stalled = slice.through <= after;
+        let caught_up = stalled || slice.events.len() < PAGE;
         after = slice.through.max(after);
+        if stalled && *head.borrow() > after {
+            // The head is ahead of what can be read yet (a transaction in
+            // flight before it): wait a moment rather than read again at once.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                () = send.closed() => return,
+            }
+            continue;
+        }
         if caught_up {
             tokio::select! {
                 changed = head.wait_for(|head| *head > after) => if changed.is_err() { return },
