@@ -344,3 +344,38 @@ impl Timestamp {
         Uuid::new_v7(time)
     }
 }
+
+/// A recorded event as JSON for people and scripts (the HTTP feed, the
+/// admin tool): its payload as JSON (or as a string when it is not JSON).
+#[cfg(any(feature = "http", feature = "admin"))]
+#[derive(Serialize)]
+pub(crate) struct EventView<'a> {
+    position: u64,
+    stream: &'a StreamId,
+    version: u64,
+    event: &'a str,
+    schema_version: u32,
+    event_id: Uuid,
+    timestamp: Timestamp,
+    payload: serde_json::Value,
+    metadata: &'a Metadata,
+}
+
+#[cfg(any(feature = "http", feature = "admin"))]
+impl<'a> From<&'a RecordedEvent> for EventView<'a> {
+    fn from(record: &'a RecordedEvent) -> Self {
+        Self {
+            position: record.position,
+            stream: &record.stream,
+            version: record.version,
+            event: &record.event_name,
+            schema_version: record.schema_version,
+            event_id: record.event_id,
+            timestamp: record.timestamp,
+            payload: serde_json::from_slice(&record.payload).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&record.payload).into_owned())
+            }),
+            metadata: &record.metadata,
+        }
+    }
+}

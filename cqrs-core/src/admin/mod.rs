@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::engine::{Engine, EngineBuilder};
 use crate::error::Error;
 use crate::process::InstanceStatus;
-use crate::record::{RecordedEvent, StreamId};
+use crate::record::{EventView, RecordedEvent, StreamId};
 use crate::store::{CheckpointStore, LogFilter};
 
 /// Where the checkpoints of what the admin tool does not run live.
@@ -229,32 +229,6 @@ fn print_json<T: Serialize>(value: &T) -> Result<(), Failed> {
     Ok(())
 }
 
-/// One event, as the listings show it.
-#[derive(Serialize)]
-struct Shown<'a> {
-    position: u64,
-    stream: &'a StreamId,
-    version: u64,
-    event: &'a str,
-    schema_version: u32,
-    payload: serde_json::Value,
-    metadata: &'a crate::record::Metadata,
-}
-
-fn shown(record: &RecordedEvent) -> Shown<'_> {
-    Shown {
-        position: record.position,
-        stream: &record.stream,
-        version: record.version,
-        event: &record.event_name,
-        schema_version: record.schema_version,
-        payload: serde_json::from_slice(&record.payload).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&record.payload).into_owned())
-        }),
-        metadata: &record.metadata,
-    }
-}
-
 fn print_event(record: &RecordedEvent) {
     println!(
         "#{:<6} {:<24} v{:<5} {:<28} {}",
@@ -280,7 +254,12 @@ async fn show_stream(engine: &Engine, stream: &str, json: bool) -> Result<(), Fa
         .await
         .map_err(failed)?;
     if json {
-        return print_json(&events.iter().map(|e| shown(e)).collect::<Vec<_>>());
+        return print_json(
+            &events
+                .iter()
+                .map(|e| EventView::from(&**e))
+                .collect::<Vec<_>>(),
+        );
     }
     if events.is_empty() {
         println!("stream {stream} has no events");
@@ -313,7 +292,7 @@ async fn tail(
         let slice = store.read_log(after, filter, page).await.map_err(failed)?;
         for e in &slice.events {
             if json {
-                let line = serde_json::to_string(&shown(e)).map_err(failed)?;
+                let line = serde_json::to_string(&EventView::from(&**e)).map_err(failed)?;
                 println!("{line}");
             } else {
                 print_event(e);

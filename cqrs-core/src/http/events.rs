@@ -11,30 +11,14 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{Problem, Shared};
-use crate::record::{Metadata, RecordedEvent, StreamId, Timestamp};
+use crate::record::{EventView, RecordedEvent};
 use crate::store::{LogFilter, Store};
 
 /// How many events one read of the log takes.
 const PAGE: usize = 256;
-
-/// One event as the feed sends it (the SSE `data`, as JSON; its `id` is
-/// the position, its `event` the event's name).
-#[derive(Serialize)]
-struct FedEvent<'a> {
-    position: u64,
-    stream: &'a StreamId,
-    version: u64,
-    event: &'a str,
-    schema_version: u32,
-    event_id: uuid::Uuid,
-    timestamp: Timestamp,
-    payload: serde_json::Value,
-    metadata: &'a Metadata,
-}
 
 /// The feed: `?aggregate=a,b` and `?event=x,y` filter it; it starts after
 /// `Last-Event-ID` (what a reconnecting `EventSource` sends) or `?after=`,
@@ -130,21 +114,10 @@ async fn follow(
     }
 }
 
+/// One event as the feed sends it: its `id` is the position, its `event`
+/// the event's name, its `data` the event as JSON.
 fn event(record: &RecordedEvent) -> Event {
-    let payload = serde_json::from_slice(&record.payload).unwrap_or_else(|_| {
-        serde_json::Value::String(String::from_utf8_lossy(&record.payload).into_owned())
-    });
-    let fed = FedEvent {
-        position: record.position,
-        stream: &record.stream,
-        version: record.version,
-        event: &record.event_name,
-        schema_version: record.schema_version,
-        event_id: record.event_id,
-        timestamp: record.timestamp,
-        payload,
-        metadata: &record.metadata,
-    };
+    let fed = EventView::from(record);
     // A name stored by hand may hold a line break, which SSE cannot carry.
     let name: &str = if record.event_name.contains(['\n', '\r']) {
         "event"
