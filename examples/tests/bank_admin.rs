@@ -164,3 +164,48 @@ fn failures_are_one_line_and_a_status() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A rebuild while another process holds the projection's lease waits for
+/// it: here the holder (the bank serving HTTP) is killed, and the admin
+/// tool takes the lease over when its term runs out.
+#[test]
+fn a_rebuild_waits_for_a_lease_held_elsewhere() {
+    use std::io::{BufRead, BufReader};
+    let db = bank_file("lease");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_bank"))
+        .args([
+            "--store",
+            &format!("sqlite:{}", db.display()),
+            "--serve",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    // Read to the end, so the server never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = said.send(line);
+        }
+    });
+    let listening = heard.iter().any(|l: String| l.starts_with("listening on "));
+    assert!(listening, "the server started");
+    // Its projection takes the lease; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = server.kill();
+        let _ = server.wait();
+    });
+    let out = admin(&db, &["rebuild", "balances"]);
+    killer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("waiting for the lease of `balances`"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt `balances`"));
+}

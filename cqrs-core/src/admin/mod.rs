@@ -537,7 +537,23 @@ async fn rebuild(engine: &Engine, name: &str) -> Result<(), Failed> {
         ));
     }
     let started = Instant::now();
-    let rebuild = engine.rebuild(name).await.map_err(failed)?;
+    // Another process may hold the projection's lease: wait for it to
+    // expire or be given up (bounded by the lease's takeover time).
+    let patience = Instant::now() + Duration::from_secs(15);
+    let mut said = false;
+    let rebuild = loop {
+        match engine.rebuild(name).await {
+            Ok(rebuild) => break rebuild,
+            Err(Error::Standby { reason, .. }) if Instant::now() < patience => {
+                if !said {
+                    eprintln!("waiting for the lease of `{name}`: {reason}");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    };
     let mut progress = rebuild.subscribe();
     let target = progress.borrow().target;
     let bar = indicatif::ProgressBar::new(target);

@@ -321,6 +321,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if relay.is_some() {
         relayed(&app, &r).await?;
     }
+    // Gives up the leases at once: the next process (another run, the
+    // admin tool) need not wait out their term.
+    app.stop().await;
     println!("\nDone.");
     Ok(())
 }
