@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::engine::{Engine, EngineBuilder};
 use crate::error::Error;
 use crate::process::InstanceStatus;
+use crate::process::runner::saved_instances;
 use crate::record::{EventView, RecordedEvent, StreamId};
 use crate::store::{CheckpointStore, LogFilter};
 
@@ -381,25 +382,27 @@ async fn processes(engine: &Engine, json: bool) -> Result<(), Failed> {
     let mut rows = Vec::new();
     for p in engine.registry().processes() {
         let consumer = crate::process::runner::consumer_name(p.name);
-        let saved = engine
+        let position = engine
             .store()
-            .load_read_model(&consumer)
+            .load_checkpoint(&consumer)
+            .await
+            .map_err(failed)?;
+        let instances = saved_instances(&**engine.store(), p.name)
             .await
             .map_err(failed)?;
         let mut row = ProcessRow {
             name: p.name,
-            position: saved.checkpoint,
+            position,
             head,
             running: 0,
             completed: 0,
             failed: 0,
         };
-        for (_, _, body) in &saved.documents {
-            match serde_json::from_slice::<InstanceStatus>(body) {
-                Ok(InstanceStatus::Running) => row.running += 1,
-                Ok(InstanceStatus::Completed) => row.completed += 1,
-                Ok(InstanceStatus::Failed(_)) => row.failed += 1,
-                Err(e) => return Err(format!("an instance of `{}` does not decode: {e}", p.name)),
+        for instance in instances.values() {
+            match instance.status {
+                InstanceStatus::Running => row.running += 1,
+                InstanceStatus::Completed => row.completed += 1,
+                InstanceStatus::Failed(_) => row.failed += 1,
             }
         }
         rows.push(row);
@@ -429,46 +432,36 @@ async fn process(engine: &Engine, name: &str, key: &str, json: bool) -> Result<(
             name: name.to_owned(),
         }));
     }
-    let consumer = crate::process::runner::consumer_name(name);
-    let saved = engine
-        .store()
-        .load_read_model(&consumer)
+    let Some(instance) = saved_instances(&**engine.store(), name)
         .await
-        .map_err(failed)?;
-    let Some((_, _, body)) = saved.documents.iter().find(|(_, k, _)| k == key) else {
+        .map_err(failed)?
+        .remove(key)
+    else {
         return Err(format!("process manager `{name}` has no instance `{key}`"));
     };
-    let instance: serde_json::Value = serde_json::from_slice(body).map_err(failed)?;
     if json {
         return print_json(&instance);
     }
-    println!(
-        "{name} {key}: {}",
-        instance["status"].as_str().unwrap_or("?")
-    );
-    println!("state: {}", instance["state"]);
-    for d in instance["deadlines"].as_array().into_iter().flatten() {
-        println!(
-            "deadline `{}` due at {} µs",
-            d["name"].as_str().unwrap_or("?"),
-            d["due"]
-        );
+    let status = match &instance.status {
+        InstanceStatus::Running => String::from("running"),
+        InstanceStatus::Completed => String::from("completed"),
+        InstanceStatus::Failed(why) => format!("failed: {why}"),
+    };
+    println!("{name} {key}: {status}");
+    println!("state: {}", instance.state);
+    for d in &instance.deadlines {
+        println!("deadline `{}` due at {} µs", d.name, d.due.0);
     }
-    for step in instance["history"].as_array().into_iter().flatten() {
-        println!(
-            "#{} {}",
-            step["position"],
-            step["input"].as_str().unwrap_or("?")
-        );
-        for c in step["commands"].as_array().into_iter().flatten() {
-            let outcome = c["refused"]
-                .as_str()
+    for step in &instance.history {
+        println!("#{} {}", step.position, step.input);
+        for c in &step.commands {
+            let outcome = c
+                .refused
+                .as_ref()
                 .map_or_else(|| String::from("done"), |why| format!("refused: {why}"));
             println!(
-                "    -> {} to {}/{} ({outcome})",
-                c["command"].as_str().unwrap_or("?"),
-                c["stream"]["aggregate"].as_str().unwrap_or("?"),
-                c["stream"]["id"].as_str().unwrap_or("?"),
+                "    -> {} to {} ({outcome})",
+                c.issued.command, c.issued.stream
             );
         }
     }

@@ -615,7 +615,8 @@ pub enum InstanceStatus {
 pub struct ProcessInstance {
     /// Its key.
     pub key: String,
-    /// How it stands.
+    /// How it stands (`"status"`, with `"reason"` when it failed).
+    #[serde(flatten)]
     pub status: InstanceStatus,
     /// Its state, as JSON.
     pub state: serde_json::Value,

@@ -94,7 +94,6 @@ type View = Arc<RwLock<BTreeMap<String, ProcessInstance>>>;
 #[derive(Debug)]
 pub struct RunningProcess {
     pub(crate) name: &'static str,
-    pub(crate) consumer: String,
     pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) view: View,
     pub(crate) control: mpsc::Sender<Control>,
@@ -144,23 +143,36 @@ impl RunningProcess {
             let view = self.view.read().unwrap_or_else(PoisonError::into_inner);
             return Ok(view.get(key).cloned());
         }
-        let saved = store.load_read_model(&self.consumer).await?;
-        for (collection, saved_key, body) in saved.documents {
-            if collection == INSTANCES && saved_key == key {
-                let stored: StoredInstance = serde_json::from_slice(&body).map_err(|e| {
-                    Error::Store(StoreError::Refused {
-                        source: None,
-                        message: format!(
-                            "saved instance `{key}` of process manager `{}` does not decode: {e}",
-                            self.name
-                        ),
-                    })
-                })?;
-                return Ok(Some(stored.view(key.to_owned())));
-            }
-        }
-        Ok(None)
+        let mut saved = saved_instances(store, self.name).await?;
+        Ok(saved.remove(key))
     }
+}
+
+/// Every instance of process manager `manager` as saved in `store`, by
+/// key: what a process that does not run the manager (another holds its
+/// lease, or an admin tool) can read.
+pub(crate) async fn saved_instances(
+    store: &dyn CheckpointStore,
+    manager: &str,
+) -> Result<BTreeMap<String, ProcessInstance>, Error> {
+    let saved = store.load_read_model(&consumer_name(manager)).await?;
+    saved
+        .documents
+        .into_iter()
+        .filter(|(collection, _, _)| collection == INSTANCES)
+        .map(|(_, key, body)| {
+            let stored: StoredInstance = serde_json::from_slice(&body).map_err(|e| {
+                Error::Store(StoreError::Refused {
+                    source: None,
+                    message: format!(
+                        "saved instance `{key}` of process manager `{manager}` does not decode: {e}"
+                    ),
+                })
+            })?;
+            let view = stored.view(key.clone());
+            Ok((key, view))
+        })
+        .collect()
 }
 
 /// A deadline set and not yet passed.
@@ -316,7 +328,6 @@ pub(crate) fn start<P: ProcessManager>(host: &ProcessHost) -> RunningProcess {
     tokio::spawn(firing.run(host.shutdown.clone()).instrument(span));
     RunningProcess {
         name: P::NAME,
-        consumer,
         progress,
         view,
         control,
@@ -577,29 +588,23 @@ pub(crate) async fn take<P: ProcessManager>(
         super::Correlation::Join(key) => (key, false),
         super::Correlation::Ignore => return Ok(None),
     };
-    if !instances.contains_key(&key) {
-        if !may_start {
+    let mut instance = match instances.remove(&key) {
+        Some(running) if running.status == InstanceStatus::Running => running,
+        // Ended: later events for it are not taken.
+        Some(ended) => {
+            instances.insert(key, ended);
             return Ok(None);
         }
-        instances.insert(
-            key.clone(),
-            Instance {
-                state: P::default(),
-                status: InstanceStatus::Running,
-                deadlines: Vec::new(),
-                history: Vec::new(),
-                seq: 0,
-                correlation_id: record.metadata.correlation_id,
-            },
-        );
-    }
-    let Some(mut instance) = instances.remove(&key) else {
-        return Ok(None);
+        None if may_start => Instance {
+            state: P::default(),
+            status: InstanceStatus::Running,
+            deadlines: Vec::new(),
+            history: Vec::new(),
+            seq: 0,
+            correlation_id: record.metadata.correlation_id,
+        },
+        None => return Ok(None),
     };
-    if instance.status != InstanceStatus::Running {
-        instances.insert(key, instance);
-        return Ok(None);
-    }
     let react = routed.react;
     let reaction = std::panic::catch_unwind(AssertUnwindSafe(|| react(&mut instance.state)));
     let outcome = match reaction {
