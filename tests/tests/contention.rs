@@ -194,3 +194,32 @@ async fn two_processes_on_postgres_never_give_up_at_the_defaults() {
         .unwrap();
     check(&store, &done).await;
 }
+
+/// Processes that open one new SQLite file at the same moment (a writer and
+/// a relay started together): the first switches the file to WAL and
+/// migrates it while the others wait for it, instead of failing with
+/// "database is locked".
+#[test]
+fn many_openers_of_one_new_sqlite_file_all_succeed() {
+    const OPENERS: usize = 8;
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("fresh-{round}.db"));
+        let start = std::sync::Barrier::new(OPENERS);
+        std::thread::scope(|scope| {
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        SqliteStore::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for opener in openers {
+                if let Err(e) = opener.join().unwrap() {
+                    panic!("round {round}: an opener failed: {e:?}");
+                }
+            }
+        });
+    }
+}

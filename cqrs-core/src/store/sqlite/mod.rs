@@ -409,13 +409,36 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn configure(conn: &mut Connection, synchronous: Synchronous) -> Result<(), StoreError> {
-    // `journal_mode` answers with the mode in force ("memory" in memory).
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-        .map_err(|e| backend("cannot switch SQLite to WAL mode", e))?;
-    conn.execute_batch(&format!("PRAGMA synchronous = {};", synchronous.pragma()))
-        .map_err(|e| backend("cannot configure the SQLite connection", e))?;
+    // First: two processes that open one new file at once (a writer and a
+    // relay started together) meet while one of them switches it to WAL or
+    // migrates it, and the other must wait, not fail with "database is
+    // locked".
     conn.busy_handler(Some(wait_for_the_write_lock))
+        .map_err(|e| backend("cannot configure the SQLite connection", e))?;
+    switch_to_wal(conn)?;
+    conn.execute_batch(&format!("PRAGMA synchronous = {};", synchronous.pragma()))
         .map_err(|e| backend("cannot configure the SQLite connection", e))
+}
+
+/// Switches the file to WAL, trying again while another connection holds a
+/// lock on it. SQLite answers "database is locked" at once, without calling
+/// the busy handler, when two connections that both read the file want to
+/// change its journal mode: waiting there would deadlock, so one of them
+/// must let go and start over.
+fn switch_to_wal(conn: &Connection) -> Result<(), StoreError> {
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        // `journal_mode` answers with the mode in force ("memory" in memory).
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            done => return done.map_err(|e| backend("cannot switch SQLite to WAL mode", e)),
+        }
+    }
 }
 
 /// How the writer waits while another process holds the write lock: a try
