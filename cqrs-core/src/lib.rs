@@ -149,6 +149,7 @@ pub mod registry;
 pub mod schema;
 pub mod store;
 pub mod subscription;
+pub mod telemetry;
 pub mod testing;
 pub mod upcast;
 

@@ -179,6 +179,13 @@ pub struct Metadata {
     /// first one's receipt (see [`Engine::execute_with`](crate::Engine::execute_with)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The W3C trace context (`traceparent`) of the span that appended the
+    /// event: the `command` span when the engine runs with feature `otel`
+    /// and an OpenTelemetry layer, else the one the caller gave (the HTTP
+    /// adapter takes a request's `traceparent` header). Consumers link
+    /// their batch spans to it; a process manager's commands continue it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Metadata {
@@ -219,6 +226,23 @@ impl Metadata {
     #[must_use]
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the W3C trace context the command continues, as a
+    /// `traceparent` header spells it; one that is not well formed is
+    /// dropped (the W3C rule: start a new trace rather than fail).
+    ///
+    /// ```
+    /// use cqrs_core::Metadata;
+    /// let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// assert_eq!(Metadata::new().traceparent(parent).traceparent.as_deref(), Some(parent));
+    /// assert_eq!(Metadata::new().traceparent("nonsense").traceparent, None);
+    /// ```
+    #[must_use]
+    pub fn traceparent(mut self, traceparent: &str) -> Self {
+        self.traceparent =
+            crate::telemetry::is_traceparent(traceparent).then(|| traceparent.to_owned());
         self
     }
 

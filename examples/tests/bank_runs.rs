@@ -291,3 +291,75 @@ fn serves_the_bank_over_http() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// One printed span: its name, `trace/span`, parent, links and fields.
+struct Printed<'a> {
+    name: &'a str,
+    id: &'a str,
+    parent: Option<&'a str>,
+    links: Vec<&'a str>,
+    line: &'a str,
+}
+
+fn printed(line: &str) -> Option<Printed<'_>> {
+    let mut words = line.split_whitespace();
+    let name = words.next()?;
+    let id = words.next().filter(|id| id.contains('/'))?;
+    let mut span = Printed {
+        name,
+        id,
+        parent: None,
+        links: Vec::new(),
+        line,
+    };
+    let mut in_links = false;
+    while let Some(word) = words.next() {
+        match word {
+            "<-" => span.parent = words.next(),
+            "links:" => in_links = true,
+            link if in_links && link.contains('/') && !link.contains('=') => span.links.push(link),
+            _ => in_links = false,
+        }
+    }
+    Some(span)
+}
+
+#[test]
+fn the_traced_bank_links_batches_to_their_commands() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bank-traced"))
+        .output()
+        .expect("the example starts");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "bank-traced failed:\n{stdout}");
+    let spans: Vec<_> = stdout.lines().filter_map(printed).collect();
+    let command = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == "command" && s.line.contains(&format!(" command={name} ")))
+            .unwrap_or_else(|| panic!("no span of {name} in:\n{stdout}"))
+    };
+    // The deposit continues the caller's trace (`4bf92f35..`, span `00f067aa..`).
+    let deposit = command("Deposit");
+    assert!(deposit.id.starts_with("4bf92f35/"), "{}", deposit.line);
+    assert_eq!(deposit.parent, Some("00f067aa"), "{}", deposit.line);
+    let applied = |by: &str, of: &str| {
+        spans.iter().any(|s| {
+            s.name.ends_with("_batch")
+                && s.line.contains(&format!(" {by} "))
+                && s.links.contains(&of)
+        })
+    };
+    assert!(applied("projection=balances", deposit.id), "{stdout}");
+    // The credit the manager sends is a child of the transfer, in its trace.
+    let send = command("SendTransfer");
+    let credit = command("ReceiveTransfer");
+    let (send_trace, send_span) = send.id.split_once('/').unwrap();
+    assert!(
+        credit.id.starts_with(&format!("{send_trace}/")),
+        "{}",
+        credit.line
+    );
+    assert_eq!(credit.parent, Some(send_span), "{}", credit.line);
+    assert!(applied("process=transfer", send.id), "{stdout}");
+    assert!(applied("projection=balances", credit.id), "{stdout}");
+}

@@ -157,6 +157,8 @@ async fn serve() -> (SocketAddr, Engine) {
     (addr, engine)
 }
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_and_queries_with_read_your_writes_and_metadata() {
     let (addr, engine) = serve().await;
@@ -164,7 +166,8 @@ async fn commands_and_queries_with_read_your_writes_and_metadata() {
         addr,
         "/commands/OpenAccount",
         r#"{"account":"ada","owner":"Ada"}"#,
-        &[],
+        // Not a W3C trace context: ignored, not refused.
+        &["traceparent: 00-xyz"],
     )
     .await;
     assert_eq!(opened.status, 200, "{opened:?}");
@@ -176,6 +179,7 @@ async fn commands_and_queries_with_read_your_writes_and_metadata() {
         &[
             &format!("x-correlation-id: {correlation}"),
             "x-actor: teller-7",
+            &format!("traceparent: {TRACEPARENT}"),
         ],
     )
     .await;
@@ -222,6 +226,14 @@ async fn commands_and_queries_with_read_your_writes_and_metadata() {
         correlation
     );
     assert_eq!(events[0].metadata.actor.as_deref(), Some("teller-7"));
+    // No OpenTelemetry layer here: the caller's context is kept as it came.
+    assert_eq!(events[0].metadata.traceparent.as_deref(), Some(TRACEPARENT));
+    let opened = engine
+        .store()
+        .read_stream(&StreamId::new("account", "ada"), 0)
+        .await
+        .unwrap();
+    assert_eq!(opened[0].metadata.traceparent, None);
 
     // The same request again with its idempotency key: the same receipt.
     let key = "idempotency-key: req-41";

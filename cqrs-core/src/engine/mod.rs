@@ -296,6 +296,7 @@ impl Engine {
             if let Some(actor) = metadata.actor.as_deref() {
                 span.record("actor", tracing::field::display(Shown(actor)));
             }
+            crate::telemetry::continue_trace(&span, &mut metadata);
         }
         // Not wrapped when no subscriber wants the span: the wrapper would
         // move the whole command future (about a kilobyte) once more.

@@ -16,7 +16,8 @@
 //! A command takes its metadata from the request: `Idempotency-Key` (a
 //! retry with the same key gets the first receipt, see
 //! [`Engine::execute_with`](crate::Engine::execute_with)), `X-Correlation-Id`
-//! (a UUID), and the actor from an [`Actor`] extension that the
+//! (a UUID), `traceparent` (W3C trace context; the command continues that
+//! trace, see [`telemetry`](crate::telemetry)), and the actor from an [`Actor`] extension that the
 //! application's own authentication layer sets, or else an `X-Actor`
 //! header. Every error is `application/problem+json` ([`Problem`]).
 //!
@@ -202,6 +203,9 @@ async fn command(
     metadata.actor = actor;
     if let Some(key) = text_header(&parts.headers, "idempotency-key") {
         metadata.idempotency_key = Some(key.to_owned());
+    }
+    if let Some(parent) = text_header(&parts.headers, "traceparent") {
+        metadata = metadata.traceparent(parent);
     }
     if let Some(id) = parts.headers.get("x-correlation-id") {
         match id

@@ -478,11 +478,15 @@ pub(crate) async fn carry_out<P: ProcessManager>(
             let issued = command.issued();
             let idempotency_key = idempotency_key(P::NAME, key, record.event_id, sent);
             sent += 1;
-            let metadata = Metadata::new()
+            let mut metadata = Metadata::new()
                 .correlation_id(correlation)
                 .causation_id(record.event_id)
                 .actor(format!("process:{}", P::NAME))
                 .idempotency_key(idempotency_key.clone());
+            // The workflow stays in the trace of the command that started it.
+            metadata
+                .traceparent
+                .clone_from(&record.metadata.traceparent);
             let mut attempt = 0;
             let outcome = loop {
                 match dispatch

@@ -202,6 +202,11 @@ fn common_metadata(text: &[u8]) -> Option<Metadata> {
                 metadata.actor = Some(String::from(std::str::from_utf8(actor).ok()?));
                 after
             }
+            b"traceparent" if metadata.traceparent.is_none() => {
+                let (parent, after) = plain_string(rest)?;
+                metadata.traceparent = Some(String::from(std::str::from_utf8(parent).ok()?));
+                after
+            }
             _ => return None,
         };
         rest = skip_space(rest);
@@ -275,6 +280,9 @@ mod tests {
             format!(r#"{{"actor": "ada", "causation_id": "{OTHER}", "correlation_id": "{ID}"}}"#),
             format!("{{\n\t\"actor\" : \"Zoë\" ,\r\n\"correlation_id\":\"{ID}\"}}"),
             format!(r#"{{"causation_id":"{}"}}"#, OTHER.to_uppercase()),
+            format!(
+                r#"{{"correlation_id":"{ID}","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}"#
+            ),
         ] {
             assert!(common_metadata(text.as_bytes()).is_some(), "{text}");
             agrees(&text);

@@ -524,6 +524,9 @@ impl<H: Handler> Runner<H> {
                 }
             };
             let span = self.handler.batch_span(from, &slice);
+            if !span.is_disabled() {
+                crate::telemetry::link_events(&span, &slice.events);
+            }
             if let Err(failure) = self
                 .handler
                 .apply(from, &slice)
