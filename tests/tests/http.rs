@@ -355,6 +355,52 @@ async fn every_error_is_a_problem_with_its_status() {
         .problem(400);
 }
 
+/// Another process writes to the stream between this one's read and its
+/// append, and the engine may not retry: 409, and the client's retry works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_kept_changing_is_a_conflict() {
+    let store: std::sync::Arc<dyn cqrs_core::store::Store> =
+        std::sync::Arc::new(MemoryStore::new());
+    let served = Engine::builder()
+        .shared_store(store.clone())
+        .services(BankServices::default())
+        .max_retries(0)
+        .build()
+        .await
+        .unwrap();
+    let elsewhere = Engine::builder()
+        .shared_store(store)
+        .services(BankServices::default())
+        .build()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(served.clone(), HttpOptions::new());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let open = r#"{"account":"carl","owner":"Carl"}"#;
+    post_json(addr, "/commands/OpenAccount", open, &[]).await;
+    // The served engine keeps Carl's account at version 1; the other one
+    // moves it to 2.
+    elsewhere
+        .execute(cqrs_examples::bank::Deposit {
+            account: "carl".into(),
+            amount: 1_00,
+        })
+        .await
+        .unwrap();
+    let deposit = r#"{"account":"carl","amount":200}"#;
+    let conflict = post_json(addr, "/commands/Deposit", deposit, &[]).await;
+    let problem = conflict.problem(409);
+    assert_eq!(problem["title"], "conflict");
+    let again = post_json(addr, "/commands/Deposit", deposit, &[]).await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.json()["version"], 3);
+    served.shutdown();
+    elsewhere.shutdown();
+}
+
 async fn unknown_query(addr: SocketAddr) {
     let unknown = post_json(addr, "/queries/BalanceOff", "{}", &[]).await;
     unknown.problem(404);
