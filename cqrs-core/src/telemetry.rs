@@ -33,6 +33,8 @@ use crate::record::{Metadata, RecordedEvent};
 /// The parts of a W3C `traceparent` (version `00`):
 /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, in lowercase, and
 /// neither id all zeros.
+// Without `otel` only whether it parses matters.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 struct TraceParent<'a> {
     trace_id: &'a str,
     span_id: &'a str,
