@@ -191,6 +191,7 @@ pub(crate) const ATTRIBUTES: &[(&str, &str)] = &[
     ("command", "Command"),
     ("projection", "Projection"),
     ("query", "Query"),
+    ("process", "ProcessManager"),
 ];
 
 /// Parses every `#[name(..)]` among `attrs` against the accepted `keys`,

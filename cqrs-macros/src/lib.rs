@@ -111,7 +111,10 @@ fn run(input: TokenStream, derive: fn(&DeriveInput) -> proc_macro2::TokenStream)
 /// let old: Credited = cqrs_core::decode_event("money.in", 1, br#"{"amount": 5}"#).unwrap();
 /// assert_eq!(old, Credited { cents: 5, currency: "EUR".into() });
 /// ```
-#[proc_macro_derive(Event, attributes(event, aggregate, command, projection, query))]
+#[proc_macro_derive(
+    Event,
+    attributes(event, aggregate, command, projection, query, process)
+)]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     run(input, event::derive)
 }
@@ -227,7 +230,10 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 ///     fn apply(&mut self, e: &Ticked) { self.last = e.at; }
 /// }
 /// ```
-#[proc_macro_derive(Aggregate, attributes(aggregate, event, command, projection, query))]
+#[proc_macro_derive(
+    Aggregate,
+    attributes(aggregate, event, command, projection, query, process)
+)]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     run(input, aggregate::derive)
 }
@@ -298,7 +304,10 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 /// assert_eq!(Price { order: 7 }.aggregate_id(), "7");
 /// assert_eq!(Reprice(8, 1).aggregate_id(), "8");
 /// ```
-#[proc_macro_derive(Command, attributes(command, id, event, aggregate, projection, query))]
+#[proc_macro_derive(
+    Command,
+    attributes(command, id, event, aggregate, projection, query, process)
+)]
 pub fn derive_command(input: TokenStream) -> TokenStream {
     run(input, command::derive)
 }
@@ -376,7 +385,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(
     Projection,
-    attributes(projection, document, event, aggregate, command, query)
+    attributes(projection, document, event, aggregate, command, query, process)
 )]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     run(input, projection::derive)
@@ -402,7 +411,10 @@ pub fn derive_projection(input: TokenStream) -> TokenStream {
 /// checkpoint. A refused command reaches `impl Recover<C>` when there is
 /// one; a deadline set with `Reaction::deadline` reaches `impl Timeout`.
 /// See `cqrs_core::process`.
-#[proc_macro_derive(ProcessManager, attributes(process))]
+#[proc_macro_derive(
+    ProcessManager,
+    attributes(process, event, aggregate, command, projection, query)
+)]
 pub fn derive_process_manager(input: TokenStream) -> TokenStream {
     run(input, process::derive)
 }
@@ -452,7 +464,10 @@ pub fn derive_process_manager(input: TokenStream) -> TokenStream {
 ///
 /// assert_eq!(TotalCents::NAME, "total");
 /// ```
-#[proc_macro_derive(Query, attributes(query, event, aggregate, command, projection))]
+#[proc_macro_derive(
+    Query,
+    attributes(query, event, aggregate, command, projection, process)
+)]
 pub fn derive_query(input: TokenStream) -> TokenStream {
     run(input, query::derive)
 }

@@ -185,8 +185,9 @@ pub trait React<E>: Sized {
 
 /// Reacts to the refusal of a command the manager sent (a domain error of
 /// its aggregate): undo what was done, try another way. Without it, a
-/// refused command fails the instance.
-pub trait Recover<C: Command>: Sized {
+/// refused command fails the instance. Only for a command the manager
+/// lists: it could never send another one.
+pub trait Recover<C: Command>: Issues<C> {
     /// What to do now that `refused.command` was refused.
     fn recover(&mut self, refused: &Refused<C>) -> Reaction<Self>;
 }
@@ -205,7 +206,7 @@ pub trait Timeout: Sized {
 /// What a process manager may send: the commands it lists (generated,
 /// one impl per command in `commands(..)`).
 #[diagnostic::on_unimplemented(
-    message = "process manager `{Self}` sends command `{C}`, which it does not list",
+    message = "process manager `{Self}` does not list command `{C}`",
     label = "`{C}` is not in `commands(..)` of `{Self}`",
     note = "add it to the manager's attribute: `#[process(.., commands(.., {C}))]`"
 )]
