@@ -193,7 +193,17 @@ async fn stream_ids_nats_does_not_allow_in_subjects_are_encoded() {
     let writer = write_side(dir.path(), &nats).await;
     let reader = read_side(&nats, "reads", "balances", MemoryStore::new()).await;
     let odd = ["acc.1", "a b", "x*>y", "é-1"];
-    let receipt = deposits(&writer, &odd, 1).await;
+    deposits(&writer, &odd, 1).await;
+    // The trace context travels too, as a `traceparent` header.
+    let traced = Deposit {
+        account: "a b".into(),
+        amount: 1,
+    };
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let receipt = writer
+        .execute_with(traced, Metadata::new().traceparent(parent))
+        .await
+        .unwrap();
     let view = reader
         .query(AllAccounts)
         .after(&receipt)
@@ -254,8 +264,13 @@ async fn stream_ids_nats_does_not_allow_in_subjects_are_encoded() {
                 .map(|id| id.hyphenated().to_string())
         );
         assert!(header("Cqrs-Timestamp").is_some());
+        assert_eq!(header("traceparent"), event.metadata.traceparent);
         assert_eq!(&message.payload[..], &event.payload[..], "the stored JSON");
     }
+    assert_eq!(
+        events.last().unwrap().metadata.traceparent.as_deref(),
+        Some(parent)
+    );
     // A subject filter finds an encoded id.
     assert_eq!(encode_token("acc.1"), "acc%2E1");
     assert_eq!(encode_token("x*>y"), "x%2A%3Ey");

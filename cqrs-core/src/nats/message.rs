@@ -27,6 +27,8 @@ pub(crate) mod header {
     pub(crate) const CORRELATION: &str = "Cqrs-Correlation-Id";
     pub(crate) const CAUSATION: &str = "Cqrs-Causation-Id";
     pub(crate) const ACTOR: &str = "Cqrs-Actor";
+    /// The W3C trace context, under the name tracing tools look for.
+    pub(crate) const TRACEPARENT: &str = "traceparent";
     /// All of the metadata, as JSON (what the store holds).
     pub(crate) const METADATA: &str = "Cqrs-Metadata";
 }
@@ -51,6 +53,9 @@ pub(crate) fn headers(event: &RecordedEvent, previous: u64) -> Result<HeaderMap,
     }
     if let Some(actor) = &event.metadata.actor {
         headers.insert(header::ACTOR, actor.as_str());
+    }
+    if let Some(parent) = &event.metadata.traceparent {
+        headers.insert(header::TRACEPARENT, parent.as_str());
     }
     let metadata = serde_json::to_string(&event.metadata).map_err(|e| StoreError::Refused {
         message: format!(

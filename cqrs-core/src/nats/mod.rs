@@ -15,7 +15,8 @@
 //!   the stream, on `<prefix>.<stream type>.<stream id>.<event name>` (each
 //!   part encoded as one subject token, see [`encode_token`]), with
 //!   `Nats-Msg-Id` = the event id and headers for its position, stream,
-//!   version, name, schema version, timestamp and metadata; the payload is
+//!   version, name, schema version, timestamp and metadata (and
+//!   `traceparent`, the W3C trace context, see [`crate::telemetry`]); the payload is
 //!   the stored JSON. Publishes are pipelined, each expecting the previous
 //!   one as the stream's last message (`Nats-Expected-Last-Msg-Id`), so a
 //!   lost publish is never overtaken by a later one: the stream's order is
