@@ -13,8 +13,9 @@
 //!   `relay_batch`, and a read side's `projection_batch` fed from JetStream)
 //!   links to the command spans whose events it handled, one link per span;
 //! - a process manager's commands continue the trace of the event that
-//!   triggered them, so one workflow is one trace from the first command to
-//!   the last.
+//!   triggered them, and its deadline events carry the trace of the event
+//!   that started the instance, so one workflow is one trace from the
+//!   first command to the last, a refund after a timeout included.
 //!
 //! A consumer's batch does not become a child of a command: it handles the
 //! events of many commands at once, and runs long after them. That is what

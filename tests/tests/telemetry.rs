@@ -1,7 +1,8 @@
 //! Traces through the log (feature `otel`), exported to memory: a command
 //! continues the trace its caller gave, its events carry its span's
 //! context, the projection batch that applied them links to it, and the
-//! command a process manager sends for one of them stays in its trace.
+//! command a process manager sends for one of them stays in its trace, also
+//! when a deadline causes it.
 
 // Amounts are cents, grouped as money: `100_00` is 100.00.
 #![allow(clippy::inconsistent_digit_grouping)]
@@ -9,6 +10,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use cqrs_core::process::{InstanceStatus, ManualClock};
 use cqrs_core::store::LogFilter;
 use cqrs_core::{Engine, Metadata, RecordedEvent};
 use cqrs_examples::bank::*;
@@ -101,8 +103,10 @@ async fn events_of(app: &Engine, id: &str) -> Vec<std::sync::Arc<RecordedEvent>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
     exporter();
+    let clock = ManualClock::new();
     let app = Engine::builder()
         .services(BankServices::default())
+        .clock(clock.clone())
         .build()
         .await
         .unwrap();
@@ -118,7 +122,7 @@ async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
         .execute_with(
             Deposit {
                 account: "t-alice".into(),
-                amount: 100_00,
+                amount: 1_000_00,
             },
             Metadata::new().traceparent(CALLER),
         )
@@ -131,7 +135,7 @@ async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
         .after(&receipt)
         .await
         .unwrap(),
-        Some(100_00)
+        Some(1_000_00)
     );
 
     // The command continues the caller's trace.
@@ -221,5 +225,59 @@ async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
         received.metadata.traceparent.as_deref(),
         Some(traceparent_of(&credit.span_context).as_str())
     );
+
+    // A transfer held for review and refunded when its deadline passes:
+    // the deadline event, and the refund it causes, stay in its trace.
+    app.execute(SendTransfer {
+        from: "t-alice".into(),
+        to: "t-bob".into(),
+        transfer: "t-2".into(),
+        amount: REVIEW_ABOVE + 1,
+    })
+    .await
+    .unwrap();
+    let held = span_where("for the held transfer", |spans| {
+        spans
+            .iter()
+            .filter(|s| {
+                s.name == "command" && attribute(s, "command").as_deref() == Some("SendTransfer")
+            })
+            .find(|s| s.span_context.span_id() != send.span_context.span_id())
+            .cloned()
+    })
+    .await;
+    for _ in 0..1000 {
+        let instance = app.process_instance("transfer", "t-2").await.unwrap();
+        if instance.is_some_and(|i| !i.deadlines.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    clock.advance(REVIEW_WINDOW);
+    let refund = span_where("for the refund", |s| {
+        command_span(s, "RefundTransfer", "t-alice")
+    })
+    .await;
+    assert_eq!(refund.span_context.trace_id(), held.span_context.trace_id());
+    assert_eq!(refund.parent_span_id, held.span_context.span_id());
+    let deadline = app
+        .store()
+        .read_log(0, &LogFilter::all(), 10_000)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .find(|e| e.event_name == "$deadline")
+        .unwrap();
+    assert_eq!(
+        deadline.metadata.traceparent.as_deref(),
+        Some(traceparent_of(&held.span_context).as_str())
+    );
+    let ended = app
+        .process_instance("transfer", "t-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(ended.status, InstanceStatus::Running);
     app.shutdown();
 }

@@ -200,6 +200,11 @@ struct StoredInstance {
     seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     correlation_id: Option<Uuid>,
+    /// The trace context of the event that started the instance: its
+    /// deadline events carry it, so what a deadline causes stays in the
+    /// workflow's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 impl StoredInstance {
@@ -229,6 +234,7 @@ pub(crate) struct Instance<P> {
     pub(crate) history: Vec<Step>,
     pub(crate) seq: u64,
     pub(crate) correlation_id: Option<Uuid>,
+    pub(crate) traceparent: Option<String>,
 }
 
 impl<P: ProcessManager> Instance<P> {
@@ -240,6 +246,7 @@ impl<P: ProcessManager> Instance<P> {
             history: self.history.clone(),
             seq: self.seq,
             correlation_id: self.correlation_id,
+            traceparent: self.traceparent.clone(),
         })
     }
 }
@@ -252,6 +259,7 @@ struct Timer {
     name: String,
     seq: u64,
     correlation_id: Option<Uuid>,
+    traceparent: Option<String>,
 }
 
 /// What a deadline event says.
@@ -399,6 +407,7 @@ impl<P: ProcessManager> ProcessHandler<P> {
                             name: d.name.clone(),
                             seq: d.seq,
                             correlation_id: instance.correlation_id,
+                            traceparent: instance.traceparent.clone(),
                         });
                     }
                 }
@@ -606,6 +615,7 @@ pub(crate) async fn take<P: ProcessManager>(
             history: Vec::new(),
             seq: 0,
             correlation_id: record.metadata.correlation_id,
+            traceparent: record.metadata.traceparent.clone(),
         },
         None => return Ok(None),
     };
@@ -783,6 +793,7 @@ impl<P: ProcessManager> Handler for ProcessHandler<P> {
                     history: saved_instance.history.clone(),
                     seq: saved_instance.seq,
                     correlation_id: saved_instance.correlation_id,
+                    traceparent: saved_instance.traceparent.clone(),
                 },
             );
             stored.push((key, saved_instance));
@@ -951,6 +962,7 @@ impl Firing {
             self.manager, timer.instance, timer.name, timer.seq
         ));
         metadata.correlation_id = timer.correlation_id;
+        metadata.traceparent.clone_from(&timer.traceparent);
         let mut event = NewEvent::new(DEADLINE_EVENT, payload);
         event.metadata = metadata;
         match self
