@@ -5,6 +5,7 @@ pub mod nats;
 pub mod pg;
 pub mod process;
 pub mod stores;
+pub mod transfers;
 
 /// Whether a test server is required rather than skipped when missing:
 /// `<variable>=1`, or `CI=true` (CI never skips a test silently).

@@ -139,18 +139,10 @@ async fn transfer_moves_money_between_two_aggregates() {
     .await
     .unwrap();
     // The `transfer` process manager sends the credit.
-    let mut credited = None;
-    for _ in 0..1000 {
-        let instance = app.process_instance("transfer", "t").await.unwrap();
-        if let Some(i) =
-            instance.filter(|i| i.status != cqrs_core::process::InstanceStatus::Running)
-        {
-            credited = i.history[0].commands[0].position;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let position = credited.expect("the transfer completes, credited");
+    let transfer = cqrs_tests::transfers::ended(&app, "t").await;
+    let position = transfer.history[0].commands[0]
+        .position
+        .expect("the transfer completes, credited");
     let all = app.query(AllAccounts).at_least(position).await.unwrap();
     assert_eq!(all["a"].balance, 30_00);
     assert_eq!(all["b"].balance, 20_00);

@@ -14,6 +14,7 @@ use cqrs_core::process::{InstanceStatus, ManualClock};
 use cqrs_core::store::LogFilter;
 use cqrs_core::{Engine, Metadata, RecordedEvent};
 use cqrs_examples::bank::*;
+use cqrs_tests::transfers::{ended, instance_when};
 use opentelemetry::trace::{SpanContext, SpanId, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -246,13 +247,7 @@ async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
             .cloned()
     })
     .await;
-    for _ in 0..1000 {
-        let instance = app.process_instance("transfer", "t-2").await.unwrap();
-        if instance.is_some_and(|i| !i.deadlines.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    instance_when(&app, "t-2", |i| !i.deadlines.is_empty()).await;
     clock.advance(REVIEW_WINDOW);
     let refund = span_where("for the refund", |s| {
         command_span(s, "RefundTransfer", "t-alice")
@@ -273,11 +268,6 @@ async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
         deadline.metadata.traceparent.as_deref(),
         Some(traceparent_of(&held.span_context).as_str())
     );
-    let ended = app
-        .process_instance("transfer", "t-2")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_ne!(ended.status, InstanceStatus::Running);
+    assert_eq!(ended(&app, "t-2").await.status, InstanceStatus::Completed);
     app.shutdown();
 }

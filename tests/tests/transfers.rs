@@ -11,10 +11,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_core::process::{InstanceStatus, Issued, ManualClock, ProcessInstance, ProcessTest};
+use cqrs_core::process::{InstanceStatus, Issued, ManualClock, ProcessTest};
 use cqrs_core::store::{LogFilter, SqliteStore, Store};
 use cqrs_core::{Aggregate, Engine, Error, Metadata, RecordedEvent};
 use cqrs_examples::bank::*;
+use cqrs_tests::transfers::{ended, instance_when};
 
 async fn bank_on(store: Arc<dyn Store>, clock: &ManualClock) -> Engine {
     Engine::builder()
@@ -52,30 +53,6 @@ async fn send(app: &Engine, from: &str, to: &str, id: &str, cents: u64) {
     })
     .await
     .unwrap();
-}
-
-/// Instance `id` once `ready` says so (at most 10 s).
-async fn instance_when(
-    app: &Engine,
-    id: &str,
-    ready: impl Fn(&ProcessInstance) -> bool,
-) -> ProcessInstance {
-    for _ in 0..2000 {
-        if let Some(instance) = app.process_instance("transfer", id).await.unwrap()
-            && ready(&instance)
-        {
-            return instance;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!(
-        "transfer {id} did not get there in 10 s: {:?}",
-        app.process_instance("transfer", id).await
-    );
-}
-
-async fn ended(app: &Engine, id: &str) -> ProcessInstance {
-    instance_when(app, id, |i| i.status != InstanceStatus::Running).await
 }
 
 async fn whole_log(store: &dyn Store) -> Vec<Arc<RecordedEvent>> {
