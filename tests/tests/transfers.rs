@@ -503,13 +503,19 @@ fn wrong_expectations_fail_the_kit() {
     }));
 }
 
+/// A stored event the manager cannot read stops it, naming the event and
+/// its position; restarted as it is, it stops there again; restarted once
+/// the row is mended, it goes on and carries the transfer out.
 #[tokio::test]
 async fn a_manager_stops_on_an_event_it_cannot_read_and_says_where() {
     use cqrs_core::store::ExpectedVersion;
     use cqrs_core::{NewEvent, RunState, StreamId};
     let clock = ManualClock::new();
-    let app = bank_on(Arc::new(cqrs_core::MemoryStore::new()), &clock).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bank.db");
+    let app = bank_on(Arc::new(SqliteStore::open(&path).unwrap()), &clock).await;
     open(&app, "ada", 100_00).await;
+    open(&app, "bob", 0).await;
     let bad = app
         .store()
         .append(
@@ -543,6 +549,26 @@ async fn a_manager_stops_on_an_event_it_cannot_read_and_says_where() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let again = app.process_status("transfer").unwrap();
     assert!(matches!(again.state, RunState::Failed(_)), "{again:?}");
+
+    // The operator mends the row; restarted, the manager goes on from it.
+    let mended = rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE events SET payload = ?1 WHERE position = ?2",
+            rusqlite::params![
+                r#"{"transfer":"mended","to":"bob","amount":100}"#,
+                bad.last_position as i64
+            ],
+        )
+        .unwrap();
+    assert_eq!(mended, 1);
+    app.restart_process("transfer").await.unwrap();
+    let transfer = ended(&app, "mended").await;
+    assert_eq!(transfer.status, InstanceStatus::Completed);
+    assert_eq!(balance(&app, "bob").await, 1_00);
+    let status = app.process_status("transfer").unwrap();
+    assert!(status.position >= bad.last_position, "{status:?}");
+    assert!(!matches!(status.state, RunState::Failed(_)), "{status:?}");
     assert!(matches!(
         app.restart_process("nope").await,
         Err(Error::UnknownProcess { .. })
