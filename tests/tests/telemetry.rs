@@ -81,6 +81,24 @@ fn links_to(span: &SpanData, to: &SpanContext) -> bool {
     })
 }
 
+/// The batch span of consumer `kind = name` (`projection`, `process`) that
+/// links to `command`.
+async fn batch_linked_to((kind, name): (&str, &str), command: &SpanContext) -> SpanData {
+    let span_name = format!("{kind}_batch");
+    let what = format!("{span_name} of `{name}` linked to {command:?}");
+    span_where(&what, |spans| {
+        spans
+            .iter()
+            .find(|s| {
+                s.name == span_name
+                    && attribute(s, kind).as_deref() == Some(name)
+                    && links_to(s, command)
+            })
+            .cloned()
+    })
+    .await
+}
+
 fn traceparent_of(context: &SpanContext) -> String {
     format!(
         "00-{}-{}-{:02x}",
@@ -161,17 +179,7 @@ async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
     );
 
     // The batch of `balances` that applied the event links to the command.
-    let batch = span_where("of `balances` linked to the deposit", |spans| {
-        spans
-            .iter()
-            .find(|s| {
-                s.name == "projection_batch"
-                    && attribute(s, "projection").as_deref() == Some("balances")
-                    && links_to(s, &deposit.span_context)
-            })
-            .cloned()
-    })
-    .await;
+    let batch = batch_linked_to(("projection", "balances"), &deposit.span_context).await;
     let position = receipt.position.unwrap();
     let from: u64 = attribute(&batch, "from").unwrap().parse().unwrap();
     let through: u64 = attribute(&batch, "through").unwrap().parse().unwrap();
@@ -206,17 +214,7 @@ async fn a_commands_trace_reaches_the_projection_and_the_process_manager() {
         attribute(&credit, "actor").as_deref(),
         Some("process:transfer")
     );
-    span_where("of the manager linked to the transfer", |spans| {
-        spans
-            .iter()
-            .find(|s| {
-                s.name == "process_batch"
-                    && attribute(s, "process").as_deref() == Some("transfer")
-                    && links_to(s, &send.span_context)
-            })
-            .cloned()
-    })
-    .await;
+    batch_linked_to(("process", "transfer"), &send.span_context).await;
     let received = events_of(&app, "t-bob")
         .await
         .into_iter()
