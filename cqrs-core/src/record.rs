@@ -179,11 +179,14 @@ pub struct Metadata {
     /// first one's receipt (see [`Engine::execute_with`](crate::Engine::execute_with)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
-    /// The W3C trace context (`traceparent`) of the span that appended the
-    /// event: the `command` span when the engine runs with feature `otel`
-    /// and an OpenTelemetry layer, else the one the caller gave (the HTTP
-    /// adapter takes a request's `traceparent` header). Consumers link
-    /// their batch spans to it; a process manager's commands continue it.
+    /// The W3C trace context (`traceparent`) the event belongs to: that of
+    /// the `command` span that appended it when the engine runs with
+    /// feature `otel` and an OpenTelemetry layer, else the one the caller
+    /// gave (the HTTP adapter takes a request's `traceparent` header); a
+    /// process manager's deadline event carries that of the event that
+    /// started its instance. Consumers link their batch spans to it; a
+    /// process manager's commands continue it. See
+    /// [`telemetry`](crate::telemetry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
 }

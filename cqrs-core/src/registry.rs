@@ -2,7 +2,7 @@
 //! the printable catalog.
 //!
 //! Every derive submits a [`Registration`] to an [`inventory`] collection, so an
-//! [`Engine`] finds all aggregates, commands, projections and queries linked
+//! [`Engine`](crate::Engine) finds all aggregates, commands, projections and queries linked
 //! into the program without the user listing them again. Where `inventory`
 //! does not run (some embedded or wasm targets) or a program wants a subset,
 //! build a [`Registry`] by hand with [`Registry::register`].

@@ -392,7 +392,7 @@ pub trait GlobalLog: Send + Sync + Debug + 'static {
     /// pages the caller is done with. A store may refill those no one else
     /// holds (reusing their strings and buffers) instead of allocating new
     /// ones for every event; a record still shared elsewhere is only released.
-    /// [`Tail`] and the projections' catch-up read through this.
+    /// [`Tail`](crate::subscription::Tail) and the projections' catch-up read through this.
     ///
     /// The default drops `spent` and calls `read_log`.
     ///

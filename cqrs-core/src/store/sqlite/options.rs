@@ -25,7 +25,7 @@ impl Synchronous {
     }
 }
 
-/// Settings of a [`SqliteStore`].
+/// Settings of a [`SqliteStore`](super::SqliteStore).
 ///
 /// # Examples
 ///
