@@ -125,19 +125,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         amount: 30_00,
     })
     .await?;
+    let mut credited = None;
     for _ in 0..1000 {
-        let done = bank
-            .process_instance("transfer", "t-1")
-            .await?
-            .is_some_and(|i| i.status != InstanceStatus::Running);
-        if done {
+        let transfer = bank.process_instance("transfer", "t-1").await?;
+        if let Some(transfer) = transfer.filter(|t| t.status != InstanceStatus::Running) {
+            credited = transfer.history[0].commands[0].position;
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // The last batches end a moment after what they did is visible.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    bank.shutdown();
+    let credited = credited.ok_or("the transfer was not credited within 10 s")?;
+    // The balances include the credit; then every runner stops, and with
+    // it the last batch spans end.
+    bank.query(BalanceOf {
+        account: "bob".into(),
+    })
+    .at_least(credited)
+    .await?;
+    bank.stop().await;
     provider.shutdown()?;
     println!(
         "\nalice had {} after the deposit. Each batch links to the commands whose events it \
