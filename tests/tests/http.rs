@@ -401,6 +401,63 @@ async fn a_stream_that_kept_changing_is_a_conflict() {
     elsewhere.shutdown();
 }
 
+/// A domain whose handler panics.
+mod fuse {
+    use cqrs_core::prelude::*;
+
+    #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    #[event(name = "fuse.blown")]
+    pub struct Blown;
+
+    #[derive(Command, Deserialize, Debug)]
+    #[command(aggregate = Fuse)]
+    pub struct Blow {
+        #[id]
+        pub fuse: String,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    pub struct Never;
+
+    #[derive(Aggregate, Default, Debug)]
+    #[aggregate(name = "fuse", events(Blown), commands(Blow), error = Never)]
+    pub struct Fuse;
+
+    impl Apply<Blown> for Fuse {
+        fn apply(&mut self, _: &Blown) {}
+    }
+
+    impl Handle<Blow> for Fuse {
+        fn handle(&self, _: &Blow) -> Result<Events<Self>, Never> {
+            panic!("the vault code is 1234")
+        }
+    }
+}
+
+/// A panic in the domain's code is a 500 saying where, without the
+/// panic's message; the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_500_without_its_message() {
+    let (addr, _engine) = serve().await;
+    let blown = post_json(addr, "/commands/Blow", r#"{"fuse":"f1"}"#, &[]).await;
+    let problem = blown.problem(500);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("`Blow`") && detail.contains("fuse/f1") && detail.contains("handler"),
+        "{detail}"
+    );
+    assert!(!blown.body.contains("1234"), "{}", blown.body);
+    let opened = post_json(
+        addr,
+        "/commands/OpenAccount",
+        r#"{"account":"after","owner":"A"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(opened.status, 200, "{opened:?}");
+}
+
 async fn unknown_query(addr: SocketAddr) {
     let unknown = post_json(addr, "/queries/BalanceOff", "{}", &[]).await;
     unknown.problem(404);

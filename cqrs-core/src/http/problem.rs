@@ -49,9 +49,35 @@ impl Problem {
     /// The problem an engine error is: a refused command 422, a stream
     /// that kept changing 409, an unknown name 404, a body that does not
     /// decode 400 (naming the field), a projection that did not catch up
-    /// in time 504, a store that cannot be reached 503, anything else 500
-    /// (with the error's message, never a panic's backtrace).
+    /// in time 504, a store that cannot be reached 503, anything else 500.
+    ///
+    /// A panic in the application's code is a 500 that says where it
+    /// struck but not the panic's message, which may hold anything the
+    /// code had at hand: that goes to the server's log (`tracing`, level
+    /// `error`).
     pub fn from_error(error: &Error) -> Self {
+        let hidden = match error {
+            Error::CommandPanicked {
+                command,
+                stream,
+                site,
+                ..
+            } => Some(format!(
+                "command `{command}` on stream {stream} panicked in {site}; nothing was stored"
+            )),
+            Error::ApplyPanicked { event, at, .. } => {
+                Some(format!("applying stored event `{event}` at {at} panicked"))
+            }
+            _ => None,
+        };
+        if let Some(detail) = hidden {
+            tracing::error!(error = %error, "a request met a panic");
+            return Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                format!("{detail} (the panic's message is in the server's log)"),
+            );
+        }
         let (status, title) = match error {
             Error::Domain(_) => (StatusCode::UNPROCESSABLE_ENTITY, "command refused"),
             Error::TooManyConflicts { .. } => (StatusCode::CONFLICT, "conflict"),
