@@ -407,22 +407,22 @@ mod fuse {
 
     #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
     #[event(name = "fuse.blown")]
-    pub struct Blown;
+    pub(super) struct Blown;
 
     #[derive(Command, Deserialize, Debug)]
     #[command(aggregate = Fuse)]
-    pub struct Blow {
+    pub(super) struct Blow {
         #[id]
-        pub fuse: String,
+        pub(super) fuse: String,
     }
 
     #[derive(Debug, thiserror::Error)]
     #[error("never")]
-    pub struct Never;
+    pub(super) struct Never;
 
     #[derive(Aggregate, Default, Debug)]
     #[aggregate(name = "fuse", events(Blown), commands(Blow), error = Never)]
-    pub struct Fuse;
+    pub(super) struct Fuse;
 
     impl Apply<Blown> for Fuse {
         fn apply(&mut self, _: &Blown) {}
