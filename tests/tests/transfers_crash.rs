@@ -112,7 +112,8 @@ async fn whole_log(store: &dyn Store) -> Vec<Arc<RecordedEvent>> {
     }
 }
 
-/// The manager's saved instances: (ended, every one completed).
+/// The status of every instance the manager saved, by key, read from the
+/// stored documents as they are.
 async fn saved_instances(store: &dyn Store) -> BTreeMap<String, InstanceStatus> {
     let saved = store.load_read_model("process:transfer").await.unwrap();
     saved

@@ -468,19 +468,7 @@ where
             match engine.execute_ref(self, metadata).await {
                 Ok(receipt) => Outcome::Done(receipt),
                 Err(CommandError::Engine(e)) => Outcome::Failed(e),
-                Err(CommandError::Domain(error)) => {
-                    let message = error.to_string();
-                    // The command is sent again after a restart: it is
-                    // kept, and the refusal holds a copy made through JSON.
-                    let recovery = match copy_command(self) {
-                        Some(command) => state.recover_from(&Refused { command, error }),
-                        None => None,
-                    };
-                    Outcome::Refused {
-                        error: message,
-                        recovery,
-                    }
-                }
+                Err(CommandError::Domain(error)) => refused(self, error, state),
             }
         })
     }
@@ -491,13 +479,29 @@ where
         state: &mut P,
     ) -> Result<Outcome<P>, Box<dyn Any + Send>> {
         let error = *error.downcast::<<C::Aggregate as Aggregate>::Error>()?;
-        let message = error.to_string();
-        let recovery =
-            copy_command(self).and_then(|command| state.recover_from(&Refused { command, error }));
-        Ok(Outcome::Refused {
-            error: message,
-            recovery,
-        })
+        Ok(refused(self, error, state))
+    }
+}
+
+/// What the refusal of `command` with `error` leads to: the manager's
+/// `Recover<C>`, if it has one.
+fn refused<C, P>(
+    command: &C,
+    error: <C::Aggregate as Aggregate>::Error,
+    state: &mut P,
+) -> Outcome<P>
+where
+    C: Command + Serialize + DeserializeOwned,
+    P: Issues<C>,
+{
+    let message = error.to_string();
+    // The command is sent again after a restart: it is kept, and the
+    // refusal holds a copy made through JSON.
+    let recovery =
+        copy_command(command).and_then(|command| state.recover_from(&Refused { command, error }));
+    Outcome::Refused {
+        error: message,
+        recovery,
     }
 }
 

@@ -282,14 +282,9 @@ pub(crate) fn start<P: ProcessManager>(host: &ProcessHost) -> RunningProcess {
     let (control, control_rx) = mpsc::channel(4);
     let view: View = Arc::default();
     let timers = Arc::new(watch::Sender::new(BTreeSet::new()));
-    let mut names: Vec<String> = P::EVENTS
-        .iter()
-        .chain(P::EVENT_DESCRIPTORS.iter().flat_map(|e| e.aliases.iter()))
-        .map(|name| (*name).to_owned())
-        .collect();
-    names.push(DEADLINE_EVENT.to_owned());
+    let mut names = crate::projection::runner::stored_names(P::EVENTS, P::EVENT_DESCRIPTORS);
+    names.push(DEADLINE_EVENT);
     names.sort_unstable();
-    names.dedup();
     let handler = ProcessHandler::<P> {
         consumer: consumer.clone(),
         read: Arc::clone(&host.store) as Arc<dyn CheckpointStore>,
@@ -395,10 +390,15 @@ impl<P: ProcessManager> ProcessHandler<P> {
 
     /// Publishes what was committed: the view and the timers.
     fn committed(&mut self, stored: Vec<(String, StoredInstance)>) {
+        if stored.is_empty() {
+            // Nothing changed: the firing task is not woken.
+            return;
+        }
         let mut view = self.view.write().unwrap_or_else(PoisonError::into_inner);
         self.timers.send_modify(|timers| {
+            let keys: BTreeSet<&str> = stored.iter().map(|(key, _)| key.as_str()).collect();
+            timers.retain(|t| !keys.contains(t.instance.as_str()));
             for (key, instance) in stored {
-                timers.retain(|t| t.instance != key);
                 if instance.status == InstanceStatus::Running {
                     for d in &instance.deadlines {
                         timers.insert(Timer {
@@ -601,13 +601,15 @@ pub(crate) async fn take<P: ProcessManager>(
         super::Correlation::Join(key) => (key, false),
         super::Correlation::Ignore => return Ok(None),
     };
+    // Ended: later events for it are not taken.
+    if instances
+        .get(&key)
+        .is_some_and(|i| i.status != InstanceStatus::Running)
+    {
+        return Ok(None);
+    }
     let mut instance = match instances.remove(&key) {
-        Some(running) if running.status == InstanceStatus::Running => running,
-        // Ended: later events for it are not taken.
-        Some(ended) => {
-            instances.insert(key, ended);
-            return Ok(None);
-        }
+        Some(running) => running,
         None if may_start => Instance {
             state: P::default(),
             status: InstanceStatus::Running,
@@ -660,50 +662,46 @@ async fn take_deadline<P: ProcessManager>(
         )));
     };
     let key = record.stream.id.clone();
-    let Some(mut instance) = instances.remove(&key) else {
+    let Some(instance) = instances.get_mut(&key) else {
         return Ok(None);
     };
     let set = instance
         .deadlines
         .iter()
         .position(|d| d.name == passed.deadline && d.seq == passed.seq);
-    let outcome = match set {
-        // Cancelled, set again since, or the instance ended.
-        None => Ok(()),
-        Some(_) if instance.status != InstanceStatus::Running => Ok(()),
-        Some(index) => {
-            let pending = instance.deadlines.remove(index);
-            let deadline = Deadline {
-                name: pending.name,
-                due: pending.due,
-            };
-            let input = format!("deadline:{}", deadline.name);
-            let reaction = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                instance.state.on_deadline(&deadline)
-            }));
-            match reaction {
-                Ok(Some(reaction)) => {
-                    carry_out(dispatch, now, &key, &mut instance, record, input, reaction).await
-                }
-                Ok(None) => {
-                    instance.status = InstanceStatus::Failed(format!(
-                        "deadline `{}` passed, and `{}` has no `impl Timeout`",
-                        deadline.name,
-                        P::NAME
-                    ));
-                    instance.deadlines.clear();
-                    Ok(())
-                }
-                Err(panic) => Err(Stop::Permanent(format!(
-                    "`Timeout` of process manager `{}` panicked: {}",
-                    P::NAME,
-                    panic_message(&*panic)
-                ))),
-            }
-        }
+    // Cancelled, set again since, or the instance ended: nothing changes.
+    let Some(index) = set.filter(|_| instance.status == InstanceStatus::Running) else {
+        return Ok(None);
     };
-    instances.insert(key.clone(), instance);
-    outcome.map(|()| Some(key))
+    let pending = instance.deadlines.remove(index);
+    let deadline = Deadline {
+        name: pending.name,
+        due: pending.due,
+    };
+    let input = format!("deadline:{}", deadline.name);
+    let reaction =
+        std::panic::catch_unwind(AssertUnwindSafe(|| instance.state.on_deadline(&deadline)));
+    match reaction {
+        Ok(Some(reaction)) => {
+            carry_out(dispatch, now, &key, instance, record, input, reaction).await?;
+        }
+        Ok(None) => {
+            instance.status = InstanceStatus::Failed(format!(
+                "deadline `{}` passed, and `{}` has no `impl Timeout`",
+                deadline.name,
+                P::NAME
+            ));
+            instance.deadlines.clear();
+        }
+        Err(panic) => {
+            return Err(Stop::Permanent(format!(
+                "`Timeout` of process manager `{}` panicked: {}",
+                P::NAME,
+                panic_message(&*panic)
+            )));
+        }
+    }
+    Ok(Some(key))
 }
 
 /// Where a reaction's commands go: the engine, or the test kit.
@@ -807,16 +805,18 @@ impl<P: ProcessManager> Handler for ProcessHandler<P> {
             return Err(Failure::Transient(String::from("the engine is gone")));
         };
         let engine = crate::Engine::from_shared(shared);
-        let mut done = from;
         for record in &slice.events {
             match self.take(&engine, record).await {
-                Ok(()) => done = record.position,
+                Ok(()) => {}
                 Err(Stop::Transient(reason)) => return Err(Failure::Transient(reason)),
                 Err(Stop::Permanent(reason)) => {
-                    // The instance's state may be half changed: nothing of
-                    // this event is kept, the instances are read again.
+                    // The instance's state may be half changed, and it may
+                    // be one that an earlier event of the batch changed
+                    // too: nothing of the batch is committed (as for a
+                    // projection). The commands already sent for it carry
+                    // their keys, so reading it again sends none twice.
                     return Err(Failure::Permanent {
-                        position: done,
+                        position: from,
                         reason,
                     });
                 }

@@ -255,9 +255,12 @@ pub(crate) fn start<P: Projection>(host: &ProjectionHost) -> RunningProjection {
 }
 
 /// Every name the events of `P` are stored under: their names and aliases.
-pub(crate) fn stored_names<P: Projection>() -> Vec<&'static str> {
-    let aliases = P::EVENT_DESCRIPTORS.iter().flat_map(|e| e.aliases.iter());
-    let mut names: Vec<&'static str> = P::EVENTS.iter().chain(aliases).copied().collect();
+pub(crate) fn stored_names(
+    events: &[&'static str],
+    descriptors: &[crate::registry::EventDescriptor],
+) -> Vec<&'static str> {
+    let aliases = descriptors.iter().flat_map(|e| e.aliases.iter());
+    let mut names: Vec<&'static str> = events.iter().chain(aliases).copied().collect();
     names.sort_unstable();
     names.dedup();
     names
@@ -275,7 +278,7 @@ pub(crate) fn stored_names<P: Projection>() -> Vec<&'static str> {
 pub(crate) fn log_filter<P: Projection>(
     registry: &Registry,
 ) -> (LogFilter, Option<Arc<HashSet<&'static str>>>) {
-    let by_name = LogFilter::events(stored_names::<P>());
+    let by_name = LogFilter::events(stored_names(P::EVENTS, P::EVENT_DESCRIPTORS));
     let owners: Vec<_> = registry
         .aggregates()
         .iter()
