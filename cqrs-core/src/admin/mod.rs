@@ -548,8 +548,9 @@ async fn rebuild(engine: &Engine, name: &str) -> Result<(), Failed> {
         }
     };
     let mut progress = rebuild.subscribe();
-    let target = progress.borrow().target;
-    let bar = indicatif::ProgressBar::new(target);
+    // The target comes with the runner's first report, after the reset:
+    // set on every report, not taken from the first value seen.
+    let bar = indicatif::ProgressBar::new(progress.borrow().target);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg} [{bar:40}] {pos}/{len} positions, {per_sec}, ETA {eta}",
@@ -560,7 +561,8 @@ async fn rebuild(engine: &Engine, name: &str) -> Result<(), Failed> {
     bar.set_message(format!("rebuilding {name}"));
     loop {
         let now = *progress.borrow_and_update();
-        bar.set_position(now.position.min(target));
+        bar.set_length(now.target);
+        bar.set_position(now.position.min(now.target));
         if now.done {
             break;
         }

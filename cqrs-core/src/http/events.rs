@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
-use super::{Problem, Shared};
+use super::Shared;
 use crate::record::{EventView, RecordedEvent};
 use crate::store::{LogFilter, Store};
 
@@ -45,20 +45,9 @@ pub(super) async fn feed(
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or_default().to_owned())
         .or_else(|| params.get("after").cloned());
-    let after = match resume.as_deref().map(str::parse::<u64>) {
-        None => 0,
-        Some(Ok(after)) => after,
-        Some(Err(_)) => {
-            return Problem::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid request",
-                format!(
-                    "`Last-Event-ID` or `after` must be a global position (an integer), not `{}`",
-                    resume.unwrap_or_default()
-                ),
-            )
-            .into_response();
-        }
+    let after = match super::position(resume.as_deref(), "`Last-Event-ID` or `after`") {
+        Ok(after) => after.unwrap_or(0),
+        Err(problem) => return problem.into_response(),
     };
     let (send, receive) = mpsc::channel(PAGE);
     let store = Arc::clone(shared.engine.store());

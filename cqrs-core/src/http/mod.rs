@@ -7,7 +7,7 @@
 //! | `POST /commands/{name}` | runs the command named `name` with the JSON body; answers its [`Receipt`](crate::Receipt) |
 //! | `POST /queries/{name}` | answers the query named `name` (JSON body; `GET` for a query without fields); `?after=<position>` or header `X-Read-After` waits until its projection includes that position (read-your-writes) |
 //! | `GET /events` | the global log as Server-Sent Events, `id` = global position; `?aggregate=a,b`, `?event=x,y`; resumes after `Last-Event-ID` (or `?after=`) |
-//! | `GET /projections` | every projection's status: position, head, lag, state |
+//! | `GET /projections` | every projection's status: position, head (the lag is their difference), state, last error |
 //! | `GET /processes` | every process manager's status |
 //! | `GET /catalog` | everything registered |
 //! | `GET /dashboard` | a live page: projections and their lag, process managers, the event feed, the catalog, a form that sends a command |
@@ -161,11 +161,18 @@ impl HttpOptions {
 struct Shared {
     engine: Engine,
     options: HttpOptions,
+    /// Built once: the registry does not change while the router serves.
+    openapi: serde_json::Value,
 }
 
 /// The router over `engine`'s registry (see the [module](self)).
 pub fn router(engine: Engine, options: HttpOptions) -> Router {
-    let shared = Arc::new(Shared { engine, options });
+    let openapi = openapi::document(&engine, &options.title);
+    let shared = Arc::new(Shared {
+        engine,
+        options,
+        openapi,
+    });
     Router::new()
         .route("/commands/{name}", post(command))
         .route("/queries/{name}", get(query).post(query))
@@ -265,17 +272,9 @@ async fn query(
         .get("after")
         .map(String::as_str)
         .or_else(|| text_header(&parts.headers, "x-read-after"));
-    let after = match after.map(str::parse::<u64>) {
-        None => None,
-        Some(Ok(position)) => Some(position),
-        Some(Err(_)) => {
-            return Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid request",
-                "`after` (or `X-Read-After`) must be a global position, an integer",
-            )
-            .into_response();
-        }
+    let after = match position(after, "`after` (or `X-Read-After`)") {
+        Ok(after) => after,
+        Err(problem) => return problem.into_response(),
     };
     let body = match read_body(&shared, body).await {
         Ok(body) if body.is_empty() => Bytes::from_static(b"null"),
@@ -305,7 +304,7 @@ async fn dashboard() -> axum::response::Html<&'static str> {
 }
 
 async fn openapi_json(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(openapi::document(&shared.engine, &shared.options.title)).into_response()
+    axum::Json(&shared.openapi).into_response()
 }
 
 async fn catalog(State(shared): State<Arc<Shared>>) -> Response {
@@ -336,6 +335,20 @@ fn timed_out(shared: &Shared) -> Problem {
             shared.options.timeout.as_millis()
         ),
     )
+}
+
+/// A global position given as text (a parameter or a header), if given.
+fn position(text: Option<&str>, what: &str) -> Result<Option<u64>, Problem> {
+    text.map(|text| {
+        text.parse().map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid request",
+                format!("{what} must be a global position (an integer), not `{text}`"),
+            )
+        })
+    })
+    .transpose()
 }
 
 /// A header's value as text, if it is there and is text.
