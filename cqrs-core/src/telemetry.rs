@@ -142,6 +142,10 @@ mod otel {
     }
 
     pub(super) fn link_events(span: &tracing::Span, events: &[Arc<RecordedEvent>]) {
+        // No OpenTelemetry layer (only logging, say): nothing to link to.
+        if !span.context().span().span_context().is_valid() {
+            return;
+        }
         // The events of one command share one context.
         let mut linked = HashSet::new();
         for event in events {

@@ -14,7 +14,7 @@ use crate::error::{RowLocation, StoreError};
 use crate::record::{Metadata, RecordedEvent, StreamId, Timestamp};
 
 /// An event row as a store reads it, its text borrowed from the row.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct EventRow<'r> {
     pub(crate) position: u64,
     pub(crate) aggregate: &'r str,
@@ -29,8 +29,8 @@ pub(crate) struct EventRow<'r> {
 }
 
 impl EventRow<'_> {
-    /// A new record holding a copy of the row.
-    pub(crate) fn to_record(&self) -> RecordedEvent {
+    /// A new record holding a copy of the row (its metadata moved).
+    pub(crate) fn into_record(self) -> RecordedEvent {
         RecordedEvent {
             event_id: self.event_id,
             stream: Arc::new(StreamId::new(self.aggregate, self.stream_id)),
@@ -39,7 +39,7 @@ impl EventRow<'_> {
             event_name: Cow::Owned(self.event_name.to_owned()),
             schema_version: self.schema_version,
             payload: self.payload.to_vec(),
-            metadata: self.metadata.clone(),
+            metadata: self.metadata,
             timestamp: self.timestamp,
         }
     }
@@ -144,7 +144,7 @@ impl Spent {
                 return record;
             }
         }
-        Arc::new(row.to_record())
+        Arc::new(row.into_record())
     }
 }
 
@@ -360,15 +360,15 @@ mod tests {
     /// record shared elsewhere is released, untouched.
     #[test]
     fn spent_records_are_refilled_unless_shared() {
-        let old = Arc::new(row(1, "account.opened").to_record());
+        let old = Arc::new(row(1, "account.opened").into_record());
         let old_at = Arc::as_ptr(&old);
-        let shared = Arc::new(row(2, "account.closed").to_record());
+        let shared = Arc::new(row(2, "account.closed").into_record());
         let kept = Arc::clone(&shared);
         let before = (*kept).clone();
         let mut spent = Spent::new(vec![old, shared]);
 
         let fresh = row(3, "account.deposited-with-a-longer-name");
-        let expected = fresh.to_record();
+        let expected = fresh.clone().into_record();
         let record = spent.record(fresh);
         assert_eq!(*record, expected);
         assert_eq!(Arc::as_ptr(&record), old_at);
@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(Arc::strong_count(&kept), 1);
 
         let fresh = row(4, "x");
-        let expected = fresh.to_record();
+        let expected = fresh.clone().into_record();
         assert_eq!(*spent.record(fresh), expected);
     }
 }

@@ -749,7 +749,7 @@ impl EventStore for PostgresStore {
                 .await
                 .map_err(fail)?;
             rows.iter()
-                .map(|row| event_row(row, 0).map(|row| Arc::new(row.to_record())))
+                .map(|row| event_row(row, 0).map(|row| Arc::new(row.into_record())))
                 .collect()
         })
     }

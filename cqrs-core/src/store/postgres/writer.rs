@@ -392,7 +392,7 @@ impl Writer {
             .await
             .map_err(CallError::Postgres)?;
         rows.iter()
-            .map(|row| event_row(row, 0).map(|row| Arc::new(row.to_record())))
+            .map(|row| event_row(row, 0).map(|row| Arc::new(row.into_record())))
             .collect::<Result<Vec<_>, _>>()
             .map_err(CallError::Refused)
     }

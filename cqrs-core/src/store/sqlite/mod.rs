@@ -535,7 +535,7 @@ impl EventStore for SqliteStore {
             while let Some(row) = rows.next().map_err(fail)? {
                 let row = event_row(row)
                     .map_err(|e| e.into_store(|| format!("cannot read stream {stream}")))?;
-                records.push(Arc::new(row.to_record()));
+                records.push(Arc::new(row.into_record()));
             }
             Ok(records)
         }))
