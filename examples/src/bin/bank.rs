@@ -283,9 +283,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("The projection's position and lag");
     app.query(AllAccounts).after(&r).await?;
-    let status = app
-        .projection_status("balances")
-        .ok_or("no balances projection")?;
+    // The answer is there as soon as the events are applied; the status
+    // (position, head, live) is published a moment later.
+    let shown = r.position.unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = app
+            .projection_status("balances")
+            .ok_or("no balances projection")?;
+        let settled = status.position >= shown
+            && status.head == status.position
+            && status.state == cqrs_core::RunState::Live;
+        if settled || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     println!(
         "  balances: at position {} of {}, lag {}, {}{}",
         status.position,
